@@ -1,0 +1,210 @@
+//! runc-compatible verbs.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct Id {
+    /// Container id
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateFlags {
+    /// Path to the bundle (the directory holding config.json)
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket that receives the pty master when process.terminal is true
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Write the container init's pid to this file
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Use chroot instead of pivot_root (for a rootfs on ramfs)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Keep the session keyring of the caller
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N extra fds (3..3+N) to the container process
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: i32,
+}
+
+#[derive(Debug, Args)]
+pub struct Create {
+    #[command(flatten)]
+    pub flags: CreateFlags,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Run {
+    #[command(flatten)]
+    pub flags: CreateFlags,
+    /// Return after start instead of waiting for the container
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+    /// Accepted for runc compatibility: peapod never makes itself a subreaper for a detached run
+    #[arg(long)]
+    pub no_subreaper: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Kill {
+    /// Signal every process of the container
+    #[arg(short, long)]
+    pub all: bool,
+    pub id: String,
+    /// Signal name or number
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Delete {
+    /// Kill the container first if it is running
+    #[arg(short, long)]
+    pub force: bool,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Exec {
+    /// process.json describing the process (other flags then do not apply)
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Return once the process started
+    #[arg(short, long)]
+    pub detach: bool,
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Allocate a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Add an environment variable (KEY=VALUE)
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// uid[:gid]
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Additional gids
+    #[arg(short = 'g', long)]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (CAP_NET_ADMIN)
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privs
+    #[arg(long)]
+    pub no_new_privs: bool,
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Allow exec in a paused container
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// AppArmor profile (not supported)
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux process label (not supported)
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// Sub-cgroup to run in (not supported)
+    #[arg(long)]
+    pub cgroup: Vec<String>,
+    pub id: String,
+    /// Command and arguments (without --process)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct List {
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Print ids only
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Ps {
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    pub id: String,
+    /// Arguments for ps(1) in table format (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Update {
+    /// JSON LinuxResources, or - for stdin
+    #[arg(short, long)]
+    pub resources: Option<String>,
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    #[arg(long)]
+    pub cpu_quota: Option<i64>,
+    #[arg(long)]
+    pub cpu_share: Option<u64>,
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long)]
+    pub cpu_rt_runtime: Option<i64>,
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    #[arg(long)]
+    pub cpu_idle: Option<i64>,
+    #[arg(long)]
+    pub cpu_burst: Option<u64>,
+    /// Memory limit (bytes, or with k, m, g suffix)
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long)]
+    pub memory_reservation: Option<String>,
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Events {
+    /// Print one stats object and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Interval between stats (e.g. 5s)
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Spec {
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write a spec for a rootless container
+    #[arg(long)]
+    pub rootless: bool,
+}

@@ -1,0 +1,59 @@
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+
+use crate::cli::oci::Run;
+use peapod::container::{create, lifecycle, spec, wait};
+use peapod::process::channel::recv_fd;
+
+/// create + start; in the foreground, wait with signal forwarding, then delete unless --keep.
+pub fn run(root: &Path, args: &Run) -> Result<i32> {
+    let mut opts = super::create_opts(&args.flags);
+    let terminal = spec::load(&opts.bundle)
+        .ok()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false);
+    let mut tty_sock: Option<OwnedFd> = None;
+    if !args.detach && terminal && opts.console_socket.is_none() {
+        // Foreground with a terminal: receive the pty master ourselves and proxy it.
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        opts.console_fd = Some(theirs);
+        tty_sock = Some(ours);
+    }
+    let mask = if args.detach {
+        None
+    } else {
+        // The init is a grandchild; as subreaper we can wait for it.
+        nix::sys::prctl::set_child_subreaper(true)?;
+        Some(wait::block_signals()?)
+    };
+    let st = create::create(root, &args.id, opts)
+        .with_context(|| format!("create container `{}`", args.id))?;
+    let tty = match &tty_sock {
+        Some(s) => recv_fd(s).context("receive pty master")?,
+        None => None,
+    };
+    let started =
+        lifecycle::start(root, &args.id).with_context(|| format!("start container `{}`", args.id));
+    let Some(mask) = mask else {
+        started?;
+        return Ok(0);
+    };
+    if let Err(e) = started {
+        let _ = lifecycle::delete(root, &args.id, true);
+        return Err(e);
+    }
+    let code = wait::wait_forwarding(nix::unistd::Pid::from_raw(st.pid), &mask, tty)?;
+    if !args.keep {
+        lifecycle::delete(root, &args.id, true)
+            .with_context(|| format!("delete container `{}`", args.id))?;
+    }
+    Ok(code)
+}

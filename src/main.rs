@@ -1,0 +1,82 @@
+//! The `peapod` binary: parse flags, set up logging, dispatch to a verb.
+
+mod cli;
+mod commands;
+
+use clap::Parser;
+
+use cli::{Cli, Command, LogFormat};
+use peapod::logger;
+
+fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    let root = &cli.global.root;
+    let Some(cmd) = &cli.command else {
+        anyhow::bail!("no command given: see `peapod --help`");
+    };
+    match cmd {
+        Command::Create(a) => commands::create::run(root, a),
+        Command::Start(a) => commands::start::run(root, a),
+        Command::State(a) => commands::state::run(root, a),
+        Command::Kill(a) => commands::kill::run(root, a),
+        Command::Delete(a) => commands::delete::run(root, a),
+        Command::Run(a) => commands::run::run(root, a),
+        Command::Exec(a) => commands::exec::run(root, a),
+        Command::List(a) => commands::list::run(root, a),
+        Command::Ps(a) => commands::ps::run(root, a),
+        Command::Pause(a) => commands::pause::pause(root, a),
+        Command::Resume(a) => commands::pause::resume(root, a),
+        Command::Update(a) => commands::update::run(root, a),
+        Command::Events(a) => commands::events::run(root, a),
+        Command::Spec(a) => commands::spec::run(a),
+        Command::Features => commands::features::run(),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if cli.global.version {
+        println!("peapod version {}", env!("CARGO_PKG_VERSION"));
+        println!("spec: {}", peapod::container::state::OCI_VERSION);
+        println!("libseccomp: {}", peapod::seccomp::library_version());
+        return;
+    }
+    let format = match cli.global.log_format {
+        LogFormat::Text => logger::Format::Text,
+        LogFormat::Json => logger::Format::Json,
+    };
+    if let Err(e) = logger::init(cli.global.log.as_deref(), format, cli.global.debug) {
+        eprintln!("open log file: {e}");
+        std::process::exit(1);
+    }
+    let is_exec = matches!(cli.command, Some(Command::Exec(_)));
+    let result = if cli.global.systemd_cgroup {
+        let why = if std::path::Path::new("/run/systemd/system").exists() {
+            "peapod drives cgroupfs only"
+        } else {
+            "systemd is not running on this host"
+        };
+        Err(anyhow::anyhow!(
+            "--systemd-cgroup is not supported: {why}; omit the flag to use cgroupfs"
+        ))
+    } else {
+        if cli.command.as_ref().is_some_and(Command::enters_container)
+            && let Err(e) = peapod::sys::ensure_sealed_self()
+        {
+            eprintln!("run from a sealed copy of peapod: {e}");
+            std::process::exit(1);
+        }
+        dispatch(&cli)
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            log::error!("{msg}");
+            if cli.global.log.is_some() {
+                eprintln!("{msg}");
+            }
+            // runc's exec reports its own failures as 255, leaving 1..254 to the process.
+            std::process::exit(if is_exec { 255 } else { 1 });
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! The container's filesystem view: mounts from the spec, `/dev`, pivot_root, masked and
+//! read-only paths. Runs inside the container init after it entered its mount namespace.
+
+pub mod dev;
+pub mod options;
+pub mod safe;
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
+use nix::sys::statvfs::{FsFlags, fstatvfs};
+use oci_spec::runtime::{Mount, Spec};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum RootfsError {
+    #[error("{op} `{path}`: {errno}")]
+    Sys {
+        op: &'static str,
+        path: PathBuf,
+        errno: Errno,
+    },
+    #[error("mount option `{0}` is not supported by peapod")]
+    UnsupportedOption(String),
+    #[error("mount `{dest}`: {reason}")]
+    BadMount { dest: PathBuf, reason: String },
+}
+
+impl RootfsError {
+    pub fn sys(op: &'static str, path: &Path, errno: Errno) -> Self {
+        RootfsError::Sys {
+            op,
+            path: path.to_path_buf(),
+            errno,
+        }
+    }
+}
+
+/// A host directory to expose at a cgroup mount: (subsystem or "" for cgroup v2, host dir).
+pub type CgroupSource = (String, PathBuf);
+
+fn flag_path(p: &Path) -> Option<&Path> {
+    Some(p)
+}
+
+/// Flags the kernel refuses to clear on a bind remount in a user namespace: keep whatever
+/// the mount already has (runc `getUnprivilegedMountFlags`).
+fn locked_flags(fd: BorrowedFd<'_>) -> MsFlags {
+    let mut f = MsFlags::empty();
+    if let Ok(st) = fstatvfs(fd) {
+        let fl = st.flags();
+        for (s, m) in [
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if fl.contains(s) {
+                f |= m;
+            }
+        }
+    }
+    f
+}
+
+/// Prepare the mount namespace before pivot_root: stop propagation to the host, make the
+/// rootfs a mount point and perform every mount of the spec inside it.
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    cgroups: &[CgroupSource],
+) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    let root_prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        Some(p) => options::propagation_flags(p).ok_or_else(|| RootfsError::BadMount {
+            dest: "/".into(),
+            reason: format!("linux.rootfsPropagation `{p}` is not a propagation type"),
+        })?,
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    // Nothing mounted below may propagate back to the host (runc uses rslave, not rprivate,
+    // so host unmounts still reach the container).
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        root_prop | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| RootfsError::sys("make / slave", Path::new("/"), e))?;
+    // pivot_root needs the new root to be a mount point.
+    mount(
+        flag_path(rootfs),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| RootfsError::sys("bind rootfs", rootfs, e))?;
+    let root = nix::fcntl::open(
+        rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RootfsError::sys("open rootfs", rootfs, e))?;
+    let mut dev_is_bind = false;
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        if m.destination() == Path::new("/dev") {
+            dev_is_bind = is_bind(m);
+        }
+        mount_one(root.as_fd(), m, bundle, cgroups)?;
+    }
+    if !dev_is_bind {
+        dev::populate(root.as_fd(), spec)?;
+    }
+    Ok(())
+}
+
+fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+fn mount_one(
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    bundle: &Path,
+    cgroups: &[CgroupSource],
+) -> Result<(), RootfsError> {
+    let dest = m.destination();
+    if !dest.is_absolute() {
+        return Err(RootfsError::BadMount {
+            dest: dest.clone(),
+            reason: "destination must be an absolute path".into(),
+        });
+    }
+    let opts = options::parse(m.options().as_deref().unwrap_or_default())?;
+    let typ = m.typ().as_deref().unwrap_or("");
+    if typ == "cgroup" || typ == "cgroup2" {
+        return mount_cgroup(root, dest, &opts, cgroups);
+    }
+    if opts.is_bind() || typ == "bind" {
+        let src = m.source().as_deref().unwrap_or(Path::new(""));
+        let src = if src.is_relative() {
+            bundle.join(src)
+        } else {
+            src.to_path_buf()
+        };
+        let meta = std::fs::metadata(&src).map_err(|e| RootfsError::BadMount {
+            dest: dest.clone(),
+            reason: format!("bind source `{}`: {e}", src.display()),
+        })?;
+        let target = if meta.is_dir() {
+            safe::mkdir_all(root, dest, 0o755)?
+        } else {
+            safe::ensure_file(root, dest)?
+        };
+        let rec = opts.flags & MsFlags::MS_REC;
+        mount(
+            Some(&src),
+            &safe::fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND | rec,
+            None::<&str>,
+        )
+        .map_err(|e| RootfsError::sys("bind mount", dest, e))?;
+        let fresh = safe::lookup(root, dest)?;
+        let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() {
+            remount_bind(&fresh, dest, extra)?;
+        }
+        return propagate(&fresh, dest, &opts.propagation);
+    }
+    let target = safe::mkdir_all(root, dest, 0o755)?;
+    let source = m
+        .source()
+        .as_deref()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| typ.into());
+    let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    mount(
+        Some(&source),
+        &safe::fd_path(&target),
+        Some(typ),
+        opts.flags,
+        data,
+    )
+    .map_err(|e| RootfsError::sys("mount", dest, e))?;
+    if !opts.propagation.is_empty() {
+        let fresh = safe::lookup(root, dest)?;
+        propagate(&fresh, dest, &opts.propagation)?;
+    }
+    Ok(())
+}
+
+fn remount_bind(fd: &OwnedFd, dest: &Path, flags: MsFlags) -> Result<(), RootfsError> {
+    let flags =
+        flags | locked_flags(fd.as_fd()) & !MsFlags::MS_RDONLY | (flags & MsFlags::MS_RDONLY);
+    mount(
+        None::<&str>,
+        &safe::fd_path(fd),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        None::<&str>,
+    )
+    .map_err(|e| RootfsError::sys("remount", dest, e))
+}
+
+fn propagate(fd: &OwnedFd, dest: &Path, props: &[MsFlags]) -> Result<(), RootfsError> {
+    for p in props {
+        mount(
+            None::<&str>,
+            &safe::fd_path(fd),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )
+        .map_err(|e| RootfsError::sys("set propagation", dest, e))?;
+    }
+    Ok(())
+}
+
+/// A `cgroup` mount shows the container's own cgroup: on v2 a bind of its directory, on v1 a
+/// tmpfs with one bind per controller hierarchy (what runc's v1 mount looks like).
+fn mount_cgroup(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &options::MountOptions,
+    cgroups: &[CgroupSource],
+) -> Result<(), RootfsError> {
+    let ro = opts.flags & MsFlags::MS_RDONLY;
+    let base = opts.flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    let target = safe::mkdir_all(root, dest, 0o755)?;
+    if let [(ss, dir)] = cgroups
+        && ss.is_empty()
+    {
+        mount(
+            Some(dir),
+            &safe::fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| RootfsError::sys("bind cgroup", dest, e))?;
+        let fresh = safe::lookup(root, dest)?;
+        return remount_bind(&fresh, dest, base | ro);
+    }
+    mount(
+        Some("tmpfs"),
+        &safe::fd_path(&target),
+        Some("tmpfs"),
+        base,
+        Some("mode=755"),
+    )
+    .map_err(|e| RootfsError::sys("mount cgroup tmpfs", dest, e))?;
+    for (ss, dir) in cgroups {
+        let sub = dest.join(ss);
+        let t = safe::mkdir_all(root, &sub, 0o755)?;
+        mount(
+            Some(dir),
+            &safe::fd_path(&t),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| RootfsError::sys("bind cgroup", &sub, e))?;
+        let fresh = safe::lookup(root, &sub)?;
+        remount_bind(&fresh, &sub, base | ro)?;
+    }
+    if !ro.is_empty() {
+        let fresh = safe::lookup(root, dest)?;
+        remount_bind(&fresh, dest, base | ro)?;
+    }
+    Ok(())
+}
+
+/// Switch the root: pivot_root, or chroot after a move mount with `--no-pivot`.
+pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+    nix::unistd::chdir(rootfs).map_err(|e| RootfsError::sys("chdir", rootfs, e))?;
+    if no_pivot {
+        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
+            .map_err(|e| RootfsError::sys("move rootfs to /", rootfs, e))?;
+        nix::unistd::chroot(".").map_err(|e| RootfsError::sys("chroot", rootfs, e))?;
+    } else {
+        // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "."
+        // then drops the old root without needing a directory for it inside the rootfs.
+        let old = File::open("/").map_err(|e| {
+            RootfsError::sys(
+                "open old root",
+                Path::new("/"),
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })?;
+        nix::unistd::pivot_root(".", ".").map_err(|e| RootfsError::sys("pivot_root", rootfs, e))?;
+        nix::unistd::fchdir(&old)
+            .map_err(|e| RootfsError::sys("fchdir old root", Path::new("/"), e))?;
+        // Keep the unmount from propagating to the host's mounts.
+        mount(
+            None::<&str>,
+            ".",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| RootfsError::sys("make old root slave", Path::new("/"), e))?;
+        umount2(".", MntFlags::MNT_DETACH)
+            .map_err(|e| RootfsError::sys("unmount old root", Path::new("/"), e))?;
+    }
+    nix::unistd::chdir("/").map_err(|e| RootfsError::sys("chdir", Path::new("/"), e))
+}
+
+/// After pivot_root: masked and read-only paths, a read-only root, final propagation.
+pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RootfsError::sys("open", Path::new("/"), e))?;
+    let linux = spec.linux().as_ref();
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let path = Path::new(p);
+        let fd = match safe::open(root.as_fd(), path, OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(RootfsError::sys("resolve readonly path", path, e)),
+        };
+        mount(
+            Some(&safe::fd_path(&fd)),
+            &safe::fd_path(&fd),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| RootfsError::sys("bind readonly path", path, e))?;
+        let fresh = safe::lookup(root.as_fd(), path)?;
+        remount_bind(
+            &fresh,
+            path,
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        )?;
+    }
+    let masked: Vec<&String> = linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+        .collect();
+    if !masked.is_empty() {
+        let null = dev::open_verified_null()?;
+        for p in masked {
+            let path = Path::new(p);
+            let fd = match safe::open(root.as_fd(), path, OFlag::O_PATH) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(RootfsError::sys("resolve masked path", path, e)),
+            };
+            let is_dir = nix::sys::stat::fstat(&fd)
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                .unwrap_or(false);
+            let res = if is_dir {
+                mount(
+                    Some("tmpfs"),
+                    &safe::fd_path(&fd),
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY,
+                    None::<&str>,
+                )
+            } else {
+                mount(
+                    Some(&safe::fd_path(&null)),
+                    &safe::fd_path(&fd),
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+            };
+            res.map_err(|e| RootfsError::sys("mask", path, e))?;
+        }
+    }
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        // By path: after pivot_root "/" is the container root itself, and this must work
+        // in a container without /proc (no /proc/self/fd to go through).
+        let flags = MsFlags::MS_RDONLY | locked_flags(root.as_fd()) & !MsFlags::MS_RDONLY;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+            None::<&str>,
+        )
+        .map_err(|e| RootfsError::sys("remount read-only", Path::new("/"), e))?;
+    }
+    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        let flags = options::propagation_flags(p).unwrap_or(MsFlags::MS_PRIVATE);
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .map_err(|e| RootfsError::sys("set rootfs propagation", Path::new("/"), e))?;
+    }
+    Ok(())
+}

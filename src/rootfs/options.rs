@@ -1,0 +1,213 @@
+//! Mount options of an OCI `mounts[]` entry parsed into flags, propagation and data
+//! (runc `parseMountOptions`). Pure; unit-tested without root.
+
+use nix::mount::MsFlags;
+
+use super::RootfsError;
+
+/// A mount entry ready for the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Flags for the first `mount(2)` call.
+    pub flags: MsFlags,
+    /// Flags that must be cleared (e.g. `rw` after an inherited `ro`).
+    pub cleared: MsFlags,
+    /// Propagation changes applied after the mount, in order.
+    pub propagation: Vec<MsFlags>,
+    /// Filesystem-specific options, comma-joined.
+    pub data: String,
+}
+
+impl MountOptions {
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+}
+
+/// Options the kernel cannot express that peapod does not implement: refused, never ignored.
+const UNSUPPORTED: &[&str] = &[
+    "idmap",
+    "ridmap",
+    "tmpcopyup",
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rnodev",
+    "rnoexec",
+    "rnoatime",
+    "rrelatime",
+    "rstrictatime",
+    "rnodiratime",
+    "rdiratime",
+    "rsuid",
+    "rdev",
+    "rexec",
+    "ratime",
+    "rnorelatime",
+    "rnostrictatime",
+];
+
+/// Parse `options` of one mount.
+pub fn parse(options: &[String]) -> Result<MountOptions, RootfsError> {
+    let mut flags = MsFlags::empty();
+    let mut cleared = MsFlags::empty();
+    let mut propagation = Vec::new();
+    let mut data: Vec<&str> = Vec::new();
+    for opt in options {
+        let o = opt.as_str();
+        let (set, clear) = match o {
+            "defaults" => (MsFlags::empty(), MsFlags::empty()),
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty()),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty()),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
+            "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+            "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+            "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
+            "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
+                propagation.push(propagation_flags(o).unwrap_or(MsFlags::MS_PRIVATE));
+                continue;
+            }
+            _ if UNSUPPORTED.contains(&o) => {
+                return Err(RootfsError::UnsupportedOption(o.to_string()));
+            }
+            _ => {
+                data.push(o);
+                continue;
+            }
+        };
+        flags.insert(set);
+        flags.remove(clear);
+        cleared.insert(clear);
+        cleared.remove(set);
+    }
+    Ok(MountOptions {
+        flags,
+        cleared,
+        propagation,
+        data: data.join(","),
+    })
+}
+
+/// `rootfsPropagation` and per-mount propagation names.
+pub fn propagation_flags(name: &str) -> Option<MsFlags> {
+    Some(match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// The option names `features` advertises.
+pub const KNOWN: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(opts: &[&str]) -> MountOptions {
+        parse(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn runc_default_proc_and_tmpfs() {
+        let m = p(&["nosuid", "strictatime", "mode=755", "size=65536k"]);
+        assert_eq!(m.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
+        assert_eq!(m.data, "mode=755,size=65536k");
+        assert!(!m.is_bind());
+    }
+
+    #[test]
+    fn bind_ro_with_propagation() {
+        let m = p(&["rbind", "ro", "rslave", "nosuid"]);
+        assert!(m.is_bind());
+        assert!(
+            m.flags
+                .contains(MsFlags::MS_REC | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID)
+        );
+        assert_eq!(m.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert_eq!(m.data, "");
+    }
+
+    #[test]
+    fn later_options_win() {
+        let m = p(&["ro", "rw"]);
+        assert!(!m.flags.contains(MsFlags::MS_RDONLY));
+        assert!(m.cleared.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn unsupported_is_refused() {
+        let e = parse(&["idmap".to_string()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "mount option `idmap` is not supported by peapod"
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! The few kernel calls that need `unsafe`. Every block states why it is sound.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::{ForkResult, Pid};
+
+/// Fork the calling process.
+///
+/// peapod never starts threads before forking (no async runtime, no thread pool in the CLI
+/// paths), so the child may keep running ordinary Rust code: no lock can be held by a thread
+/// that does not exist in the child.
+pub fn fork() -> nix::Result<ForkResult> {
+    // SAFETY: the process is single-threaded at every call site (see above), so the child's
+    // copy of the heap and of every lock is consistent.
+    unsafe { nix::unistd::fork() }
+}
+
+/// Mark every fd >= `from` close-on-exec (runc `CloseExecFrom`; GHSA-xr7r-f8xq-vfvv showed what a
+/// leaked host fd gives a container).
+pub fn cloexec_from(from: RawFd) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags in our own table; no memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            from as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    // Fallback for kernels before 5.11: walk /proc/self/fd.
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd >= from)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on an fd number is harmless even if it was closed meanwhile (EBADF).
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// Clear close-on-exec on one fd so it survives `execve` (for `--preserve-fds`).
+pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl F_SETFD on an fd number we were told to preserve; no memory is passed.
+    let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `pidfd_open(2)`: a handle that cannot be confused with a recycled pid.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(2)`.
+pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall; a null siginfo means "as kill(2) would".
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `setdomainname(2)`, which nix does not wrap.
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
+    let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Make the tty on `fd` our controlling terminal (`TIOCSCTTY`).
+pub fn set_controlling_tty(fd: RawFd) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument, no memory.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Set a terminal's window size (`TIOCSWINSZ`).
+pub fn set_winsize(fd: RawFd, rows: u16, cols: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `ws` is a valid winsize that lives across the call.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Read a terminal's window size (`TIOCGWINSZ`), if `fd` is a terminal.
+pub fn get_winsize(fd: RawFd) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `ws` is writable for the size the ioctl fills in.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Unlock a pty master and return the path of its peer (`TIOCSPTLCK`, `TIOCGPTN`).
+pub fn unlock_pty(master: RawFd) -> io::Result<u32> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, which is valid.
+    if unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int to the pointer, which is valid.
+    if unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n)
+}
+
+/// Run peapod from a sealed, in-memory copy of its own binary (CVE-2019-5736: a container
+/// process must never be able to open and overwrite the runtime binary through
+/// `/proc/<pid>/exe`). The copy is made once per invocation: when `/proc/self/exe` is already
+/// a sealed memfd this returns at once; otherwise it re-executes itself from the copy and does
+/// not return.
+pub fn ensure_sealed_self() -> io::Result<()> {
+    let exe = File::open("/proc/self/exe")?;
+    let want = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: F_GET_SEALS takes no argument; on a non-memfd it fails with EINVAL.
+    let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals >= 0 && seals & want == want {
+        return Ok(());
+    }
+    let name = c"peapod:sealed";
+    // SAFETY: `name` is a valid C string; the flags are constants.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = exe.metadata()?.len();
+    let mut copied = 0u64;
+    while copied < len {
+        let n = nix::sys::sendfile::sendfile(&memfd, &exe, None, (len - copied) as usize)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "short copy of /proc/self/exe",
+            ));
+        }
+        copied += n as u64;
+    }
+    // SAFETY: F_ADD_SEALS takes an int argument.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, want) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let args: Vec<CString> = std::env::args_os()
+        .map(|a| CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())))
+        .collect::<Result<_, _>>()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let env: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend(v.into_encoded_bytes());
+            CString::new(kv)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // fexecve of a CLOEXEC memfd works through execveat(AT_EMPTY_PATH) for ELF binaries.
+    let err = nix::unistd::fexecve(&memfd, &args, &env).unwrap_err();
+    Err(io::Error::from(err))
+}
+
+/// Wait for any child with `WNOHANG`-style polling helpers; returns `None` on ECHILD.
+pub fn wait_any_nohang() -> Option<(Pid, nix::sys::wait::WaitStatus)> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::StillAlive) | Err(_) => None,
+        Ok(st) => st.pid().map(|p| (p, st)),
+    }
+}
+
+/// Translate an errno into `io::Error`.
+pub fn io_err(e: Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+/// Take ownership of an fd the kernel just installed for us (SCM_RIGHTS).
+pub fn adopt_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass only fds received through SCM_RIGHTS, which nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Leave the process now, without running destructors or atexit handlers of the parent's
+/// copy of the state (for forked stages).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// Join a new anonymous session keyring (`keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)`).
+pub fn join_session_keyring() -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: a null name asks for an anonymous keyring; no memory is read or written.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `dup2(2)` onto a fixed fd number (stdio of the container process).
+pub fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 replaces fd `to` in our own table; the stdio numbers it targets are owned
+    // by no Rust object in the forked init.
+    if unsafe { libc::dup2(from, to) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Set every catchable signal back to `SIG_DFL` (ignored signals survive `execve`).
+pub fn reset_signal_dispositions() -> io::Result<()> {
+    // The standard signals; glibc reserves 32 and 33 and refuses them.
+    for sig in 1..32 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+        if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

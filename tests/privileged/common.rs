@@ -1,0 +1,261 @@
+//! Helpers for privileged tests: they run the real `peapod` binary as root on busybox
+//! bundles made by `rootfs-tools/busybox-rootfs`. A test that cannot run says why; with
+//! `PEAPOD_MUST_WORK=1` (CI) that is a failure instead of a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub fn must_work() -> bool {
+    std::env::var("PEAPOD_MUST_WORK").is_ok_and(|v| v == "1")
+}
+
+/// Return false (and say why) when the test cannot run here.
+pub fn can_run(requirement: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    if must_work() {
+        panic!("PEAPOD_MUST_WORK=1 but this test cannot run: {requirement}");
+    }
+    eprintln!("SKIP: {requirement}");
+    false
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+pub fn root_ok() -> bool {
+    can_run("needs root", is_root())
+}
+
+pub fn bin() -> PathBuf {
+    std::env::var_os("PEAPOD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_peapod")))
+}
+
+/// cgroup v2 unified at /sys/fs/cgroup (the VM), as opposed to v1/hybrid (the host).
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// One busybox rootfs shared by all tests (containers get it read-only).
+pub fn rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir = if std::env::var_os("PEAPOD_IN_VM").is_some() {
+            PathBuf::from("/tmp/peapod-test-rootfs")
+        } else {
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("busybox-rootfs")
+        };
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-tools/busybox-rootfs");
+        let st = Command::new(script)
+            .arg(&dir)
+            .status()
+            .expect("run rootfs-tools/busybox-rootfs");
+        assert!(st.success(), "busybox-rootfs failed");
+        dir
+    })
+}
+
+/// A bundle in a temp dir whose config.json is `peapod spec` patched with `patch`.
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub state_root: PathBuf,
+}
+
+pub fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+    match (a, b) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+impl Bundle {
+    pub fn new(args: &[&str], patch: serde_json::Value) -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("pp-bundle")
+            .tempdir()
+            .unwrap();
+        let out = Command::new(bin())
+            .args(["spec", "--bundle"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cfg = dir.path().join("config.json");
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+        v["root"]["path"] = rootfs().to_str().unwrap().into();
+        v["process"]["terminal"] = false.into();
+        v["process"]["args"] = args.into();
+        // The test machine lacks CAP_SYS_RESOURCE and has nofile hard 20000.
+        v["process"]["rlimits"] =
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]);
+        merge(&mut v, patch);
+        std::fs::write(&cfg, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        let state_root = dir.path().join("state");
+        Bundle { dir, state_root }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config(&self) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(self.path().join("config.json")).unwrap()).unwrap()
+    }
+
+    /// `peapod --root <state> ARGS...`
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--root").arg(&self.state_root).args(args);
+        c
+    }
+
+    /// Run peapod to completion. Output goes through files, not pipes: a container started
+    /// by `create` or `exec -d` inherits our stdio (as with runc), and a pipe would only
+    /// reach EOF when the container exits.
+    pub fn out(&self, args: &[&str]) -> Output {
+        captured(self.cmd(args))
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.out(args);
+        assert!(
+            o.status.success(),
+            "peapod {args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// `run` in the foreground: (exit code, stdout, stderr).
+    pub fn run(&self, id: &str) -> (i32, String, String) {
+        let o = self.out(&["run", "--bundle", self.path().to_str().unwrap(), id]);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    pub fn create(&self, id: &str) {
+        let o = self.out(&["create", "--bundle", self.path().to_str().unwrap(), id]);
+        assert!(
+            o.status.success(),
+            "create: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    pub fn state(&self, id: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["state", id])).unwrap()
+    }
+
+    pub fn wait_status(&self, id: &str, want: &str) {
+        let t = std::time::Instant::now();
+        while self.state(id)["status"] != want {
+            assert!(
+                t.elapsed().as_secs() < 30,
+                "container {id} never became {want}: {}",
+                self.state(id)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        // Leave nothing behind even when an assertion failed half-way.
+        if let Ok(rd) = std::fs::read_dir(&self.state_root) {
+            for e in rd.flatten() {
+                let _ = self.out(&[
+                    "delete",
+                    "--force",
+                    e.file_name().to_str().unwrap_or_default(),
+                ]);
+            }
+        }
+    }
+}
+
+/// Run `cmd` with stdin from /dev/null and stdout/stderr captured through temp files.
+pub fn captured(mut cmd: Command) -> Output {
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .status()
+        .unwrap();
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
+}
+
+/// Directories of a container's cgroup that still exist on the host.
+pub fn leftover_cgroups(id: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let base = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![base.join("peapod").join(id)];
+    if let Ok(rd) = std::fs::read_dir(base) {
+        for e in rd.flatten() {
+            dirs.push(e.path().join("peapod").join(id));
+        }
+    }
+    for d in dirs {
+        if d.exists() {
+            found.push(d);
+        }
+    }
+    found
+}
+
+pub fn unique(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
+impl Bundle {
+    /// The container's cgroup path as peapod recorded it.
+    pub fn cgroup_path(&self, id: &str) -> String {
+        let st: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(self.state_root.join(id).join("state.json")).unwrap(),
+        )
+        .unwrap();
+        st["cgroup_path"].as_str().unwrap().to_string()
+    }
+
+    /// A knob of the container's cgroup on the host (`ctrl` is the v1 controller).
+    pub fn knob(&self, id: &str, ctrl: &str, file: &str) -> PathBuf {
+        let rel = self.cgroup_path(id);
+        let rel = rel.trim_start_matches('/');
+        if cgroup_v2() {
+            Path::new("/sys/fs/cgroup").join(rel).join(file)
+        } else {
+            Path::new("/sys/fs/cgroup").join(ctrl).join(rel).join(file)
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Privileged integration tests: the real binary, real namespaces, mounts and cgroups.
+//! Run on the host (cgroup v1/hybrid) and inside `rootfs-tools/vm-run` (pure cgroup v2).
+
+mod cgroup;
+mod common;
+mod core;
+mod differential;
