@@ -537,3 +537,126 @@ mod tests {
         assert_eq!(has_cgroup_ns, Path::new(CGROUP2_CONTROLLERS).exists());
     }
 }
+
+/// Host directories a host-view root shows read-only (the `host` image of pods).
+pub const HOST_VIEW_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+];
+
+/// Writable, private directories of a host-view root.
+const HOST_VIEW_TMPFS: &[&str] = &["/tmp", "/run", "/var/tmp"];
+
+/// How one host-view directory appears: a symlink as on the host (merged-/usr systems
+/// have `/bin -> usr/bin`), or a read-only bind mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostEntry {
+    Symlink { path: String, target: PathBuf },
+    Bind { path: String },
+}
+
+/// Look at the host to decide each entry of the view; absent directories are left out.
+pub fn host_entries() -> Vec<HostEntry> {
+    HOST_VIEW_DIRS
+        .iter()
+        .filter_map(|p| {
+            let meta = std::fs::symlink_metadata(p).ok()?;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(p).ok()?;
+                Some(HostEntry::Symlink {
+                    path: p.to_string(),
+                    target,
+                })
+            } else {
+                meta.is_dir().then(|| HostEntry::Bind {
+                    path: p.to_string(),
+                })
+            }
+        })
+        .collect()
+}
+
+/// A spec whose root is an empty directory with the host's system directories mounted
+/// read-only and private tmpfs for `/tmp`, `/run`, `/var/tmp`: a container (or pod) that
+/// needs no image download. The caller creates the root directory with
+/// [`prepare_host_root`].
+pub fn host_view_spec(entries: &[HostEntry]) -> Spec {
+    let mut spec = default_spec(false);
+    let mut ms = spec.mounts().clone().unwrap_or_default();
+    for e in entries {
+        if let HostEntry::Bind { path } = e {
+            ms.push(mount(
+                path,
+                "bind",
+                path,
+                &["rbind", "ro", "nosuid", "nodev"],
+            ));
+        }
+    }
+    for t in HOST_VIEW_TMPFS {
+        ms.push(mount(
+            t,
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "nodev", "mode=1777"],
+        ));
+    }
+    spec.set_mounts(Some(ms));
+    spec
+}
+
+/// Create the root directory of a host view: symlinks as on the host; mount points are
+/// made by the runtime.
+pub fn prepare_host_root(root: &std::path::Path, entries: &[HostEntry]) -> std::io::Result<()> {
+    std::fs::create_dir_all(root)?;
+    for e in entries {
+        if let HostEntry::Symlink { path, target } = e {
+            let link = root.join(path.trim_start_matches('/'));
+            match std::os::unix::fs::symlink(target, &link) {
+                Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => return Err(err),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod host_view_tests {
+    use super::*;
+
+    #[test]
+    fn host_view_mounts_binds_read_only_and_keeps_symlinks() {
+        let entries = vec![
+            HostEntry::Bind {
+                path: "/usr".into(),
+            },
+            HostEntry::Symlink {
+                path: "/bin".into(),
+                target: "usr/bin".into(),
+            },
+        ];
+        let spec = host_view_spec(&entries);
+        let ms = spec.mounts().clone().unwrap();
+        let usr = ms
+            .iter()
+            .find(|m| m.destination() == std::path::Path::new("/usr"))
+            .unwrap();
+        assert_eq!(usr.typ().as_deref(), Some("bind"));
+        assert!(usr.options().as_ref().unwrap().contains(&"ro".to_string()));
+        assert!(
+            !ms.iter()
+                .any(|m| m.destination() == std::path::Path::new("/bin"))
+        );
+        assert!(
+            ms.iter()
+                .any(|m| m.destination() == std::path::Path::new("/run")
+                    && m.typ().as_deref() == Some("tmpfs"))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        prepare_host_root(&dir.path().join("rootfs"), &entries).unwrap();
+        assert_eq!(
+            std::fs::read_link(dir.path().join("rootfs/bin")).unwrap(),
+            PathBuf::from("usr/bin")
+        );
+    }
+}

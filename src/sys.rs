@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid};
 
 /// Fork the calling process.
@@ -213,11 +212,6 @@ pub fn wait_any_nohang() -> Option<(Pid, nix::sys::wait::WaitStatus)> {
         Ok(WaitStatus::StillAlive) | Err(_) => None,
         Ok(st) => st.pid().map(|p| (p, st)),
     }
-}
-
-/// Translate an errno into `io::Error`.
-pub fn io_err(e: Errno) -> io::Error {
-    io::Error::from(e)
 }
 
 /// Take ownership of an fd the kernel just installed for us (SCM_RIGHTS).

@@ -207,4 +207,8 @@ pub struct Spec {
     /// Write a spec for a rootless container
     #[arg(long)]
     pub rootless: bool,
+    /// Root the container in a read-only view of this host's /usr, /etc and libraries
+    /// (creates <bundle>/rootfs; no image needed)
+    #[arg(long, conflicts_with = "rootless")]
+    pub host: bool,
 }

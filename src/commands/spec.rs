@@ -1,14 +1,23 @@
 use anyhow::{Context, Result, bail};
 
 use crate::cli::oci::Spec;
-use peapod::spec_template::default_spec;
+use peapod::spec_template::{default_spec, host_entries, host_view_spec, prepare_host_root};
 
 pub fn run(args: &Spec) -> Result<i32> {
     let path = args.bundle.join("config.json");
     if path.exists() {
         bail!("spec: `{}` already exists: remove it first", path.display());
     }
-    let json = serde_json::to_string_pretty(&default_spec(args.rootless))?;
+    let spec = if args.host {
+        let entries = host_entries();
+        let root = args.bundle.join("rootfs");
+        prepare_host_root(&root, &entries)
+            .with_context(|| format!("create `{}`", root.display()))?;
+        host_view_spec(&entries)
+    } else {
+        default_spec(args.rootless)
+    };
+    let json = serde_json::to_string_pretty(&spec)?;
     std::fs::write(&path, json + "\n").with_context(|| format!("write `{}`", path.display()))?;
     Ok(0)
 }

@@ -61,55 +61,40 @@ impl Undo<'_> {
     }
 }
 
-/// Default device rules every container gets on top of the spec's (runc `AllowedDevices`),
-/// plus an allow rule for each `linux.devices` node.
+/// The device rules to apply: the spec's, an allow rule for each `linux.devices` node, and
+/// the defaults every container gets (runc `AllowedDevices`). Without spec rules the start
+/// is deny-all.
 pub fn device_rules(spec: &Spec) -> Vec<LinuxDeviceCgroup> {
-    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut b = LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(typ)
-            .access(access.to_string());
-        if let Some(m) = major {
-            b = b.major(m);
-        }
-        if let Some(m) = minor {
-            b = b.minor(m);
-        }
-        b.build().expect("all fields set")
-    };
     let linux = spec.linux().as_ref();
+    let deny_all = || {
+        LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm".to_string())
+            .build()
+            .expect("all fields set")
+    };
     let mut rules: Vec<LinuxDeviceCgroup> = linux
         .and_then(|l| l.resources().as_ref())
         .and_then(|r| r.devices().clone())
-        .unwrap_or_else(|| {
-            vec![
-                LinuxDeviceCgroupBuilder::default()
-                    .allow(false)
-                    .access("rwm".to_string())
-                    .build()
-                    .expect("all fields set"),
-            ]
-        });
+        .unwrap_or_else(|| vec![deny_all()]);
     for d in linux
         .and_then(|l| l.devices().as_ref())
         .into_iter()
         .flatten()
     {
-        let typ = if d.typ() == LinuxDeviceType::B {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(if d.typ() == LinuxDeviceType::B {
             LinuxDeviceType::B
         } else {
             LinuxDeviceType::C
-        };
-        rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
+        }));
+        r.set_major(Some(d.major()));
+        r.set_minor(Some(d.minor()));
+        r.set_access(Some("rwm".to_string()));
+        rules.push(r);
     }
-    rules.push(rule(LinuxDeviceType::C, None, None, "m"));
-    rules.push(rule(LinuxDeviceType::B, None, None, "m"));
-    for (_, ma, mi) in crate::rootfs::dev::DEFAULT_DEVICES {
-        rules.push(rule(LinuxDeviceType::C, Some(*ma), Some(*mi), "rwm"));
-    }
-    rules.push(rule(LinuxDeviceType::C, Some(5), Some(1), "rwm")); // /dev/console
-    rules.push(rule(LinuxDeviceType::C, Some(5), Some(2), "rwm")); // /dev/ptmx
-    rules.push(rule(LinuxDeviceType::C, Some(136), None, "rwm")); // /dev/pts/*
+    rules.extend(cgroups::default_device_rules());
     rules
 }
 

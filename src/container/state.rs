@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -269,11 +268,6 @@ pub fn init_alive(pid: i32, start_time: u64) -> bool {
         return false;
     }
     matches!(proc_stat(pid), Some((st, t)) if t == start_time && st != 'Z' && st != 'X')
-}
-
-/// Keep an fd's number visible in the type for the lock holder.
-pub fn fd_of(f: &Flock<File>) -> i32 {
-    f.as_raw_fd()
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Fork the stages and drive them from the runtime side.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use libseccomp::ScmpFilterContext;
@@ -103,9 +103,4 @@ impl Spawned {
         std::fs::write(format!("/proc/{pid}/uid_map"), uid)?;
         std::fs::write(format!("/proc/{pid}/gid_map"), gid)
     }
-}
-
-/// Keep the borrow checker honest about fds handed to the child.
-pub fn fd_number(fd: &OwnedFd) -> i32 {
-    std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd())
 }

@@ -44,10 +44,6 @@ impl RootfsError {
 /// A host directory to expose at a cgroup mount: (subsystem or "" for cgroup v2, host dir).
 pub type CgroupSource = (String, PathBuf);
 
-fn flag_path(p: &Path) -> Option<&Path> {
-    Some(p)
-}
-
 /// Flags the kernel refuses to clear on a bind remount in a user namespace: keep whatever
 /// the mount already has (runc `getUnprivilegedMountFlags`).
 fn locked_flags(fd: BorrowedFd<'_>) -> MsFlags {
@@ -99,7 +95,7 @@ pub fn prepare(
     .map_err(|e| RootfsError::sys("make / slave", Path::new("/"), e))?;
     // pivot_root needs the new root to be a mount point.
     mount(
-        flag_path(rootfs),
+        Some(rootfs),
         rootfs,
         None::<&str>,
         MsFlags::MS_BIND | MsFlags::MS_REC,
