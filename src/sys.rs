@@ -149,6 +149,14 @@ pub fn unlock_pty(master: RawFd) -> io::Result<u32> {
     Ok(n)
 }
 
+/// Where the on-disk peapod binary is, once running from the sealed copy.
+pub const ORIGINAL_EXE_ENV: &str = "PEAPOD_EXE";
+
+fn set_env(key: &str, value: &std::path::Path) {
+    // SAFETY: called only from `ensure_sealed_self`, before any thread exists.
+    unsafe { std::env::set_var(key, value) };
+}
+
 /// Run peapod from a sealed, in-memory copy of its own binary (CVE-2019-5736: a container
 /// process must never be able to open and overwrite the runtime binary through
 /// `/proc/<pid>/exe`). The copy is made once per invocation: when `/proc/self/exe` is already
@@ -161,6 +169,12 @@ pub fn ensure_sealed_self() -> io::Result<()> {
     let seals = unsafe { libc::fcntl(exe.as_raw_fd(), libc::F_GET_SEALS) };
     if seals >= 0 && seals & want == want {
         return Ok(());
+    }
+    // The pod layer finds peapod-pause next to the on-disk binary.
+    if std::env::var_os(ORIGINAL_EXE_ENV).is_none()
+        && let Ok(p) = std::fs::read_link("/proc/self/exe")
+    {
+        set_env(ORIGINAL_EXE_ENV, &p);
     }
     let name = c"peapod:sealed";
     // SAFETY: `name` is a valid C string; the flags are constants.
@@ -265,6 +279,34 @@ pub fn reset_signal_dispositions() -> io::Result<()> {
         if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
             return Err(io::Error::last_os_error());
         }
+    }
+    Ok(())
+}
+
+/// Bring the loopback interface up in the current network namespace (runc does this for
+/// every new network namespace: a container expects `lo` to work).
+pub fn set_loopback_up() -> io::Result<()> {
+    // SAFETY: a plain socket(2) call; the fd is owned right after.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the flags field of `req`, which is valid for writes.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: reading and writing the flags member of the union that SIOCGIFFLAGS set.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads `req`, which is valid.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

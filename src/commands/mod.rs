@@ -8,6 +8,7 @@ pub mod features;
 pub mod kill;
 pub mod list;
 pub mod pause;
+pub mod pod;
 pub mod ps;
 pub mod run;
 pub mod spec;
@@ -28,5 +29,6 @@ pub fn create_opts(f: &CreateFlags) -> CreateOpts {
         no_new_keyring: f.no_new_keyring,
         preserve_fds: f.preserve_fds,
         console_fd: None,
+        stdio: None,
     }
 }

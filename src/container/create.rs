@@ -32,6 +32,8 @@ pub struct CreateOpts {
     pub preserve_fds: i32,
     /// A connected console socket made by the caller (foreground `run` with a terminal).
     pub console_fd: Option<OwnedFd>,
+    /// stdin, stdout and stderr of the container process instead of the caller's own.
+    pub stdio: Option<[OwnedFd; 3]>,
 }
 
 /// Everything made so far, undone in reverse on failure.
@@ -270,6 +272,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             no_new_keyring: opts.no_new_keyring,
             console,
             extra_env,
+            stdio: opts.stdio.take(),
         };
         let spawned = spawn(launch)?;
         undo.pids.push(spawned.stage1);

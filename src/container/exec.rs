@@ -119,6 +119,7 @@ pub fn exec(
         no_new_keyring: true,
         console,
         extra_env,
+        stdio: None,
     };
     let spawned = spawn(launch)?;
     let fail = |e: ContainerError, pids: &[Pid]| {

@@ -103,6 +103,11 @@ enum Never {}
 fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
     let _ = nix::sys::prctl::set_name(c"peapod:[2:INIT]");
     ctx(nix::unistd::setsid(), || "setsid".into())?;
+    if let Some(stdio) = &launch.stdio {
+        for (target, fd) in stdio.iter().enumerate() {
+            ctx(sys::dup2(fd.as_raw_fd(), target as i32), || "set up stdio".into())?;
+        }
+    }
     let spec = launch.spec;
     let process = launch.process;
     let mut console_slave: Option<OwnedFd> = None;
@@ -119,6 +124,9 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
             ctx(std::env::set_current_dir(bundle), || {
                 format!("chdir `{}`", bundle.display())
             })?;
+            if launch.unshare.contains(CloneFlags::CLONE_NEWNET) {
+                ctx(sys::set_loopback_up(), || "bring up lo in the new network namespace".into())?;
+            }
             rootfs::prepare(spec, root, bundle, cgroup_sources).map_err(|e| e.to_string())?;
             if *runtime_hooks {
                 ch.send(&Message::RunCreateRuntimeHooks)

@@ -49,6 +49,8 @@ pub struct Launch<'a> {
     pub console: Option<OwnedFd>,
     /// Extra environment (LISTEN_FDS).
     pub extra_env: Vec<String>,
+    /// stdio for the process instead of the runtime's own (the pod supervisor's log pipes).
+    pub stdio: Option<[OwnedFd; 3]>,
 }
 
 /// The runtime's handle on the forked stages.

@@ -85,7 +85,7 @@ fn container_view_matches_the_spec() {
     }
     let script = "echo host=$(hostname); echo pid=$$; echo id=$(id -u):$(id -g); grep CapEff /proc/self/status; \
         cat /proc/kcore | wc -c; touch /x 2>/dev/null && echo rw || echo ro; grep -c ' /proc proc ' /proc/mounts; \
-        ls -l /dev/null | cut -c1; cat /sys/fs/cgroup/cgroup.controllers >/dev/null 2>&1 || ls /sys/fs/cgroup | head -1; \
+        ls -l /dev/null | cut -c1; ip link show lo 2>/dev/null | grep -c UP || cat /sys/class/net/lo/operstate; \
         ulimit -n; pwd; echo env=$FOO";
     let b = Bundle::new(
         &["sh", "-c", script],
@@ -107,6 +107,7 @@ fn container_view_matches_the_spec() {
     assert_eq!(lines[5], "ro");
     assert_eq!(lines[6], "1");
     assert_eq!(lines[7], "c");
+    assert_eq!(lines[8], "1", "lo must be up in a new network namespace");
     assert_eq!(lines[9], "1024");
     assert_eq!(lines[10], "/tmp");
     assert_eq!(lines[11], "env=bar");
