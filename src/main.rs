@@ -29,6 +29,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Events(a) => commands::events::run(root, a),
         Command::Spec(a) => commands::spec::run(a),
         Command::Features => commands::features::run(),
+        Command::Pod(p) => commands::pod::run(root, p),
     }
 }
 

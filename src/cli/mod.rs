@@ -2,6 +2,7 @@
 //! containerd's shim and podman's conmon build argv for runc.
 
 pub mod oci;
+pub mod pod;
 
 use std::path::PathBuf;
 
@@ -65,6 +66,9 @@ pub enum Command {
     Events(oci::Events),
     Spec(oci::Spec),
     Features,
+    /// Kubernetes-style pods
+    #[command(subcommand)]
+    Pod(pod::PodCommand),
 }
 
 impl Command {
@@ -72,7 +76,10 @@ impl Command {
     pub fn enters_container(&self) -> bool {
         matches!(
             self,
-            Command::Create(_) | Command::Run(_) | Command::Exec(_)
+            Command::Create(_)
+                | Command::Run(_)
+                | Command::Exec(_)
+                | Command::Pod(pod::PodCommand::Run(_) | pod::PodCommand::Exec(_))
         )
     }
 }

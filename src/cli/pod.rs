@@ -1,0 +1,102 @@
+//! `peapod pod ...`: Kubernetes-style pods on this machine.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+#[derive(Debug, Subcommand)]
+pub enum PodCommand {
+    /// Run the pods of a manifest (YAML or JSON, kind: Pod)
+    Run(PodRun),
+    /// List pods (NAME READY STATUS RESTARTS AGE)
+    Ls(PodLs),
+    /// Show a pod with its status and events
+    Inspect(PodInspect),
+    /// Print a container's logs
+    Logs(PodLogs),
+    /// Run a command in a pod's container
+    Exec(PodExec),
+    /// Stop a pod's containers gracefully
+    Stop(PodStop),
+    /// Remove a pod and everything it made
+    Rm(PodRm),
+}
+
+#[derive(Debug, Args)]
+pub struct PodRun {
+    pub file: PathBuf,
+    /// Wait until every container is ready (e.g. 30s)
+    #[arg(long)]
+    pub wait_ready: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    Wide,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct PodLs {
+    #[arg(short, long, value_enum)]
+    pub output: Option<Output>,
+}
+
+#[derive(Debug, Args)]
+pub struct PodInspect {
+    pub name: String,
+    #[arg(short, long, value_enum, default_value_t = Output::Yaml)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct PodLogs {
+    pub name: String,
+    /// Container (default: the first app container)
+    #[arg(short, long)]
+    pub container: Option<String>,
+    /// Keep printing new output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// The previous instance of the container
+    #[arg(short, long)]
+    pub previous: bool,
+    /// Only the last N lines
+    #[arg(long)]
+    pub tail: Option<usize>,
+    /// Prefix each line with its RFC 3339 timestamp
+    #[arg(long)]
+    pub timestamps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PodExec {
+    pub name: String,
+    #[arg(short, long)]
+    pub container: Option<String>,
+    /// Pass stdin to the process
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PodStop {
+    pub name: String,
+    /// Seconds before SIGKILL (default: terminationGracePeriodSeconds)
+    #[arg(long)]
+    pub grace_period: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PodRm {
+    pub name: String,
+    /// Stop the pod first if it is running
+    #[arg(short, long)]
+    pub force: bool,
+}

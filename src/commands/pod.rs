@@ -1,0 +1,143 @@
+//! Glue for `peapod pod ...`.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::pod::{Output, PodCommand};
+use peapod::container::{exec, wait};
+use peapod::pod::{self, logs, ops};
+
+fn print(v: &serde_json::Value, out: Output) -> Result<()> {
+    match out {
+        Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
+        _ => print!("{}", yaml_serde::to_string(v)?),
+    }
+    Ok(())
+}
+
+pub fn run(root: &Path, cmd: &PodCommand) -> Result<i32> {
+    match cmd {
+        PodCommand::Run(a) => {
+            let (pods, warnings) = ops::load_manifest(&a.file)
+                .with_context(|| format!("pod run `{}`", a.file.display()))?;
+            for w in warnings {
+                eprintln!("Warning: {w}");
+            }
+            for p in pods {
+                let name = ops::run_pod(root, p).context("pod run")?;
+                if let Some(t) = &a.wait_ready {
+                    let d = humantime::parse_duration(t)
+                        .with_context(|| format!("--wait-ready `{t}`: use a duration like 30s"))?;
+                    ops::wait_ready(root, &name, d)?;
+                }
+                println!("pod/{name} created");
+            }
+            Ok(0)
+        }
+        PodCommand::Ls(a) => {
+            let names = pod::list(root);
+            if matches!(a.output, Some(Output::Json | Output::Yaml)) {
+                let items: Vec<serde_json::Value> = names
+                    .iter()
+                    .filter_map(|n| ops::inspect(root, n).ok())
+                    .collect();
+                print(
+                    &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}),
+                    a.output.unwrap_or(Output::Json),
+                )?;
+                return Ok(0);
+            }
+            let mut rows = vec![["NAME", "READY", "STATUS", "RESTARTS", "AGE"].map(String::from)];
+            for n in &names {
+                match ops::row(root, n) {
+                    Ok(r) => rows.push([r.name, r.ready, r.status, r.restarts, r.age]),
+                    Err(e) => eprintln!("{n}: {e}"),
+                }
+            }
+            let mut width = [0usize; 5];
+            for r in &rows {
+                for (w, c) in width.iter_mut().zip(r) {
+                    *w = (*w).max(c.len());
+                }
+            }
+            let mut out = std::io::stdout().lock();
+            for r in &rows {
+                let line: Vec<String> = r
+                    .iter()
+                    .zip(width)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
+                writeln!(out, "{}", line.join("   ").trim_end())?;
+            }
+            Ok(0)
+        }
+        PodCommand::Inspect(a) => {
+            print(&ops::inspect(root, &a.name)?, a.output)?;
+            Ok(0)
+        }
+        PodCommand::Logs(a) => {
+            let paths = pod::PodPaths::new(root, &a.name);
+            let podv = pod::load_pod(&paths)?;
+            let first = podv
+                .spec
+                .as_ref()
+                .and_then(|s| s.containers.first())
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            let c = a.container.clone().unwrap_or(first);
+            let opts = logs::ReadOpts {
+                previous: a.previous,
+                tail: a.tail,
+                timestamps: a.timestamps,
+                follow: a.follow,
+                since: None,
+            };
+            let alive = || {
+                pod::Record::load(&paths).is_ok_and(|r| r.supervisor_alive() && !r.supervisor_done)
+            };
+            logs::read_logs(&paths.dir, &c, &opts, &mut std::io::stdout().lock(), &alive)
+                .with_context(|| format!("logs of `{}/{c}`", a.name))?;
+            Ok(0)
+        }
+        PodCommand::Exec(a) => {
+            let (oci_root, id, mut process) =
+                ops::container_target(root, &a.name, a.container.as_deref())?;
+            process.set_args(Some(a.command.clone()));
+            process.set_terminal(Some(a.tty));
+            if !a.interactive {
+                let null = std::fs::File::open("/dev/null")?;
+                peapod::sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0)?;
+            }
+            let pair = if a.tty {
+                Some(nix::sys::socket::socketpair(
+                    nix::sys::socket::AddressFamily::Unix,
+                    nix::sys::socket::SockType::Stream,
+                    None,
+                    nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+                )?)
+            } else {
+                None
+            };
+            nix::sys::prctl::set_child_subreaper(true)?;
+            let mask = wait::block_signals()?;
+            let started = exec::exec(&oci_root, &id, &process, &exec::ExecOpts::default(), pair)
+                .with_context(|| format!("exec in `{}/{id}`", a.name))?;
+            Ok(wait::wait_forwarding(started.pid, &mask, started.tty)?)
+        }
+        PodCommand::Stop(a) => {
+            ops::stop(root, &a.name, a.grace_period)?;
+            println!("pod/{} stopped", a.name);
+            Ok(0)
+        }
+        PodCommand::Rm(a) => {
+            if !pod::PodPaths::new(root, &a.name).dir.exists() {
+                bail!("pod `{}` not found", a.name);
+            }
+            ops::remove(root, &a.name, a.force)?;
+            println!("pod/{} removed", a.name);
+            Ok(0)
+        }
+    }
+}

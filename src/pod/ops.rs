@@ -1,0 +1,412 @@
+//! The pod verbs: run, stop, rm, ls, inspect, exec.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use nix::unistd::ForkResult;
+
+use super::sandbox::PodPaths;
+use super::supervise::{Supervisor, teardown_host};
+use super::{POD_FILE, PodError, Record, STOP_FILE, load_pod, manifest};
+use crate::container::lifecycle;
+use crate::supervisor::PodRow;
+use crate::supervisor::status::ConditionType;
+use crate::sys;
+
+/// The `peapod-pause` binary: next to the on-disk `peapod` (the running copy is a sealed
+/// memfd, so its original path comes from the environment `ensure_sealed_self` set).
+pub fn pause_binary() -> Result<PathBuf, PodError> {
+    let exe = std::env::var_os(sys::ORIGINAL_EXE_ENV)
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_default();
+    let p = exe.with_file_name("peapod-pause");
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(PodError::Invalid(format!(
+            "pause binary `{}` not found: install peapod-pause next to peapod",
+            p.display()
+        )))
+    }
+}
+
+fn random_uid() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut b);
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Fields the manifest layer accepts (the target of the pod issues) that the supervisor does
+/// not execute yet: refused by name rather than ignored.
+fn not_yet(pod: &Pod) -> Result<(), PodError> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    if spec.dns_config.is_some() {
+        return Err(PodError::Unsupported(
+            "spec.dnsConfig (the pod's /etc/resolv.conf is the host's)".into(),
+        ));
+    }
+    if spec.affinity.is_some() {
+        return Err(PodError::Unsupported(
+            "spec.affinity (node admission is not implemented yet)".into(),
+        ));
+    }
+    let runtime_default = |p: &Option<k8s_openapi::api::core::v1::SeccompProfile>| {
+        p.as_ref().is_some_and(|p| p.type_ == "RuntimeDefault")
+    };
+    if spec
+        .security_context
+        .as_ref()
+        .is_some_and(|s| runtime_default(&s.seccomp_profile))
+    {
+        return Err(PodError::Unsupported(
+            "spec.securityContext.seccompProfile RuntimeDefault (no default profile yet)".into(),
+        ));
+    }
+    // Tolerations matter only against taints, and this node has none yet.
+    let node = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    if let Some(n) = spec
+        .node_name
+        .as_deref()
+        .filter(|n| !n.is_empty() && *n != node)
+    {
+        return Err(PodError::Invalid(format!(
+            "pod is bound to node `{n}` (spec.nodeName) but this node is `{node}`"
+        )));
+    }
+    let labels = [
+        ("kubernetes.io/hostname", node.as_str()),
+        ("kubernetes.io/os", "linux"),
+        (
+            "kubernetes.io/arch",
+            if cfg!(target_arch = "x86_64") {
+                "amd64"
+            } else {
+                std::env::consts::ARCH
+            },
+        ),
+    ];
+    for (k, v) in spec.node_selector.iter().flatten() {
+        if !labels.contains(&(k.as_str(), v.as_str())) {
+            return Err(PodError::Invalid(
+                "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector (spec.nodeSelector)".into(),
+            ));
+        }
+    }
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.initContainers[{i}]"), c));
+    let app = spec
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.containers[{i}]"), c));
+    for (path, c) in init.chain(app) {
+        for (field, set) in [
+            ("livenessProbe", c.liveness_probe.is_some()),
+            ("readinessProbe", c.readiness_probe.is_some()),
+            ("startupProbe", c.startup_probe.is_some()),
+            ("lifecycle", c.lifecycle.is_some()),
+            (
+                "securityContext.seccompProfile",
+                c.security_context
+                    .as_ref()
+                    .is_some_and(|s| runtime_default(&s.seccomp_profile)),
+            ),
+        ] {
+            if set {
+                return Err(PodError::Unsupported(format!(
+                    "{path}.{field} (not implemented yet)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parse and validate every pod of a manifest file before anything is created; warnings
+/// are returned for the caller to print.
+pub fn load_manifest(path: &Path) -> Result<(Vec<Pod>, Vec<String>), PodError> {
+    let text = std::fs::read_to_string(path).map_err(|e| PodError::io("read", path, e))?;
+    let pods = manifest::parse_manifests(&text)?;
+    let mut warnings = Vec::new();
+    for p in &pods {
+        warnings.extend(manifest::validate(p)?.into_iter().map(|w| w.to_string()));
+        not_yet(p)?;
+        manifest::to_supervisor(p)?;
+        for c in p.spec.iter().flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        }) {
+            let image = c.image.as_deref().unwrap_or_default();
+            if image != super::sandbox::HOST_IMAGE {
+                return Err(PodError::Unsupported(format!(
+                    "container `{}` image `{image}`: only `image: host` (a read-only view of this machine) until the image store lands; image",
+                    c.name
+                )));
+            }
+            if c.command.as_ref().is_none_or(|v| v.is_empty()) {
+                return Err(PodError::Invalid(format!(
+                    "container `{}`: command is required with `image: host` (it has no entrypoint)",
+                    c.name
+                )));
+            }
+        }
+    }
+    Ok((pods, warnings))
+}
+
+/// Start one pod: its directory, then a detached supervisor that builds the sandbox and
+/// starts the containers. Returns once the supervisor reports the first sync, or its error
+/// (then nothing of the pod remains).
+pub fn run_pod(root: &Path, mut pod: Pod) -> Result<String, PodError> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let paths = PodPaths::new(root, &name);
+    let pause = pause_binary()?;
+    std::fs::create_dir_all(root.join("pods"))
+        .map_err(|e| PodError::io("create", &root.join("pods"), e))?;
+    match std::fs::create_dir(&paths.dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(PodError::Exists(name));
+        }
+        Err(e) => return Err(PodError::io("create", &paths.dir, e)),
+    }
+    pod.metadata.uid = Some(random_uid());
+    pod.metadata
+        .namespace
+        .get_or_insert_with(|| "default".into());
+    pod.metadata.creation_timestamp = None;
+    let data = serde_json::to_vec_pretty(&pod).map_err(|e| PodError::Invalid(e.to_string()))?;
+    if let Err(e) = std::fs::write(paths.dir.join(POD_FILE), data) {
+        let _ = std::fs::remove_dir_all(&paths.dir);
+        return Err(PodError::io("write", &paths.dir.join(POD_FILE), e));
+    }
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| PodError::io("pipe", &paths.dir, e.into()))?;
+    match sys::fork().map_err(|e| PodError::io("fork supervisor for", &paths.dir, e.into()))? {
+        ForkResult::Child => {
+            drop(r);
+            // Detach: new session, then a second fork so the supervisor is no session
+            // leader and is reparented away from the CLI.
+            let _ = nix::unistd::setsid();
+            match sys::fork() {
+                Ok(ForkResult::Child) => {
+                    supervisor_main(paths, pod, &pause, std::fs::File::from(w))
+                }
+                _ => sys::exit_now(0),
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(w);
+            let _ = nix::sys::wait::waitpid(child, None);
+            let mut line = String::new();
+            let _ = BufReader::new(std::fs::File::from(r)).read_line(&mut line);
+            if line.trim() == "ok" {
+                return Ok(name);
+            }
+            let msg = line
+                .trim()
+                .strip_prefix("error: ")
+                .unwrap_or("the pod supervisor exited during start-up")
+                .to_string();
+            let _ = remove_dir(&paths);
+            Err(PodError::Invalid(format!("pod `{name}`: {msg}")))
+        }
+    }
+}
+
+/// The supervisor process: never returns.
+fn supervisor_main(paths: PodPaths, pod: Pod, pause: &Path, mut ready: std::fs::File) -> ! {
+    let _ = nix::sys::prctl::set_name(c"peapod:[POD]");
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(paths.dir.join("supervisor.log"));
+    if let Ok(f) = &log {
+        let _ = sys::dup2(std::os::fd::AsRawFd::as_raw_fd(f), 1);
+        let _ = sys::dup2(std::os::fd::AsRawFd::as_raw_fd(f), 2);
+    }
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0);
+    }
+    let _ = sys::cloexec_from(3);
+    let _ = std::env::set_current_dir("/");
+    match Supervisor::new(paths, pod, pause) {
+        Ok(sup) => {
+            sup.run(Some(ready));
+            sys::exit_now(0)
+        }
+        Err(e) => {
+            let _ = std::io::Write::write_all(&mut ready, format!("error: {e}\n").as_bytes());
+            sys::exit_now(1)
+        }
+    }
+}
+
+/// Wait until the pod is Ready (every container ready) or `timeout` passes.
+pub fn wait_ready(root: &Path, name: &str, timeout: Duration) -> Result<(), PodError> {
+    let paths = PodPaths::new(root, name);
+    let t = Instant::now();
+    loop {
+        let rec = Record::load(&paths)?;
+        let status = rec.machine.status();
+        if status
+            .condition(ConditionType::Ready)
+            .is_some_and(|c| c.status)
+        {
+            return Ok(());
+        }
+        if rec.machine.finished().is_some() {
+            return Err(PodError::Invalid(format!(
+                "pod `{name}` finished before it was ready"
+            )));
+        }
+        if t.elapsed() > timeout {
+            return Err(PodError::Invalid(format!(
+                "pod `{name}` not ready after {}",
+                humantime::format_duration(timeout)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Ask the supervisor to stop the pod and wait for it.
+pub fn stop(root: &Path, name: &str, grace: Option<u64>) -> Result<(), PodError> {
+    let paths = PodPaths::new(root, name);
+    load_pod(&paths)?;
+    let rec = Record::load(&paths)?;
+    if rec.supervisor_done || !rec.supervisor_alive() {
+        return Ok(());
+    }
+    let req = serde_json::json!({ "grace_seconds": grace });
+    std::fs::write(paths.dir.join(STOP_FILE), req.to_string())
+        .map_err(|e| PodError::io("write", &paths.dir.join(STOP_FILE), e))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(rec.supervisor_pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .map_err(|e| PodError::io("signal supervisor of", &paths.dir, e.into()))?;
+    let limit = Duration::from_secs(
+        grace.unwrap_or_else(|| rec.machine.spec().termination_grace_period.as_secs()) + 30,
+    );
+    let t = Instant::now();
+    while Record::load(&paths).is_ok_and(|r| r.supervisor_alive() && !r.supervisor_done) {
+        if t.elapsed() > limit {
+            return Err(PodError::Invalid(format!(
+                "pod `{name}` did not stop within {}s",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn remove_dir(paths: &PodPaths) -> Result<(), PodError> {
+    match std::fs::remove_dir_all(&paths.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(PodError::io("remove", &paths.dir, e)),
+    }
+}
+
+/// Remove a pod and everything it made. A running pod needs `force` (then it is stopped
+/// with grace 0). Works after the supervisor was killed too.
+pub fn remove(root: &Path, name: &str, force: bool) -> Result<(), PodError> {
+    let paths = PodPaths::new(root, name);
+    let pod = load_pod(&paths)?;
+    if let Ok(rec) = Record::load(&paths)
+        && rec.supervisor_alive()
+        && !rec.supervisor_done
+    {
+        if !force {
+            return Err(PodError::Invalid(format!(
+                "pod `{name}` is running: stop it first (`peapod pod stop {name}`) or use -f"
+            )));
+        }
+        stop(root, name, Some(0))?;
+    }
+    // Whatever a lost supervisor left behind.
+    let oci = paths.oci_root();
+    for (st, _) in lifecycle::list(&oci).unwrap_or_default() {
+        lifecycle::delete(&oci, &st.id, true)?;
+    }
+    teardown_host(&paths, &pod);
+    remove_dir(&paths)
+}
+
+/// The `pod ls` row, honest about a supervisor that died.
+pub fn row(root: &Path, name: &str) -> Result<PodRow, PodError> {
+    let paths = PodPaths::new(root, name);
+    let rec = Record::load(&paths)?;
+    let mut row = rec.machine.row(super::now());
+    if !rec.supervisor_done && !rec.supervisor_alive() {
+        row.status = "Unknown (supervisor lost)".into();
+    }
+    Ok(row)
+}
+
+/// `pod inspect`: the Pod object with peapod's status and events.
+pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, PodError> {
+    let paths = PodPaths::new(root, name);
+    let pod = load_pod(&paths)?;
+    let rec = Record::load(&paths)?;
+    let mut v = serde_json::to_value(&pod).map_err(|e| PodError::Invalid(e.to_string()))?;
+    let qos =
+        serde_json::to_value(manifest::to_supervisor(&pod)?.1.qos_class()).unwrap_or_default();
+    v["status"] =
+        super::status::pod_status(&rec.machine.status(), qos.as_str().unwrap_or_default());
+    v["events"] = super::status::events(&rec.events);
+    v["peapod"] = serde_json::json!({
+        "supervisorPid": rec.supervisor_pid,
+        "supervisorAlive": rec.supervisor_alive(),
+        "pausePid": rec.pause_pid,
+        "message": rec.message,
+    });
+    Ok(v)
+}
+
+/// The OCI runtime root and container id of a pod's container, for `pod exec`.
+pub fn container_target(
+    root: &Path,
+    name: &str,
+    container: Option<&str>,
+) -> Result<(PathBuf, String, oci_spec::runtime::Process), PodError> {
+    let paths = PodPaths::new(root, name);
+    let pod = load_pod(&paths)?;
+    let first = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
+    let c = container.map(str::to_string).unwrap_or(first);
+    let spec = crate::container::spec::load(&paths.bundle(&c))
+        .map_err(|_| PodError::NotFound(format!("{name}/{c}")))?;
+    let process = spec.process().clone().unwrap_or_default();
+    Ok((paths.oci_root(), c, process))
+}

@@ -1,0 +1,563 @@
+//! From a Pod to OCI specs: the pause container that holds the pod's namespaces and one
+//! spec per app or init container. Pure: paths and the pause pid come in, specs go out; the
+//! supervisor performs the side effects.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Container, Pod, Volume};
+use oci_spec::runtime::{
+    Capability, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, Mount, Spec,
+};
+use serde_json::json;
+
+use super::{PodError, manifest};
+use crate::spec_template::{HostEntry, host_view_spec};
+
+/// The reserved image name for a read-only view of the host (no download).
+pub const HOST_IMAGE: &str = "host";
+
+/// The capabilities containerd gives a container by default (`oci.WithDefaultSpec`).
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// `/dev/shm` of a pod: kubelet/containerd's `defaultShmSize`.
+pub const SHM_SIZE: u64 = 64 * 1024 * 1024;
+
+/// kubelet's `oom_score_adj` where the kernel lets us set it: lowering the score needs
+/// CAP_SYS_RESOURCE (missing on some hosts, e.g. nested sandboxes); without it, the value is
+/// raised to our own, which needs no privilege.
+pub fn oom_score_adj(wanted: i32) -> i32 {
+    let can_lower = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false);
+    if can_lower {
+        return wanted;
+    }
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    wanted.max(own)
+}
+
+/// Where a pod keeps its files.
+#[derive(Debug, Clone)]
+pub struct PodPaths {
+    pub dir: PathBuf,
+    pub name: String,
+}
+
+impl PodPaths {
+    pub fn new(root: &Path, name: &str) -> PodPaths {
+        PodPaths {
+            dir: root.join("pods").join(name),
+            name: name.to_string(),
+        }
+    }
+    /// Runtime root of the pod's OCI containers (pause included).
+    pub fn oci_root(&self) -> PathBuf {
+        self.dir.join("oci")
+    }
+    pub fn bundle(&self, container: &str) -> PathBuf {
+        self.dir.join("bundles").join(container)
+    }
+    pub fn volume(&self, name: &str) -> PathBuf {
+        self.dir.join("volumes").join(name)
+    }
+    pub fn etc(&self, file: &str) -> PathBuf {
+        self.dir.join("etc").join(file)
+    }
+    pub fn shm(&self) -> PathBuf {
+        self.dir.join("shm")
+    }
+}
+
+/// The pod cgroup, keyed by the pod's UID as kubelet does (`pod<uid>`), so pods of the same
+/// name under different `--root`s never share one; the pause process and each container
+/// get a child.
+pub fn pod_cgroup(pod: &Pod) -> String {
+    format!(
+        "{}/pod-{}",
+        crate::cgroups::DEFAULT_PARENT,
+        pod.metadata.uid.as_deref().unwrap_or("unknown")
+    )
+}
+
+/// The cgroup of one container (or `pause`) of the pod.
+pub fn container_cgroup(pod: &Pod, container: &str) -> String {
+    format!("{}/{container}", pod_cgroup(pod))
+}
+
+fn mount(dest: &str, typ: &str, source: &Path, options: &[&str]) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(dest));
+    m.set_typ(Some(typ.to_string()));
+    m.set_source(Some(source.to_path_buf()));
+    m.set_options(Some(options.iter().map(|s| s.to_string()).collect()));
+    m
+}
+
+fn ns(typ: LinuxNamespaceType, path: Option<String>) -> LinuxNamespace {
+    let mut n = LinuxNamespace::default();
+    n.set_typ(typ);
+    n.set_path(path.map(PathBuf::from));
+    n
+}
+
+fn caps(names: &[String]) -> Result<LinuxCapabilities, PodError> {
+    let set = names
+        .iter()
+        .map(|n| {
+            let full = if n.starts_with("CAP_") {
+                n.clone()
+            } else {
+                format!("CAP_{n}")
+            };
+            serde_json::from_value::<Capability>(json!(full))
+                .map_err(|_| PodError::Invalid(format!("unknown capability `{n}`")))
+        })
+        .collect::<Result<std::collections::HashSet<_>, _>>()?;
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(Some(set.clone()));
+    c.set_effective(Some(set.clone()));
+    c.set_permitted(Some(set));
+    c.set_inheritable(None);
+    c.set_ambient(None);
+    Ok(c)
+}
+
+/// The pause container: the read-only host view (for the C library) with `/pause` bound on
+/// top, new net, ipc and uts namespaces (unless the pod uses the host's), a pid namespace
+/// when the pod shares one.
+pub fn pause_spec(pod: &Pod, paths: &PodPaths, pause_binary: &Path, host: &[HostEntry]) -> Spec {
+    let spec_ = pod.spec.as_ref();
+    let host_net = spec_.and_then(|s| s.host_network).unwrap_or(false);
+    let host_ipc = spec_.and_then(|s| s.host_ipc).unwrap_or(false);
+    let share_pid = spec_
+        .and_then(|s| s.share_process_namespace)
+        .unwrap_or(false);
+    let host_pid = spec_.and_then(|s| s.host_pid).unwrap_or(false);
+    let mut s = host_view_spec(host);
+    let mut process = s.process().clone().unwrap_or_default();
+    process.set_args(Some(vec!["/pause".into()]));
+    process.set_terminal(Some(false));
+    process.set_env(Some(vec!["PATH=/".into()]));
+    process.set_rlimits(None);
+    process.set_oom_score_adj(Some(oom_score_adj(-998))); // containerd's defaultSandboxOOMAdj
+    s.set_process(Some(process));
+    let mut ms: Vec<Mount> = s.mounts().clone().unwrap_or_default();
+    ms.push(mount(
+        "/pause",
+        "bind",
+        pause_binary,
+        &["bind", "ro", "nosuid", "nodev"],
+    ));
+    s.set_mounts(Some(ms));
+    s.set_hostname(
+        manifest::pod_hostname(pod)
+            .ok()
+            .and_then(|h| h.uts_hostname)
+            .filter(|_| !host_net),
+    );
+    let mut linux = s.linux().clone().unwrap_or_default();
+    let mut nss = vec![ns(LinuxNamespaceType::Mount, None)];
+    if !host_net {
+        nss.push(ns(LinuxNamespaceType::Network, None));
+        nss.push(ns(LinuxNamespaceType::Uts, None));
+    }
+    if !host_ipc {
+        nss.push(ns(LinuxNamespaceType::Ipc, None));
+    }
+    if share_pid && !host_pid {
+        nss.push(ns(LinuxNamespaceType::Pid, None));
+    }
+    linux.set_namespaces(Some(nss));
+    linux.set_cgroups_path(Some(PathBuf::from(container_cgroup(pod, "pause"))));
+    linux.set_masked_paths(None);
+    linux.set_readonly_paths(None);
+    s.set_linux(Some(linux));
+    let mut root = s.root().clone().unwrap_or_default();
+    root.set_path(paths.bundle("pause").join("rootfs"));
+    root.set_readonly(Some(true));
+    s.set_root(Some(root));
+    s
+}
+
+/// The pod's hostname as kubelet chooses it (`hostnameOverride`, `hostname`, the pod name;
+/// cut to 63 characters).
+pub fn hostname(pod: &Pod) -> String {
+    manifest::pod_hostname(pod)
+        .map(|h| h.hostname)
+        .unwrap_or_default()
+}
+
+/// `/etc/hosts` in kubelet's format (the pod has only loopback, so its IP is 127.0.0.1).
+pub fn etc_hosts(pod: &Pod) -> String {
+    let h = manifest::pod_hostname(pod).ok();
+    let host = match &h {
+        Some(h) => match h.fqdn() {
+            Some(fqdn) => format!("{fqdn}\t{}", h.hostname),
+            None => h.hostname.clone(),
+        },
+        None => String::new(),
+    };
+    let mut s = String::from(
+        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
+    );
+    s.push_str(&format!("127.0.0.1\t{host}\n"));
+    let aliases = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_aliases.clone())
+        .unwrap_or_default();
+    if !aliases.is_empty() {
+        s.push_str("\n# Entries added by HostAliases.\n");
+        for a in aliases {
+            s.push_str(&format!(
+                "{}\t{}\n",
+                a.ip,
+                a.hostnames.unwrap_or_default().join("\t")
+            ));
+        }
+    }
+    s
+}
+
+/// What a container's spec needs from outside: the pause process and the node.
+pub struct ContainerContext<'a> {
+    pub paths: &'a PodPaths,
+    pub pause_pid: i32,
+    pub host_entries: &'a [HostEntry],
+    pub node_memory: i64,
+    pub resources: &'a crate::k8s::resources::PodResources,
+    pub which: crate::k8s::resources::ContainerRef,
+}
+
+/// The container's environment (kubelet's: fieldRef, resourceFieldRef, `$(VAR)`), after a
+/// default PATH and HOSTNAME as containerd sets them; and its expanded command line.
+fn env_and_args(
+    pod: &Pod,
+    c: &Container,
+    node_memory: i64,
+) -> Result<(Vec<String>, Vec<String>), PodError> {
+    let node = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    let ips = vec!["127.0.0.1".to_string()];
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut alloc = crate::k8s::resources::ResourceList::new();
+    if let (Ok(cpu), Ok(mem)) = (cpus.to_string().parse(), node_memory.to_string().parse()) {
+        alloc.insert("cpu".into(), cpu);
+        alloc.insert("memory".into(), mem);
+    }
+    let cx = manifest::EnvContext {
+        node_name: &node,
+        host_ips: &ips,
+        pod_ips: &ips,
+        node_allocatable: &alloc,
+    };
+    let vars = manifest::container_env(pod, c, &cx)?;
+    let (cmd, args) = manifest::expand_command(c, &vars);
+    let mut env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        format!("HOSTNAME={}", hostname(pod)),
+    ];
+    for (k, v) in vars {
+        env.retain(|kv| kv.split_once('=').map(|(name, _)| name) != Some(k.as_str()));
+        env.push(format!("{k}={v}"));
+    }
+    Ok((env, cmd.into_iter().chain(args).collect()))
+}
+
+/// A path joined below `base` that cannot leave it (`subPath` must be relative, no `..`).
+pub fn safe_join(base: &Path, sub: &str, field: &str) -> Result<PathBuf, PodError> {
+    let p = Path::new(sub);
+    if p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(PodError::Invalid(format!(
+            "{field} `{sub}` must be a relative path without `..`"
+        )));
+    }
+    Ok(base.join(p))
+}
+
+/// The host directory behind a volume.
+pub fn volume_source(paths: &PodPaths, v: &Volume) -> Result<PathBuf, PodError> {
+    if let Some(hp) = &v.host_path {
+        return Ok(PathBuf::from(&hp.path));
+    }
+    if v.empty_dir.is_some() {
+        return Ok(paths.volume(&v.name));
+    }
+    Err(PodError::Unsupported(format!(
+        "volume `{}`: only emptyDir and hostPath volumes are supported",
+        v.name
+    )))
+}
+
+/// The OCI spec of one app or init container.
+pub fn container_spec(
+    pod: &Pod,
+    c: &Container,
+    cx: &ContainerContext<'_>,
+) -> Result<Spec, PodError> {
+    let pspec = pod
+        .spec
+        .as_ref()
+        .ok_or_else(|| PodError::Invalid("spec is required".into()))?;
+    let image = c.image.as_deref().unwrap_or_default();
+    if image != HOST_IMAGE {
+        return Err(PodError::Unsupported(format!(
+            "container `{}` image `{image}`: the image store is not there yet; use `image: host` (a read-only view of this machine)",
+            c.name
+        )));
+    }
+    let mut s = host_view_spec(cx.host_entries);
+    let (env, args) = env_and_args(pod, c, cx.node_memory)?;
+    if c.command.as_ref().is_none_or(|v| v.is_empty()) {
+        return Err(PodError::Invalid(format!(
+            "spec.containers[{}].command is required with image `host` (it has no entrypoint)",
+            c.name
+        )));
+    }
+    let sc = c.security_context.clone().unwrap_or_default();
+    let psc = pspec.security_context.clone().unwrap_or_default();
+    let privileged = sc.privileged.unwrap_or(false);
+    let uid = sc.run_as_user.or(psc.run_as_user).unwrap_or(0);
+    let gid = sc.run_as_group.or(psc.run_as_group).unwrap_or(0);
+    if sc.run_as_non_root.or(psc.run_as_non_root).unwrap_or(false) && uid == 0 {
+        return Err(PodError::Invalid(format!(
+            "container `{}` has runAsNonRoot and would run as root (set securityContext.runAsUser)",
+            c.name
+        )));
+    }
+    let mut process = s.process().clone().unwrap_or_default();
+    process.set_args(Some(args));
+    process.set_terminal(Some(false));
+    process.set_env(Some(env));
+    process.set_cwd(PathBuf::from(
+        c.working_dir.clone().unwrap_or_else(|| "/".into()),
+    ));
+    let mut user = process.user().clone();
+    user.set_uid(uid as u32);
+    user.set_gid(gid as u32);
+    let groups: Vec<u32> = psc
+        .supplemental_groups
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|g| g as u32)
+        .collect();
+    user.set_additional_gids(if groups.is_empty() {
+        None
+    } else {
+        Some(groups)
+    });
+    process.set_user(user);
+    process.set_rlimits(None);
+    let mut cap_names: Vec<String> = if privileged {
+        caps::all().iter().map(|c| c.to_string()).collect()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    if let Some(cs) = &sc.capabilities {
+        for a in cs.add.iter().flatten() {
+            let full = if a == "ALL" {
+                continue;
+            } else if a.starts_with("CAP_") {
+                a.clone()
+            } else {
+                format!("CAP_{a}")
+            };
+            if !cap_names.contains(&full) {
+                cap_names.push(full);
+            }
+        }
+        if cs.add.iter().flatten().any(|a| a == "ALL") {
+            cap_names = caps::all().iter().map(|c| c.to_string()).collect();
+        }
+        for d in cs.drop.iter().flatten() {
+            if d == "ALL" {
+                cap_names.clear();
+            } else {
+                let full = if d.starts_with("CAP_") {
+                    d.clone()
+                } else {
+                    format!("CAP_{d}")
+                };
+                cap_names.retain(|n| *n != full);
+            }
+        }
+    }
+    // Only what this host can grant (this machine has no CAP_SYS_RESOURCE, for example).
+    let bounding: Vec<String> = caps::read(None, caps::CapSet::Bounding)
+        .map(|b| b.iter().map(|c| c.to_string()).collect())
+        .unwrap_or_default();
+    cap_names.retain(|n| bounding.is_empty() || bounding.contains(n));
+    process.set_capabilities(Some(caps(&cap_names)?));
+    process.set_no_new_privileges(Some(sc.allow_privilege_escalation == Some(false)));
+    let cg = cx
+        .resources
+        .container_cgroup(cx.which, cx.node_memory)
+        .map_err(|e| PodError::Invalid(format!("container `{}` resources: {e}", c.name)))?;
+    process.set_oom_score_adj(Some(oom_score_adj(cg.oom_score_adj)));
+    s.set_process(Some(process));
+    s.set_hostname(None);
+
+    let mut ms = s.mounts().clone().unwrap_or_default();
+    for f in ["hostname", "hosts", "resolv.conf"] {
+        let dest = format!("/etc/{f}");
+        if !c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path == dest)
+        {
+            let ro = if sc.read_only_root_filesystem.unwrap_or(false) {
+                "ro"
+            } else {
+                "rw"
+            };
+            ms.push(mount(&dest, "bind", &cx.paths.etc(f), &["bind", ro]));
+        }
+    }
+    if !pspec.host_ipc.unwrap_or(false) {
+        ms.retain(|m| m.destination() != Path::new("/dev/shm"));
+        ms.push(mount(
+            "/dev/shm",
+            "bind",
+            &cx.paths.shm(),
+            &["bind", "rw", "nosuid", "nodev", "noexec"],
+        ));
+    }
+    let volumes: BTreeMap<&str, &Volume> = pspec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| (v.name.as_str(), v))
+        .collect();
+    for (i, vm) in c.volume_mounts.iter().flatten().enumerate() {
+        let field = format!("spec.containers[{}].volumeMounts[{i}]", c.name);
+        let v = volumes.get(vm.name.as_str()).ok_or_else(|| {
+            PodError::Invalid(format!("{field}.name: volume `{}` not found", vm.name))
+        })?;
+        let mut src = volume_source(cx.paths, v)?;
+        if let Some(sub) = vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            src = safe_join(&src, sub, &format!("{field}.subPath"))?;
+        }
+        let mut opts = vec![
+            "rbind",
+            if vm.read_only.unwrap_or(false) {
+                "ro"
+            } else {
+                "rw"
+            },
+        ];
+        opts.push(match vm.mount_propagation.as_deref() {
+            None | Some("None") => "rprivate",
+            Some("HostToContainer") => "rslave",
+            Some("Bidirectional") if privileged => "rshared",
+            Some("Bidirectional") => {
+                return Err(PodError::Invalid(format!(
+                    "{field}.mountPropagation: Bidirectional needs a privileged container"
+                )));
+            }
+            Some(other) => {
+                return Err(PodError::Invalid(format!(
+                    "{field}.mountPropagation: unknown value `{other}`"
+                )));
+            }
+        });
+        ms.push(mount(&vm.mount_path, "bind", &src, &opts));
+    }
+    if privileged {
+        for m in ms.iter_mut() {
+            if m.destination() == Path::new("/sys") {
+                m.set_options(Some(vec![
+                    "nosuid".into(),
+                    "noexec".into(),
+                    "nodev".into(),
+                    "rw".into(),
+                ]));
+            }
+        }
+    }
+    s.set_mounts(Some(ms));
+
+    let mut linux = s.linux().clone().unwrap_or_default();
+    let pause_ns = |t: &str| Some(format!("/proc/{}/ns/{t}", cx.pause_pid));
+    let mut nss = vec![
+        ns(LinuxNamespaceType::Mount, None),
+        ns(LinuxNamespaceType::Cgroup, None),
+    ];
+    if !pspec.host_network.unwrap_or(false) {
+        nss.push(ns(LinuxNamespaceType::Network, pause_ns("net")));
+        nss.push(ns(LinuxNamespaceType::Uts, pause_ns("uts")));
+    }
+    if !pspec.host_ipc.unwrap_or(false) {
+        nss.push(ns(LinuxNamespaceType::Ipc, pause_ns("ipc")));
+    }
+    if !pspec.host_pid.unwrap_or(false) {
+        if pspec.share_process_namespace.unwrap_or(false) {
+            nss.push(ns(LinuxNamespaceType::Pid, pause_ns("pid")));
+        } else {
+            nss.push(ns(LinuxNamespaceType::Pid, None));
+        }
+    }
+    linux.set_namespaces(Some(nss));
+    linux.set_cgroups_path(Some(PathBuf::from(container_cgroup(pod, &c.name))));
+    let mut res = linux.resources().clone().unwrap_or_default();
+    let mut cpu = oci_spec::runtime::LinuxCpu::default();
+    cpu.set_shares(Some(cg.cpu_shares));
+    if cg.cpu_quota > 0 {
+        cpu.set_quota(Some(cg.cpu_quota));
+        cpu.set_period(Some(cg.cpu_period));
+    }
+    res.set_cpu(Some(cpu));
+    if let Some(limit) = cg.memory_limit {
+        let mut mem = oci_spec::runtime::LinuxMemory::default();
+        mem.set_limit(Some(limit));
+        res.set_memory(Some(mem));
+        if crate::cgroups::detect()
+            .is_ok_and(|s| matches!(s, crate::cgroups::Setup::Unified { .. }))
+        {
+            // kubelet sets memory.oom.group so an OOM kills the whole container.
+            res.set_unified(Some(
+                [("memory.oom.group".to_string(), "1".to_string())]
+                    .into_iter()
+                    .collect(),
+            ));
+        }
+    }
+    linux.set_resources(Some(res));
+    if privileged {
+        linux.set_masked_paths(None);
+        linux.set_readonly_paths(None);
+    }
+    s.set_linux(Some(linux));
+    let mut root = s.root().clone().unwrap_or_default();
+    root.set_path(cx.paths.bundle(&c.name).join("rootfs"));
+    root.set_readonly(Some(sc.read_only_root_filesystem.unwrap_or(false)));
+    s.set_root(Some(root));
+    Ok(s)
+}

@@ -1,0 +1,114 @@
+//! The supervisor's status in the Kubernetes API's shape (`v1.PodStatus`), for `pod inspect`
+//! and `pod ls -o json|yaml`: RFC 3339 times, `state.terminated`, condition strings.
+
+use serde_json::{Value, json};
+
+use crate::supervisor::status::{ContainerState, ContainerStatus, PodStatus, Terminated};
+use crate::supervisor::{EventRecord, Millis};
+
+/// RFC 3339 with seconds, as the API server writes `metav1.Time`.
+pub fn time(m: Millis) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(m.0);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn terminated(t: &Terminated, id: u32) -> Value {
+    let mut v = json!({
+        "exitCode": t.exit_code,
+        "reason": t.reason,
+        "startedAt": time(t.started_at),
+        "finishedAt": time(t.finished_at),
+        "containerID": format!("peapod://{id}"),
+    });
+    if !t.message.is_empty() {
+        v["message"] = t.message.clone().into();
+    }
+    v
+}
+
+fn container(c: &ContainerStatus) -> Value {
+    let state = match &c.state {
+        ContainerState::Waiting { reason, message } => {
+            let mut w = json!({ "reason": reason });
+            if !message.is_empty() {
+                w["message"] = message.clone().into();
+            }
+            json!({ "waiting": w })
+        }
+        ContainerState::Running { started_at } => {
+            json!({ "running": { "startedAt": time(*started_at) } })
+        }
+        ContainerState::Terminated(t) => json!({ "terminated": terminated(t, c.restart_count) }),
+    };
+    let last = match &c.last_state {
+        Some(t) => json!({ "terminated": terminated(t, c.restart_count.saturating_sub(1)) }),
+        None => json!({}),
+    };
+    json!({
+        "name": c.name,
+        "image": "host",
+        "state": state,
+        "lastState": last,
+        "ready": c.ready,
+        "started": c.started,
+        "restartCount": c.restart_count,
+    })
+}
+
+/// `v1.PodStatus` plus QoS class.
+pub fn pod_status(s: &PodStatus, qos: &str) -> Value {
+    let conditions: Vec<Value> = s
+        .conditions
+        .iter()
+        .map(|c| {
+            let mut v = json!({
+                "type": c.type_.as_str(),
+                "status": if c.status { "True" } else { "False" },
+                "lastTransitionTime": time(c.last_transition_time),
+            });
+            if let Some(r) = &c.reason {
+                v["reason"] = r.clone().into();
+            }
+            if let Some(m) = &c.message {
+                v["message"] = m.clone().into();
+            }
+            v
+        })
+        .collect();
+    let mut v = json!({
+        "phase": s.phase.as_str(),
+        "conditions": conditions,
+        "hostIP": "127.0.0.1",
+        "podIP": "127.0.0.1",
+        "qosClass": qos,
+        "containerStatuses": s.container_statuses.iter().map(container).collect::<Vec<_>>(),
+    });
+    if !s.init_container_statuses.is_empty() {
+        v["initContainerStatuses"] = s
+            .init_container_statuses
+            .iter()
+            .map(container)
+            .collect::<Vec<_>>()
+            .into();
+    }
+    if let Some(t) = s.start_time {
+        v["startTime"] = time(t).into();
+    }
+    v
+}
+
+/// Events as `kubectl get events` shows them.
+pub fn events(evs: &[EventRecord]) -> Value {
+    evs.iter()
+        .map(|e| {
+            json!({
+                "type": format!("{:?}", e.type_),
+                "reason": e.reason,
+                "message": e.message,
+                "involvedObject": { "fieldPath": e.container.as_ref().map(|c| format!("spec.containers{{{c}}}")) },
+                "lastTimestamp": time(e.at),
+            })
+        })
+        .collect::<Vec<_>>()
+        .into()
+}

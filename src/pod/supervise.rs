@@ -1,0 +1,728 @@
+//! The per-pod supervisor: the side-effect half of [`crate::supervisor::PodMachine`].
+//!
+//! One single-threaded process per pod, detached from the CLI (new session, child
+//! subreaper, inherited fds closed). It builds the sandbox, executes the machine's actions
+//! (start, kill, wake), reaps container processes, copies their output into CRI logs and
+//! writes the pod's record after every change.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::logs::{LogWriter, Stream};
+use super::sandbox::{self, ContainerContext, PodPaths};
+use super::{PodError, Record, STOP_FILE, now, start_time};
+use crate::container::create::{CreateOpts, create};
+use crate::container::lifecycle;
+use crate::k8s::resources::{ContainerRef, PodResources};
+use crate::spec_template::{HostEntry, host_entries, prepare_host_root};
+use crate::supervisor::{Action, Event, Millis, PodMachine, StartStage};
+
+const PAUSE_ID: &str = "pause";
+/// Events kept in the record (the oldest go first).
+const MAX_EVENTS: usize = 1000;
+
+struct Instance {
+    container: String,
+    instance: u32,
+    oom_before: u64,
+}
+
+struct LogPipe {
+    fd: OwnedFd,
+    key: (String, u32),
+    stream: Stream,
+}
+
+struct Kill {
+    pid: i32,
+    container: String,
+    deadline: Millis,
+}
+
+/// Everything the supervisor holds.
+pub struct Supervisor {
+    paths: PodPaths,
+    pod: Pod,
+    resources: PodResources,
+    machine: PodMachine,
+    record: Record,
+    hosts: Vec<HostEntry>,
+    node_memory: i64,
+    running: HashMap<i32, Instance>,
+    pipes: Vec<LogPipe>,
+    writers: HashMap<(String, u32), LogWriter>,
+    kills: Vec<Kill>,
+    wake: Option<Millis>,
+    pause_pid: i32,
+}
+
+/// Total memory of the node in bytes (`MemTotal` of /proc/meminfo).
+pub fn node_memory() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(i64::MAX)
+}
+
+fn find_container<'a>(pod: &'a Pod, name: &str) -> Option<(&'a Container, ContainerRef)> {
+    let spec = pod.spec.as_ref()?;
+    if let Some((i, c)) = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .find(|(_, c)| c.name == name)
+    {
+        return Some((c, ContainerRef::Init(i)));
+    }
+    spec.containers
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.name == name)
+        .map(|(i, c)| (c, ContainerRef::App(i)))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), PodError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| PodError::io("pipe", Path::new("pipe"), e.into()))
+}
+
+impl Supervisor {
+    /// Build the sandbox: directories, /etc files, the pod's /dev/shm, volumes, the pause
+    /// container. On error everything made so far is removed by [`Supervisor::teardown`].
+    pub fn new(paths: PodPaths, pod: Pod, pause_binary: &Path) -> Result<Supervisor, PodError> {
+        let (spec, resources) = super::manifest::to_supervisor(&pod)?;
+        let machine = PodMachine::new(spec, now()).map_err(|e| PodError::Invalid(e.to_string()))?;
+        let me = std::process::id() as i32;
+        let mut sup = Supervisor {
+            record: Record {
+                machine: machine.clone(),
+                events: Vec::new(),
+                supervisor_pid: me,
+                supervisor_start_time: start_time(me),
+                pause_pid: 0,
+                supervisor_done: false,
+                message: None,
+            },
+            paths,
+            pod,
+            resources,
+            machine,
+            hosts: host_entries(),
+            node_memory: node_memory(),
+            running: HashMap::new(),
+            pipes: Vec::new(),
+            writers: HashMap::new(),
+            kills: Vec::new(),
+            wake: None,
+            pause_pid: 0,
+        };
+        if let Err(e) = sup.build_sandbox(pause_binary) {
+            sup.teardown();
+            return Err(e);
+        }
+        sup.record.pause_pid = sup.pause_pid;
+        sup.save();
+        Ok(sup)
+    }
+
+    fn build_sandbox(&mut self, pause_binary: &Path) -> Result<(), PodError> {
+        let p = &self.paths;
+        let mk = |d: &Path| std::fs::create_dir_all(d).map_err(|e| PodError::io("create", d, e));
+        mk(&p.dir.join("etc"))?;
+        mk(&p.shm())?;
+        let w = |f: &str, data: &[u8]| {
+            let path = p.etc(f);
+            std::fs::write(&path, data).map_err(|e| PodError::io("write", &path, e))
+        };
+        w(
+            "hostname",
+            format!("{}\n", sandbox::hostname(&self.pod)).as_bytes(),
+        )?;
+        w("hosts", sandbox::etc_hosts(&self.pod).as_bytes())?;
+        w(
+            "resolv.conf",
+            &std::fs::read("/etc/resolv.conf").unwrap_or_default(),
+        )?;
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        if !spec.host_ipc.unwrap_or(false) {
+            let opts = format!("mode=1777,size={}", sandbox::SHM_SIZE);
+            nix::mount::mount(
+                Some("shm"),
+                &p.shm(),
+                Some("tmpfs"),
+                nix::mount::MsFlags::MS_NOSUID
+                    | nix::mount::MsFlags::MS_NODEV
+                    | nix::mount::MsFlags::MS_NOEXEC,
+                Some(opts.as_str()),
+            )
+            .map_err(|e| PodError::io("mount /dev/shm tmpfs at", &p.shm(), e.into()))?;
+        }
+        for v in spec.volumes.iter().flatten() {
+            if let Some(ed) = &v.empty_dir {
+                let dir = p.volume(&v.name);
+                mk(&dir)?;
+                if ed.medium.as_deref() == Some("Memory") {
+                    let mut opts = "mode=1777".to_string();
+                    if let Some(limit) = &ed.size_limit {
+                        let q: crate::k8s::quantity::Quantity = limit.0.parse().map_err(|e| {
+                            PodError::Invalid(format!("volume `{}` sizeLimit: {e}", v.name))
+                        })?;
+                        opts.push_str(&format!(",size={}", q.to_bytes()));
+                    }
+                    nix::mount::mount(
+                        Some("tmpfs"),
+                        &dir,
+                        Some("tmpfs"),
+                        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+                        Some(opts.as_str()),
+                    )
+                    .map_err(|e| PodError::io("mount emptyDir tmpfs at", &dir, e.into()))?;
+                }
+            } else if let Some(hp) = &v.host_path {
+                check_host_path(&v.name, &hp.path, hp.type_.as_deref().unwrap_or(""))?;
+            }
+        }
+        // The pause container.
+        let bundle = p.bundle(PAUSE_ID);
+        prepare_host_root(&bundle.join("rootfs"), &self.hosts)
+            .map_err(|e| PodError::io("create", &bundle.join("rootfs"), e))?;
+        let pspec = sandbox::pause_spec(&self.pod, p, pause_binary, &self.hosts);
+        write_spec(&bundle, &pspec)?;
+        let null = || {
+            std::fs::File::open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(|e| PodError::io("open", Path::new("/dev/null"), e))
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p.dir.join("pause.log"))
+            .map(OwnedFd::from)
+            .map_err(|e| PodError::io("open", &p.dir.join("pause.log"), e))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| PodError::io("dup", &p.dir.join("pause.log"), e))?;
+        let opts = CreateOpts {
+            bundle,
+            stdio: Some([null()?, log, log2]),
+            ..CreateOpts::default()
+        };
+        let st = create(&p.oci_root(), PAUSE_ID, opts)?;
+        lifecycle::start(&p.oci_root(), PAUSE_ID)?;
+        self.pause_pid = st.pid;
+        Ok(())
+    }
+
+    fn save(&mut self) {
+        self.record.machine = self.machine.clone();
+        if self.record.events.len() > MAX_EVENTS {
+            let cut = self.record.events.len() - MAX_EVENTS;
+            self.record.events.drain(..cut);
+        }
+        if let Err(e) = self.record.save(&self.paths) {
+            log::error!("save pod record: {e}");
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        let mut queue = vec![event];
+        while let Some(ev) = queue.pop() {
+            let actions = self.machine.handle(ev, now());
+            for a in actions {
+                if let Some(ev) = self.execute(a) {
+                    queue.push(ev);
+                }
+            }
+        }
+        self.save();
+    }
+
+    /// Perform one action; an immediate answer comes back as an event.
+    fn execute(&mut self, action: Action) -> Option<Event> {
+        match action {
+            Action::Start {
+                container,
+                instance,
+            } => Some(self.start(&container, instance)),
+            Action::Kill {
+                container,
+                instance,
+                grace,
+                ..
+            } => {
+                self.kill(&container, instance, grace);
+                None
+            }
+            Action::RunProbe {
+                container,
+                instance,
+                kind,
+                ..
+            } => Some(Event::ProbeResult {
+                container,
+                instance,
+                kind,
+                result: crate::supervisor::ProbeOutcome::Error,
+                output: "probes are not implemented yet".into(),
+            }),
+            Action::ScheduleWake { at } => {
+                self.wake = Some(at);
+                None
+            }
+            Action::RecordEvent(e) => {
+                self.record.events.push(e);
+                None
+            }
+            Action::PodFinished { phase } => {
+                log::info!("pod finished: {phase:?}");
+                None
+            }
+        }
+    }
+
+    fn start(&mut self, name: &str, instance: u32) -> Event {
+        let failed = |stage, message: String| Event::StartFailed {
+            container: name.to_string(),
+            instance,
+            stage,
+            message,
+            at: now(),
+        };
+        let Some((c, which)) = find_container(&self.pod, name) else {
+            return failed(
+                StartStage::Create,
+                format!("container `{name}` is not in the pod"),
+            );
+        };
+        let c = c.clone();
+        let oci = self.paths.oci_root();
+        // The previous instance is gone (reaped); its OCI state goes before the id is reused.
+        let _ = lifecycle::delete(&oci, name, true);
+        let cx = ContainerContext {
+            paths: &self.paths,
+            pause_pid: self.pause_pid,
+            host_entries: &self.hosts,
+            node_memory: self.node_memory,
+            resources: &self.resources,
+            which,
+        };
+        let bundle = self.paths.bundle(name);
+        let prepared = sandbox::container_spec(&self.pod, &c, &cx).and_then(|spec| {
+            prepare_host_root(&bundle.join("rootfs"), &self.hosts)
+                .map_err(|e| PodError::io("create", &bundle.join("rootfs"), e))?;
+            write_spec(&bundle, &spec)
+        });
+        if let Err(e) = prepared {
+            return failed(StartStage::Create, e.to_string());
+        }
+        let (out_r, out_w) = match pipe() {
+            Ok(p) => p,
+            Err(e) => return failed(StartStage::Create, e.to_string()),
+        };
+        let (err_r, err_w) = match pipe() {
+            Ok(p) => p,
+            Err(e) => return failed(StartStage::Create, e.to_string()),
+        };
+        let null = match std::fs::File::open("/dev/null") {
+            Ok(f) => OwnedFd::from(f),
+            Err(e) => return failed(StartStage::Create, e.to_string()),
+        };
+        let opts = CreateOpts {
+            bundle,
+            stdio: Some([null, out_w, err_w]),
+            ..CreateOpts::default()
+        };
+        let st = match create(&oci, name, opts) {
+            Ok(st) => st,
+            Err(e) => {
+                let msg = e.to_string();
+                // A missing executable is a start error (exit 128) in kubelet's terms.
+                let stage = if msg.contains("executable file not found") {
+                    StartStage::Start
+                } else {
+                    StartStage::Create
+                };
+                return failed(stage, msg);
+            }
+        };
+        let oom_before =
+            crate::cgroups::manager(Some(&sandbox::container_cgroup(&self.pod, name)), name)
+                .and_then(|cg| cg.oom_kill_count())
+                .unwrap_or(0);
+        if let Err(e) = lifecycle::start(&oci, name) {
+            let _ = lifecycle::delete(&oci, name, true);
+            return failed(StartStage::Start, e.to_string());
+        }
+        match LogWriter::create(&self.paths.dir, name, instance) {
+            Ok(w) => {
+                self.writers.insert((name.to_string(), instance), w);
+                for (fd, stream) in [(out_r, Stream::Stdout), (err_r, Stream::Stderr)] {
+                    let _ = nix::fcntl::fcntl(
+                        &fd,
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                    );
+                    self.pipes.push(LogPipe {
+                        fd,
+                        key: (name.to_string(), instance),
+                        stream,
+                    });
+                }
+            }
+            Err(e) => log::error!("logs of `{name}`: {e}"),
+        }
+        self.running.insert(
+            st.pid,
+            Instance {
+                container: name.to_string(),
+                instance,
+                oom_before,
+            },
+        );
+        Event::ContainerStarted {
+            container: name.to_string(),
+            instance,
+            at: now(),
+        }
+    }
+
+    fn kill(&mut self, name: &str, instance: u32, grace: Duration) {
+        let Some((&pid, _)) = self
+            .running
+            .iter()
+            .find(|(_, i)| i.container == name && i.instance == instance)
+        else {
+            return;
+        };
+        let deadline = Millis(now().0 + grace.as_millis() as u64);
+        if let Some(k) = self.kills.iter_mut().find(|k| k.pid == pid) {
+            k.deadline = k.deadline.min(deadline);
+            return;
+        }
+        let _ = lifecycle::kill(&self.paths.oci_root(), name, libc::SIGTERM, false);
+        self.kills.push(Kill {
+            pid,
+            container: name.to_string(),
+            deadline,
+        });
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let st = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(st) => st,
+            };
+            let (pid, code) = match st {
+                WaitStatus::Exited(p, c) => (p.as_raw(), c),
+                WaitStatus::Signaled(p, s, _) => (p.as_raw(), 128 + s as i32),
+                _ => continue,
+            };
+            if pid == self.pause_pid {
+                self.record.message =
+                    Some("the pause process exited: the pod's namespaces are gone".into());
+                self.pause_pid = 0;
+                self.handle(Event::StopRequested {
+                    grace: Some(Duration::ZERO),
+                });
+                continue;
+            }
+            let Some(inst) = self.running.remove(&pid) else {
+                continue;
+            };
+            self.kills.retain(|k| k.pid != pid);
+            self.drain_logs(&inst.container, inst.instance);
+            let oom_after = crate::cgroups::manager(
+                Some(&sandbox::container_cgroup(&self.pod, &inst.container)),
+                &inst.container,
+            )
+            .and_then(|cg| cg.oom_kill_count())
+            .unwrap_or(0);
+            let _ = lifecycle::delete(&self.paths.oci_root(), &inst.container, true);
+            self.handle(Event::ContainerExited {
+                container: inst.container,
+                instance: inst.instance,
+                exit_code: code,
+                oom_killed: oom_after > inst.oom_before,
+                at: now(),
+            });
+        }
+    }
+
+    /// Copy what a pipe has; false at EOF.
+    fn pump(&mut self, idx: usize) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match nix::unistd::read(&self.pipes[idx].fd, &mut buf) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    let p = &self.pipes[idx];
+                    if let Some(w) = self.writers.get_mut(&p.key)
+                        && let Err(e) = w.write(p.stream, &buf[..n], std::time::SystemTime::now())
+                    {
+                        log::error!("write log: {e}");
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => return true,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn drain_logs(&mut self, container: &str, instance: u32) {
+        let key = (container.to_string(), instance);
+        let mut i = 0;
+        while i < self.pipes.len() {
+            if self.pipes[i].key == key {
+                self.pump(i);
+                self.pipes.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        if let Some(mut w) = self.writers.remove(&key) {
+            let _ = w.flush_partial(std::time::SystemTime::now());
+        }
+    }
+
+    /// Remove everything the sandbox made on the host; the pod directory (status, logs)
+    /// stays until `pod rm`.
+    pub fn teardown(&mut self) {
+        let oci = self.paths.oci_root();
+        if let Ok(list) = lifecycle::list(&oci) {
+            for (st, _) in list {
+                if let Err(e) = lifecycle::delete(&oci, &st.id, true) {
+                    log::warn!("teardown: {e}");
+                }
+            }
+        }
+        teardown_host(&self.paths, &self.pod);
+    }
+
+    /// The event loop; returns when the pod is finished and nothing runs any more.
+    pub fn run(mut self, mut ready: Option<std::fs::File>) {
+        let mut mask = SigSet::empty();
+        for s in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+        ] {
+            mask.add(s);
+        }
+        let sfd = match mask.thread_block().and_then(|_| {
+            SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        }) {
+            Ok(f) => f,
+            Err(e) => {
+                log::error!("signalfd: {e}");
+                self.teardown();
+                return;
+            }
+        };
+        self.handle(Event::SandboxReady);
+        if let Some(mut r) = ready.take() {
+            let _ = writeln!(r, "ok");
+        }
+        loop {
+            self.reap();
+            if self.machine.finished().is_some() && self.running.is_empty() {
+                break;
+            }
+            let t = now();
+            for k in std::mem::take(&mut self.kills) {
+                if k.deadline <= t {
+                    let _ =
+                        lifecycle::kill(&self.paths.oci_root(), &k.container, libc::SIGKILL, true);
+                } else {
+                    self.kills.push(k);
+                }
+            }
+            if self.wake.is_some_and(|w| w <= t) {
+                self.wake = None;
+                self.handle(Event::Tick);
+                continue;
+            }
+            let next = self.kills.iter().map(|k| k.deadline).chain(self.wake).min();
+            let timeout = match next {
+                Some(at) => PollTimeout::try_from(Duration::from_millis(
+                    at.0.saturating_sub(t.0).min(60_000),
+                ))
+                .unwrap_or(PollTimeout::MAX),
+                None => PollTimeout::from(60_000u16),
+            };
+            let mut fds: Vec<PollFd> = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            fds.extend(
+                self.pipes
+                    .iter()
+                    .map(|p| PollFd::new(p.fd.as_fd(), PollFlags::POLLIN)),
+            );
+            if matches!(poll(&mut fds, timeout), Err(e) if e != nix::errno::Errno::EINTR) {
+                break;
+            }
+            let ready_pipes: Vec<bool> = fds
+                .iter()
+                .skip(1)
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            drop(fds);
+            for idx in (0..ready_pipes.len()).rev() {
+                if ready_pipes[idx] && !self.pump(idx) {
+                    self.pipes.remove(idx);
+                }
+            }
+            while let Ok(Some(info)) = sfd.read_signal() {
+                if info.ssi_signo as i32 != libc::SIGCHLD {
+                    let grace = read_stop_grace(&self.paths);
+                    self.handle(Event::StopRequested { grace });
+                }
+            }
+        }
+        self.teardown();
+        self.record.supervisor_done = true;
+        self.save();
+    }
+}
+
+fn write_spec(bundle: &Path, spec: &oci_spec::runtime::Spec) -> Result<(), PodError> {
+    std::fs::create_dir_all(bundle).map_err(|e| PodError::io("create", bundle, e))?;
+    let data = serde_json::to_vec_pretty(spec).map_err(|e| PodError::Invalid(e.to_string()))?;
+    let path = bundle.join("config.json");
+    std::fs::write(&path, data).map_err(|e| PodError::io("write", &path, e))
+}
+
+fn read_stop_grace(paths: &PodPaths) -> Option<Duration> {
+    let data = std::fs::read(paths.dir.join(STOP_FILE)).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    v["grace_seconds"].as_u64().map(Duration::from_secs)
+}
+
+/// hostPath `type` checks (kubelet `checkType`); `...OrCreate` types create the path.
+pub fn check_host_path(volume: &str, path: &str, typ: &str) -> Result<(), PodError> {
+    let p = Path::new(path);
+    let meta = std::fs::metadata(p);
+    let bad = |what: &str| {
+        Err(PodError::Invalid(format!(
+            "volume `{volume}`: hostPath type check failed: {path} is not {what}"
+        )))
+    };
+    use std::os::unix::fs::FileTypeExt;
+    match typ {
+        "" => Ok(()),
+        "DirectoryOrCreate" => {
+            if meta.is_err() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .create(p)
+                    .map_err(|e| PodError::io("create hostPath", p, e))?;
+                std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                    .map_err(|e| PodError::io("chmod hostPath", p, e))?;
+                return Ok(());
+            }
+            if meta.is_ok_and(|m| m.is_dir()) {
+                Ok(())
+            } else {
+                bad("a directory")
+            }
+        }
+        "Directory" => {
+            if meta.is_ok_and(|m| m.is_dir()) {
+                Ok(())
+            } else {
+                bad("a directory")
+            }
+        }
+        "FileOrCreate" => {
+            if meta.is_err() {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| PodError::io("create hostPath parent", parent, e))?;
+                }
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| PodError::io("create hostPath", p, e))?;
+                return Ok(());
+            }
+            if meta.is_ok_and(|m| m.is_file()) {
+                Ok(())
+            } else {
+                bad("a file")
+            }
+        }
+        "File" => {
+            if meta.is_ok_and(|m| m.is_file()) {
+                Ok(())
+            } else {
+                bad("a file")
+            }
+        }
+        "Socket" => {
+            if meta.is_ok_and(|m| m.file_type().is_socket()) {
+                Ok(())
+            } else {
+                bad("a socket file")
+            }
+        }
+        "CharDevice" => {
+            if meta.is_ok_and(|m| m.file_type().is_char_device()) {
+                Ok(())
+            } else {
+                bad("a character device")
+            }
+        }
+        "BlockDevice" => {
+            if meta.is_ok_and(|m| m.file_type().is_block_device()) {
+                Ok(())
+            } else {
+                bad("a block device")
+            }
+        }
+        other => Err(PodError::Invalid(format!(
+            "volume `{volume}`: unknown hostPath type `{other}`"
+        ))),
+    }
+}
+
+/// Host-side leftovers of a pod: mounts (shm, memory emptyDirs) and the pod cgroup.
+pub fn teardown_host(paths: &PodPaths, pod: &Pod) {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let mut mounts: Vec<PathBuf> = vec![paths.shm()];
+    for v in spec.volumes.iter().flatten() {
+        if v.empty_dir
+            .as_ref()
+            .is_some_and(|e| e.medium.as_deref() == Some("Memory"))
+        {
+            mounts.push(paths.volume(&v.name));
+        }
+    }
+    for m in mounts {
+        match nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => log::warn!("teardown: unmount `{}`: {e}", m.display()),
+        }
+    }
+    if let Ok(cg) = crate::cgroups::manager(Some(&sandbox::pod_cgroup(pod)), &paths.name) {
+        let _ = cg.kill_all(libc::SIGKILL);
+        if let Err(e) = cg.remove() {
+            log::warn!("teardown: {e}");
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! Pods end to end: the real binary runs manifests with `image: host`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+struct Pods {
+    root: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Pods {
+    fn new() -> Pods {
+        Pods {
+            root: tempfile::Builder::new()
+                .prefix("pp-pods")
+                .tempdir()
+                .unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new(bin());
+        c.arg("--root").arg(self.root.path()).args(args);
+        captured(c)
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args);
+        assert!(
+            o.status.success(),
+            "peapod {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+    fn manifest(&self, name: &str, yaml: &str) -> PathBuf {
+        let p = self.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&p, yaml).unwrap();
+        p
+    }
+    fn run(&self, yaml: &str) {
+        let p = self.manifest("m", yaml);
+        self.ok(&["pod", "run", p.to_str().unwrap()]);
+    }
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["pod", "inspect", name, "-o", "json"])).unwrap()
+    }
+    /// The `pod ls` row of `name` as columns.
+    fn ls(&self, name: &str) -> Vec<String> {
+        let out = self.ok(&["pod", "ls"]);
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not in {out}"));
+        line.split("   ")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+    fn wait(&self, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+        let t = Instant::now();
+        while !f() {
+            assert!(
+                t.elapsed() < Duration::from_secs(secs),
+                "timed out waiting for {what}: {}",
+                self.ok(&["pod", "ls"])
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    fn uid(&self, pod: &str) -> String {
+        self.inspect(pod)["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    fn logs(&self, pod: &str, c: &str) -> String {
+        String::from_utf8_lossy(&self.cmd(&["pod", "logs", pod, "-c", c]).stdout).into_owned()
+    }
+}
+
+impl Drop for Pods {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(self.root.path().join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = self.cmd(&[
+                "pod",
+                "rm",
+                "-f",
+                e.file_name().to_str().unwrap_or_default(),
+            ]);
+        }
+    }
+}
+
+fn nothing_left(root: &Path, pod: &str, uid: &str) {
+    assert!(!root.join("pods").join(pod).exists(), "pod directory left");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let rootstr = root.to_str().unwrap();
+    assert!(!mounts.contains(rootstr), "mounts left under {rootstr}");
+    let cg = format!("pod-{uid}");
+    assert!(
+        leftover_cgroups(&cg).is_empty(),
+        "cgroups left: {:?}",
+        leftover_cgroups(&cg)
+    );
+    let procs = Command::new("pgrep")
+        .args(["-f", rootstr])
+        .output()
+        .unwrap();
+    assert!(
+        procs.stdout.is_empty(),
+        "processes left: {}",
+        String::from_utf8_lossy(&procs.stdout)
+    );
+}
+
+#[test]
+fn example_pod_shares_storage_and_completes() {
+    if !root_ok() {
+        return;
+    }
+    let p = Pods::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-pod.yaml");
+    p.ok(&["pod", "run", example.to_str().unwrap()]);
+    p.wait("hello to complete", 60, || {
+        p.ls("hello").get(2).is_some_and(|s| s == "Completed")
+    });
+    let out = p.logs("hello", "read");
+    assert!(
+        out.starts_with("hello from hello, written by an init container\n"),
+        "{out:?}"
+    );
+    assert!(out.contains("PRETTY_NAME"), "{out:?}");
+    let v = p.inspect("hello");
+    assert_eq!(v["status"]["phase"], "Succeeded");
+    let uid = p.uid("hello");
+    p.ok(&["pod", "rm", "hello"]);
+    nothing_left(p.root.path(), "hello", &uid);
+}
+
+#[test]
+fn two_containers_share_the_network() {
+    if !root_ok()
+        || !can_run(
+            "needs python3 on the host for an HTTP server",
+            Path::new("/usr/bin/python3").exists(),
+        )
+    {
+        return;
+    }
+    let p = Pods::new();
+    p.run(r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  volumes: [{name: www, emptyDir: {}}]
+  initContainers:
+    - name: content
+      image: host
+      command: ["sh", "-c", "echo served-from-emptydir > /www/index.html"]
+      volumeMounts: [{name: www, mountPath: /www}]
+  containers:
+    - name: server
+      image: host
+      command: ["python3", "-m", "http.server", "18080", "--bind", "127.0.0.1", "--directory", "/www"]
+      volumeMounts: [{name: www, mountPath: /www, readOnly: true}]
+    - name: client
+      image: host
+      command: ["python3", "-c", "import time,urllib.request\nfor i in range(600):\n  try:\n    print(urllib.request.urlopen('http://127.0.0.1:18080/index.html').read().decode(), flush=True); break\n  except Exception: time.sleep(0.1)\ntime.sleep(1000)"]
+"#);
+    p.wait("the client to fetch", 120, || {
+        p.logs("web", "client").contains("served-from-emptydir")
+    });
+    // The pod's loopback is its own: the host cannot reach the server.
+    assert!(std::net::TcpStream::connect("127.0.0.1:18080").is_err());
+    assert_eq!(p.ls("web")[1], "2/2");
+    let uid = p.uid("web");
+    p.ok(&["pod", "rm", "-f", "web"]);
+    nothing_left(p.root.path(), "web", &uid);
+}
+
+#[test]
+fn restart_policy_backoff_and_crash_loop() {
+    if !root_ok() {
+        return;
+    }
+    let p = Pods::new();
+    p.run(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: crash
+  annotations: {peapod.io/restart-backoff: "1s,2s"}
+spec:
+  restartPolicy: Always
+  containers:
+    - {name: c, image: host, command: ["sh", "-c", "echo run; exit 3"]}
+"#,
+    );
+    p.wait("three restarts", 60, || {
+        p.ls("crash")
+            .get(3)
+            .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+            .is_some_and(|n| n >= 3)
+    });
+    let row = p.ls("crash");
+    assert!(
+        row[2] == "CrashLoopBackOff" || row[2] == "Error" || row[2] == "Running",
+        "{row:?}"
+    );
+    let v = p.inspect("crash");
+    let cs = &v["status"]["containerStatuses"][0];
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 3, "{cs}");
+    assert!(
+        p.cmd(&["pod", "logs", "crash", "-c", "c", "--previous"])
+            .stdout
+            .starts_with(b"run")
+    );
+    let uid = p.uid("crash");
+    p.ok(&["pod", "rm", "-f", "crash"]);
+    nothing_left(p.root.path(), "crash", &uid);
+
+    // OnFailure with exit 0 ends Completed, no restart.
+    p.run("apiVersion: v1\nkind: Pod\nmetadata: {name: once}\nspec:\n  restartPolicy: OnFailure\n  containers: [{name: c, image: host, command: [\"true\"]}]\n");
+    p.wait("Completed", 60, || {
+        p.ls("once").get(2).is_some_and(|s| s == "Completed")
+    });
+    assert_eq!(p.ls("once")[3], "0");
+}
+
+#[test]
+fn stop_honours_the_grace_period() {
+    if !root_ok() {
+        return;
+    }
+    let p = Pods::new();
+    p.run(r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: stubborn}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+    - {name: c, image: host, command: ["sh", "-c", "trap '' TERM; echo up; while :; do sleep 0.1; done"]}
+"#);
+    p.wait("running", 60, || p.logs("stubborn", "c").contains("up"));
+    let t = Instant::now();
+    p.ok(&["pod", "stop", "stubborn"]);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(15),
+        "stop took {took:?}"
+    );
+    let v = p.inspect("stubborn");
+    assert_eq!(
+        v["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        137
+    );
+    let uid = p.uid("stubborn");
+    p.ok(&["pod", "rm", "stubborn"]);
+    nothing_left(p.root.path(), "stubborn", &uid);
+}
+
+#[test]
+fn bad_manifests_create_nothing() {
+    if !root_ok() {
+        return;
+    }
+    let p = Pods::new();
+    let bad = |yaml: &str, needle: &str| {
+        let m = p.manifest("bad", yaml);
+        let o = p.cmd(&["pod", "run", m.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(needle),
+            "want `{needle}` in {err:?}"
+        );
+        assert!(
+            pod_dirs(p.root.path()).is_empty(),
+            "left a pod directory for {needle}"
+        );
+    };
+    bad(
+        "kind: Pod\napiVersion: v1\nmetadata: {name: x}\nspec: {containers: [{name: c, image: host, command: [\"true\"], bogus: 1}]}\n",
+        "bogus",
+    );
+    bad("kind: Pod\napiVersion: v1\nmetadata: {name: x\n", "");
+    bad(
+        "kind: Pod\napiVersion: v1\nmetadata: {name: x}\nspec: {containers: [{name: c, image: busybox, command: [\"true\"]}]}\n",
+        "image",
+    );
+    bad(
+        "kind: Pod\napiVersion: v1\nmetadata: {name: x}\nspec:\n  volumes: [{name: h, hostPath: {path: /nonexistent-peapod-dir, type: Directory}}]\n  containers: [{name: c, image: host, command: [\"true\"], volumeMounts: [{name: h, mountPath: /h}]}]\n",
+        "/nonexistent-peapod-dir",
+    );
+    p.run("kind: Pod\napiVersion: v1\nmetadata: {name: dup}\nspec: {containers: [{name: c, image: host, command: [sleep, \"100\"]}]}\n");
+    let m = p.manifest("dup2", "kind: Pod\napiVersion: v1\nmetadata: {name: dup}\nspec: {containers: [{name: c, image: host, command: [sleep, \"100\"]}]}\n");
+    let o = p.cmd(&["pod", "run", m.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+}
+
+fn pod_dirs(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root.join("pods"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect()
+}
+
+#[test]
+fn killed_supervisor_and_pause_are_handled() {
+    if !root_ok() {
+        return;
+    }
+    let p = Pods::new();
+    p.run("kind: Pod\napiVersion: v1\nmetadata: {name: orphan}\nspec: {containers: [{name: c, image: host, command: [sleep, \"1000\"]}]}\n");
+    let v = p.inspect("orphan");
+    let sup = v["peapod"]["supervisorPid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    p.wait("supervisor gone", 10, || {
+        p.ls("orphan")[2].contains("supervisor lost")
+    });
+    let uid = p.uid("orphan");
+    p.ok(&["pod", "rm", "-f", "orphan"]);
+    nothing_left(p.root.path(), "orphan", &uid);
+
+    p.run("kind: Pod\napiVersion: v1\nmetadata: {name: nopause}\nspec: {containers: [{name: c, image: host, command: [sleep, \"1000\"]}]}\n");
+    let pause = p.inspect("nopause")["peapod"]["pausePid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pause),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    p.wait("pod torn down", 30, || {
+        p.inspect("nopause")["peapod"]["supervisorAlive"] == false
+    });
+    let v = p.inspect("nopause");
+    assert_eq!(v["status"]["phase"], "Failed");
+    assert!(
+        v["peapod"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pause process exited")
+    );
+    let uid = p.uid("nopause");
+    p.ok(&["pod", "rm", "nopause"]);
+    nothing_left(p.root.path(), "nopause", &uid);
+}
