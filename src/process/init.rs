@@ -105,7 +105,9 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
     ctx(nix::unistd::setsid(), || "setsid".into())?;
     if let Some(stdio) = &launch.stdio {
         for (target, fd) in stdio.iter().enumerate() {
-            ctx(sys::dup2(fd.as_raw_fd(), target as i32), || "set up stdio".into())?;
+            ctx(sys::dup2(fd.as_raw_fd(), target as i32), || {
+                "set up stdio".into()
+            })?;
         }
     }
     let spec = launch.spec;
@@ -125,7 +127,9 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
                 format!("chdir `{}`", bundle.display())
             })?;
             if launch.unshare.contains(CloneFlags::CLONE_NEWNET) {
-                ctx(sys::set_loopback_up(), || "bring up lo in the new network namespace".into())?;
+                ctx(sys::set_loopback_up(), || {
+                    "bring up lo in the new network namespace".into()
+                })?;
             }
             rootfs::prepare(spec, root, bundle, cgroup_sources).map_err(|e| e.to_string())?;
             if *runtime_hooks {
