@@ -40,20 +40,7 @@ pub fn run(root: &Path, args: &List) -> Result<i32> {
                 })
                 .collect();
             let head = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
-            let mut width = [0usize; 6];
-            for r in std::iter::once(&head).chain(&rows) {
-                for (w, c) in width.iter_mut().zip(r) {
-                    *w = (*w).max(c.len());
-                }
-            }
-            for r in std::iter::once(&head).chain(&rows) {
-                let line: Vec<String> = r
-                    .iter()
-                    .zip(width)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect();
-                writeln!(out, "{}", line.join("   ").trim_end())?;
-            }
+            super::print_table(&[vec![head], rows].concat())?;
         }
     }
     Ok(0)

@@ -19,6 +19,27 @@ pub mod update;
 use crate::cli::oci::CreateFlags;
 use peapod::container::create::CreateOpts;
 
+/// Print rows in aligned columns separated by three spaces (runc's and kubectl's look).
+pub fn print_table<const N: usize>(rows: &[[String; N]]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut width = [0usize; N];
+    for r in rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(width)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("   ").trim_end())?;
+    }
+    Ok(())
+}
+
 /// `create` and `run` share their flags.
 pub fn create_opts(f: &CreateFlags) -> CreateOpts {
     CreateOpts {

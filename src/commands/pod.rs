@@ -1,6 +1,5 @@
 //! Glue for `peapod pod ...`.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -56,21 +55,7 @@ pub fn run(root: &Path, cmd: &PodCommand) -> Result<i32> {
                     Err(e) => eprintln!("{n}: {e}"),
                 }
             }
-            let mut width = [0usize; 5];
-            for r in &rows {
-                for (w, c) in width.iter_mut().zip(r) {
-                    *w = (*w).max(c.len());
-                }
-            }
-            let mut out = std::io::stdout().lock();
-            for r in &rows {
-                let line: Vec<String> = r
-                    .iter()
-                    .zip(width)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect();
-                writeln!(out, "{}", line.join("   ").trim_end())?;
-            }
+            super::print_table(&rows)?;
             Ok(0)
         }
         PodCommand::Inspect(a) => {
