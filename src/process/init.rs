@@ -149,7 +149,6 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
             if process.terminal().unwrap_or(false) {
                 console_slave = Some(setup_console(&launch, true)?);
             }
-            rootfs::finish(spec).map_err(|e| e.to_string())?;
             if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
                 ctx(nix::unistd::sethostname(h), || format!("sethostname `{h}`"))?;
             }
@@ -165,6 +164,8 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
             {
                 write_sysctl(k, v)?;
             }
+            // Last: readonlyPaths make /proc/sys read-only, so sysctls go first (runc's order).
+            rootfs::finish(spec).map_err(|e| e.to_string())?;
         }
         Mode::Exec => {
             if process.terminal().unwrap_or(false) {
@@ -482,6 +483,10 @@ fn resolve_exe(name: &str, env: &[String]) -> R<CString> {
     let executable =
         |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
     let found = if name.contains('/') {
+        // runc's wording, which podman maps to exit code 126 (found, not executable).
+        if Path::new(name).exists() && !executable(Path::new(name)) {
+            return Err(format!("exec: `{name}`: permission denied"));
+        }
         executable(Path::new(name)).then(|| PathBuf::from(name))
     } else {
         let path = env

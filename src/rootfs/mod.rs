@@ -1,6 +1,7 @@
 //! The container's filesystem view: mounts from the spec, `/dev`, pivot_root, masked and
 //! read-only paths. Runs inside the container init after it entered its mount namespace.
 
+pub mod copyup;
 pub mod dev;
 pub mod options;
 pub mod safe;
@@ -181,6 +182,18 @@ fn mount_one(
         return propagate(&fresh, dest, &opts.propagation);
     }
     let target = safe::mkdir_all(root, dest, 0o755)?;
+    if opts.tmpcopyup && typ != "tmpfs" {
+        return Err(RootfsError::BadMount {
+            dest: dest.clone(),
+            reason: "tmpcopyup works only on tmpfs mounts".into(),
+        });
+    }
+    // Opened before the mount hides it: the copy source for tmpcopyup.
+    let below = if opts.tmpcopyup {
+        Some(copyup::open_dir(target.as_fd(), dest)?)
+    } else {
+        None
+    };
     let source = m
         .source()
         .as_deref()
@@ -195,6 +208,11 @@ fn mount_one(
         data,
     )
     .map_err(|e| RootfsError::sys("mount", dest, e))?;
+    if let Some(below) = below {
+        let fresh = safe::open(root, dest, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+            .map_err(|e| RootfsError::sys("open", dest, e))?;
+        copyup::copy_tree(below.as_fd(), fresh.as_fd(), dest)?;
+    }
     if !opts.propagation.is_empty() {
         let fresh = safe::lookup(root, dest)?;
         propagate(&fresh, dest, &opts.propagation)?;

@@ -16,6 +16,8 @@ pub struct MountOptions {
     pub propagation: Vec<MsFlags>,
     /// Filesystem-specific options, comma-joined.
     pub data: String,
+    /// `tmpcopyup`: the new tmpfs starts with a copy of the directory it covers.
+    pub tmpcopyup: bool,
 }
 
 impl MountOptions {
@@ -28,7 +30,6 @@ impl MountOptions {
 const UNSUPPORTED: &[&str] = &[
     "idmap",
     "ridmap",
-    "tmpcopyup",
     "rro",
     "rrw",
     "rnosuid",
@@ -53,6 +54,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, RootfsError> {
     let mut cleared = MsFlags::empty();
     let mut propagation = Vec::new();
     let mut data: Vec<&str> = Vec::new();
+    let mut tmpcopyup = false;
     for opt in options {
         let o = opt.as_str();
         let (set, clear) = match o {
@@ -84,6 +86,10 @@ pub fn parse(options: &[String]) -> Result<MountOptions, RootfsError> {
             "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
             "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
             "bind" => (MsFlags::MS_BIND, MsFlags::empty()),
+            "tmpcopyup" => {
+                tmpcopyup = true;
+                continue;
+            }
             "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
             | "runbindable" => {
@@ -108,6 +114,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, RootfsError> {
         cleared,
         propagation,
         data: data.join(","),
+        tmpcopyup,
     })
 }
 
@@ -164,6 +171,7 @@ pub const KNOWN: &[&str] = &[
     "strictatime",
     "suid",
     "sync",
+    "tmpcopyup",
     "unbindable",
 ];
 
