@@ -2,6 +2,8 @@
 //! Run on the host (cgroup v1/hybrid) and inside `rootfs-tools/vm-run` (pure cgroup v2).
 
 mod cgroup;
+mod clients;
 mod common;
 mod core;
 mod differential;
+mod pods;
