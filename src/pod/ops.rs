@@ -159,19 +159,7 @@ pub fn load_manifest(path: &Path) -> Result<(Vec<Pod>, Vec<String>), PodError> {
                 .iter()
                 .chain(s.init_containers.iter().flatten())
         }) {
-            let image = c.image.as_deref().unwrap_or_default();
-            if image != super::sandbox::HOST_IMAGE {
-                return Err(PodError::Unsupported(format!(
-                    "container `{}` image `{image}`: only `image: host` (a read-only view of this machine) until the image store lands; image",
-                    c.name
-                )));
-            }
-            if c.command.as_ref().is_none_or(|v| v.is_empty()) {
-                return Err(PodError::Invalid(format!(
-                    "container `{}`: command is required with `image: host` (it has no entrypoint)",
-                    c.name
-                )));
-            }
+            super::sandbox::check_image(c)?;
         }
     }
     Ok((pods, warnings))

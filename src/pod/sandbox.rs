@@ -315,6 +315,25 @@ pub fn volume_source(paths: &PodPaths, v: &Volume) -> Result<PathBuf, PodError> 
     )))
 }
 
+/// What a container's image allows: only `host` until the image store exists, and it has
+/// no entrypoint, so `command` is required.
+pub fn check_image(c: &Container) -> Result<(), PodError> {
+    let image = c.image.as_deref().unwrap_or_default();
+    if image != HOST_IMAGE {
+        return Err(PodError::Unsupported(format!(
+            "container `{}` image `{image}`: only `image: host` (a read-only view of this machine) until the image store lands; image",
+            c.name
+        )));
+    }
+    if c.command.as_ref().is_none_or(|v| v.is_empty()) {
+        return Err(PodError::Invalid(format!(
+            "container `{}`: command is required with `image: host` (it has no entrypoint)",
+            c.name
+        )));
+    }
+    Ok(())
+}
+
 /// The OCI spec of one app or init container.
 pub fn container_spec(
     pod: &Pod,
@@ -325,21 +344,9 @@ pub fn container_spec(
         .spec
         .as_ref()
         .ok_or_else(|| PodError::Invalid("spec is required".into()))?;
-    let image = c.image.as_deref().unwrap_or_default();
-    if image != HOST_IMAGE {
-        return Err(PodError::Unsupported(format!(
-            "container `{}` image `{image}`: the image store is not there yet; use `image: host` (a read-only view of this machine)",
-            c.name
-        )));
-    }
+    check_image(c)?;
     let mut s = host_view_spec(cx.host_entries);
     let (env, args) = env_and_args(pod, c, cx.node_memory)?;
-    if c.command.as_ref().is_none_or(|v| v.is_empty()) {
-        return Err(PodError::Invalid(format!(
-            "spec.containers[{}].command is required with image `host` (it has no entrypoint)",
-            c.name
-        )));
-    }
     let sc = c.security_context.clone().unwrap_or_default();
     let psc = pspec.security_context.clone().unwrap_or_default();
     let privileged = sc.privileged.unwrap_or(false);
