@@ -79,8 +79,17 @@ pub fn run(root: &Path, cmd: &PodCommand) -> Result<i32> {
                 follow: a.follow,
                 since: None,
             };
+            // Follow while this container runs, as kubectl does (a newer instance also ends it).
             let alive = || {
-                pod::Record::load(&paths).is_ok_and(|r| r.supervisor_alive() && !r.supervisor_done)
+                pod::Record::load(&paths).is_ok_and(|r| {
+                    let st = r.machine.status();
+                    r.supervisor_alive()
+                        && st
+                            .container_statuses
+                            .iter()
+                            .chain(&st.init_container_statuses)
+                            .any(|s| s.name == c && s.state.is_running())
+                })
             };
             logs::read_logs(&paths.dir, &c, &opts, &mut std::io::stdout().lock(), &alive)
                 .with_context(|| format!("logs of `{}/{c}`", a.name))?;

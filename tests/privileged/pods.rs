@@ -138,6 +138,9 @@ fn example_pod_shares_storage_and_completes() {
         "{out:?}"
     );
     assert!(out.contains("PRETTY_NAME"), "{out:?}");
+    // -f ends with the container, as kubectl's does.
+    let followed = p.cmd(&["pod", "logs", "-f", "hello", "-c", "read"]);
+    assert_eq!(String::from_utf8_lossy(&followed.stdout), out);
     let v = p.inspect("hello");
     assert_eq!(v["status"]["phase"], "Succeeded");
     let uid = p.uid("hello");
