@@ -69,6 +69,12 @@ pub enum Command {
     /// Kubernetes-style pods
     #[command(subcommand)]
     Pod(pod::PodCommand),
+    /// A pod's supervisor (started by `pod run`, not by hand)
+    #[command(name = "__supervise", hide = true)]
+    Supervise {
+        name: String,
+        ready_fd: i32,
+    },
 }
 
 impl Command {

@@ -171,7 +171,8 @@ pub fn load_manifest(path: &Path) -> Result<(Vec<Pod>, Vec<String>), PodError> {
 pub fn run_pod(root: &Path, mut pod: Pod) -> Result<String, PodError> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let paths = PodPaths::new(root, &name);
-    let pause = pause_binary()?;
+    // Checked here so a missing pause binary creates nothing.
+    pause_binary()?;
     std::fs::create_dir_all(root.join("pods"))
         .map_err(|e| PodError::io("create", &root.join("pods"), e))?;
     match std::fs::create_dir(&paths.dir) {
@@ -200,9 +201,7 @@ pub fn run_pod(root: &Path, mut pod: Pod) -> Result<String, PodError> {
             // leader and is reparented away from the CLI.
             let _ = nix::unistd::setsid();
             match sys::fork() {
-                Ok(ForkResult::Child) => {
-                    supervisor_main(paths, pod, &pause, std::fs::File::from(w))
-                }
+                Ok(ForkResult::Child) => exec_supervisor(root, &name, w),
                 _ => sys::exit_now(0),
             }
         }
@@ -225,10 +224,94 @@ pub fn run_pod(root: &Path, mut pod: Pod) -> Result<String, PodError> {
     }
 }
 
-/// The supervisor process: never returns.
-fn supervisor_main(paths: PodPaths, pod: Pod, pause: &Path, mut ready: std::fs::File) -> ! {
+/// Become the supervisor in a fresh image of the on-disk binary: a private mount namespace
+/// where that file is bind-mounted read-only onto itself, then `execve` of the hidden
+/// `__supervise` verb. The CLI's heap and its sealed per-invocation copy stay behind, the text
+/// is shared with every other peapod through the page cache, and `/proc/<pid>/exe` of the
+/// supervisor and of the stages it forks still cannot be opened for writing (EROFS), which is
+/// what the sealed copy protects against (CVE-2019-5736). Mounts the supervisor makes (the
+/// pod's /dev/shm, memory emptyDirs) live in its namespace and vanish with the pod.
+fn exec_supervisor(root: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
+    let fail = |ready: &std::os::fd::OwnedFd, msg: String| -> ! {
+        let _ = nix::unistd::write(ready, format!("error: {msg}\n").as_bytes());
+        sys::exit_now(1)
+    };
+    let exe = std::env::var_os(sys::ORIGINAL_EXE_ENV)
+        .map(PathBuf::from)
+        .or_else(|| std::fs::read_link("/proc/self/exe").ok())
+        .unwrap_or_default();
+    use nix::mount::{MsFlags, mount};
+    let setup = || -> nix::Result<()> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        )?;
+        mount(
+            Some(&exe),
+            &exe,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
+        mount(
+            None::<&str>,
+            &exe,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+    };
+    if let Err(e) = setup() {
+        fail(
+            &ready,
+            format!(
+                "read-only mount of `{}` for the supervisor: {e}",
+                exe.display()
+            ),
+        );
+    }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&ready);
+    if let Err(e) = sys::clear_cloexec(fd) {
+        fail(
+            &ready,
+            format!("pass the ready pipe to the supervisor: {e}"),
+        );
+    }
+    let arg = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
+    let args = [
+        arg("peapod"),
+        arg("--root"),
+        std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).unwrap_or_default(),
+        arg("__supervise"),
+        arg(name),
+        arg(&fd.to_string()),
+    ];
+    let env: Vec<std::ffi::CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend(v.into_encoded_bytes());
+            std::ffi::CString::new(kv).ok()
+        })
+        .collect();
+    let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    let err = nix::unistd::execve(&exe_c, &args, &env).unwrap_err();
+    fail(
+        &ready,
+        format!("exec the supervisor `{}`: {err}", exe.display()),
+    )
+}
+
+/// The supervisor (`peapod __supervise NAME FD`): never returns.
+pub fn supervise(root: &Path, name: &str, ready_fd: i32) -> ! {
     let _ = nix::sys::prctl::set_name(c"peapod:[POD]");
     let _ = nix::sys::prctl::set_child_subreaper(true);
+    let mut ready = std::fs::File::from(sys::adopt_fd(ready_fd));
+    let paths = PodPaths::new(root, name);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -242,7 +325,11 @@ fn supervisor_main(paths: PodPaths, pod: Pod, pause: &Path, mut ready: std::fs::
     }
     let _ = sys::cloexec_from(3);
     let _ = std::env::set_current_dir("/");
-    match Supervisor::new(paths, pod, pause) {
+    let started = load_pod(&paths).and_then(|pod| {
+        let pause = pause_binary()?;
+        Supervisor::new(paths, pod, &pause)
+    });
+    match started {
         Ok(sup) => {
             sup.run(Some(ready));
             sys::exit_now(0)
