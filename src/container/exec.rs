@@ -148,6 +148,9 @@ pub fn exec(
         Err(e) => return Err(fail(e.into(), &[spawned.stage1])),
     };
     spawned.reap_stage1();
+    if let Err(e) = spawned.channel.send(&Message::Go) {
+        return Err(fail(e.into(), &[pid]));
+    }
     // EOF means execve succeeded (the channel is close-on-exec); a message is an error.
     match spawned.channel.recv_opt() {
         Ok(None) => {}

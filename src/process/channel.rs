@@ -12,7 +12,8 @@ use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
-    /// runtime → stage 1: the process sits in its cgroup; go on.
+    /// runtime → stage 1: the process sits in its cgroup; go on. Also runtime → an exec'd
+    /// process once stage 1 is reaped.
     Go,
     /// stage 1 → runtime: I unshared a user namespace; write my id maps.
     WriteIdMaps,

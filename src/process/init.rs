@@ -102,6 +102,12 @@ enum Never {}
 /// Stage 2, the container init (or the exec'd process): filesystem, identity, exec.
 fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
     let _ = nix::sys::prctl::set_name(c"peapod:[2:INIT]");
+    if matches!(launch.mode, Mode::Exec) {
+        // Until the runtime has reaped stage 1, its zombie still counts in the container's
+        // pids.max: wait, so the process never runs with one task less than the limit.
+        ch.expect(Message::Go, "go after stage 1")
+            .map_err(|e| e.to_string())?;
+    }
     ctx(nix::unistd::setsid(), || "setsid".into())?;
     if let Some(stdio) = &launch.stdio {
         for (target, fd) in stdio.iter().enumerate() {
