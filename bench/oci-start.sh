@@ -72,6 +72,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+fail() {
+	echo "${0##*/}: $*" >&2
+	exit 1
+}
+
 # Wall clock in microseconds, without forking (bash 5).
 now_us() {
 	local t=${EPOCHREALTIME/[.,]/}
@@ -94,9 +99,9 @@ resolve() { # NAME -> path of the binary, or empty
 			echo "building peapod (cargo build --release)..." >&2
 			cargo build --release --quiet --manifest-path "$repo/Cargo.toml" >&2 || return 0
 		fi
-		[ -x "$p" ] && echo "$p"
+		if [ -x "$p" ]; then echo "$p"; fi
 		;;
-	*/*) [ -x "$1" ] && echo "$1" ;;
+	*/*) if [ -x "$1" ]; then echo "$1"; fi ;;
 	*) command -v "$1" || true ;;
 	esac
 }
@@ -157,23 +162,21 @@ rt() { # LABEL ARGS...: the runtime with its own state dir
 }
 one_run() { rt "$1" run --bundle "$bundle" "$2" </dev/null >/dev/null; }
 one_cycle() {
-	rt "$1" create --bundle "$bundle" "$2" </dev/null >/dev/null
-	rt "$1" start "$2"
-	rt "$1" delete --force "$2"
+	rt "$1" create --bundle "$bundle" "$2" </dev/null >/dev/null && rt "$1" start "$2" && rt "$1" delete --force "$2"
 }
 
 # Interleaved, in a rotating order: container i of every runtime before container i+1 of any,
 # so that whatever else the machine does at the time hits every runtime alike.
 count=${#labels[@]}
 for ((i = 0; i < warmup; i++)); do
-	for l in "${labels[@]}"; do one_run "$l" "pp-bench-$$-$l-w$i"; done
+	for l in "${labels[@]}"; do one_run "$l" "pp-bench-$$-$l-w$i" || fail "$l: warm-up container $i failed"; done
 done
 for way in run cycle; do
 	for ((i = 0; i < n; i++)); do
 		for ((k = 0; k < count; k++)); do
 			l=${labels[(i + k) % count]}
 			t0=$(now_us)
-			"one_$way" "$l" "pp-bench-$$-$l-$way$i"
+			"one_$way" "$l" "pp-bench-$$-$l-$way$i" || fail "$l: $way of container $i failed"
 			t1=$(now_us)
 			echo $((t1 - t0)) >>"$work/$way-$l"
 		done
