@@ -38,9 +38,15 @@ pm=(env CONTAINERS_CONF="$work/containers.conf" CONTAINERS_STORAGE_CONF="$work/s
 	CONTAINERS_REGISTRIES_CONF="$work/registries.conf" TMPDIR="$work/tmp"
 	podman --root "$work/root" --runroot "$work/runroot" --storage-driver vfs --cgroup-manager cgroupfs
 	--tmpdir "$work/tmp" --runtime runc)
+cgparent=/pp-podbench-$$
+had_varlib=
+if [ -e /var/lib/containers ]; then had_varlib=1; fi
 cleanup() {
 	"${pp[@]}" pod rm -f bench >/dev/null 2>&1 || true
 	"${pm[@]}" pod rm -af --time 0 >/dev/null 2>&1 || true
+	# podman leaves its cgroup parent (and conmon's cgroup in it) and a blob cache behind.
+	find /sys/fs/cgroup/*"$cgparent" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	[ -n "$had_varlib" ] || rm -rf /var/lib/containers
 	umount -R "$work/root" 2>/dev/null || true
 	rm -rf "$work"
 }
@@ -90,7 +96,7 @@ for i in $(seq "$n"); do
 	"${pp[@]}" pod rm -f bench >/dev/null
 
 	t=$(date +%s%N)
-	"${pm[@]}" pod create --name bench >/dev/null
+	"${pm[@]}" pod create --name bench --cgroup-parent "$cgparent" >/dev/null
 	for c in a b c; do "${pm[@]}" run -d --pod bench --name "bench-$c" localhost/ppbb sleep 1000 >/dev/null; done
 	ms "$t" >>"$work/t-podman"
 	if [ "$i" = 1 ]; then

@@ -197,9 +197,20 @@ pub fn ensure_sealed_self() -> io::Result<()> {
         }
         copied += n as u64;
     }
-    // SAFETY: F_ADD_SEALS takes an int argument.
-    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, want) } < 0 {
-        return Err(io::Error::last_os_error());
+    // F_SEAL_WRITE fails with EBUSY while some page of the memfd still has an extra
+    // reference (the kernel waits ~150 ms for them first); seen rarely on a busy machine.
+    let mut tries = 0;
+    loop {
+        // SAFETY: F_ADD_SEALS takes an int argument.
+        if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, want) } == 0 {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        tries += 1;
+        if err.raw_os_error() != Some(libc::EBUSY) || tries >= 5 {
+            return Err(err);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())))

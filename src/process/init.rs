@@ -452,8 +452,11 @@ fn set_identity(process: &Process) -> R<()> {
         ctx(caps::clear(None, CapSet::Ambient), || {
             "clear ambient capabilities".into()
         })?;
-        for cap in amb {
-            ctx(caps::raise(None, CapSet::Ambient, cap), || {
+        // The kernel only holds an ambient capability that is both permitted and
+        // inheritable; runc skips the others (`runc spec` of runc 1.1 lists ambient caps
+        // with an empty inheritable set, and its containers run with CapAmb 0).
+        for cap in amb.iter().filter(|c| perm.contains(c) && inh.contains(c)) {
+            ctx(caps::raise(None, CapSet::Ambient, *cap), || {
                 format!("raise ambient {cap}")
             })?;
         }
