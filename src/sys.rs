@@ -157,11 +157,14 @@ fn set_env(key: &str, value: &std::path::Path) {
     unsafe { std::env::set_var(key, value) };
 }
 
-/// Run peapod from a sealed, in-memory copy of its own binary (CVE-2019-5736: a container
-/// process must never be able to open and overwrite the runtime binary through
-/// `/proc/<pid>/exe`). The copy is made once per invocation: when `/proc/self/exe` is already
-/// a sealed memfd this returns at once; otherwise it re-executes itself from the copy and does
-/// not return.
+/// Make sure peapod runs from a binary no container process can overwrite through
+/// `/proc/<pid>/exe` (CVE-2019-5736), then return; otherwise re-execute and not return.
+///
+/// First choice, as runc 1.2 prefers a read-only view to a copy: a private mount namespace
+/// in which the on-disk binary is bind-mounted read-only onto itself, then `execve` of it.
+/// No copy is made, the text stays shared in the page cache (under emulation, a fresh copy
+/// would also be translated again on every run), and the read-only mount lives only in this
+/// process's namespace. When mounting is not allowed, a sealed memfd copy instead.
 pub fn ensure_sealed_self() -> io::Result<()> {
     let exe = File::open("/proc/self/exe")?;
     let want = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
@@ -170,12 +173,84 @@ pub fn ensure_sealed_self() -> io::Result<()> {
     if seals >= 0 && seals & want == want {
         return Ok(());
     }
+    if std::env::var_os(PROTECTED_ENV).is_some()
+        && nix::sys::statvfs::fstatvfs(&exe)
+            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    {
+        return Ok(());
+    }
     // The pod layer finds peapod-pause next to the on-disk binary.
     if std::env::var_os(ORIGINAL_EXE_ENV).is_none()
         && let Ok(p) = std::fs::read_link("/proc/self/exe")
     {
         set_env(ORIGINAL_EXE_ENV, &p);
     }
+    if let Some(path) = std::env::var_os(ORIGINAL_EXE_ENV).map(std::path::PathBuf::from)
+        && read_only_view(&path).is_ok()
+    {
+        set_env(PROTECTED_ENV, std::path::Path::new("1"));
+        let err = nix::unistd::execve(&c_path(&path)?, &c_args()?, &c_env()?).unwrap_err();
+        return Err(io::Error::from(err));
+    }
+    sealed_copy(exe, want)
+}
+
+/// Set in the environment once peapod re-executed itself from a read-only view.
+const PROTECTED_ENV: &str = "PEAPOD_RO_EXE";
+
+/// A private mount namespace where `path` is bind-mounted read-only onto itself.
+fn read_only_view(path: &std::path::Path) -> nix::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+}
+
+fn c_path(p: &std::path::Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+fn c_args() -> io::Result<Vec<CString>> {
+    std::env::args_os()
+        .map(|a| CString::new(a.into_encoded_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+fn c_env() -> io::Result<Vec<CString>> {
+    std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend(v.into_encoded_bytes());
+            CString::new(kv)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// The fallback: a sealed memfd copy of the binary, executed.
+fn sealed_copy(exe: File, want: libc::c_int) -> io::Result<()> {
     let name = c"peapod:sealed";
     // SAFETY: `name` is a valid C string; the flags are constants.
     let fd =
@@ -212,19 +287,7 @@ pub fn ensure_sealed_self() -> io::Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let args: Vec<CString> = std::env::args_os()
-        .map(|a| CString::new(std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())))
-        .collect::<Result<_, _>>()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let env: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut kv = k.into_encoded_bytes();
-            kv.push(b'=');
-            kv.extend(v.into_encoded_bytes());
-            CString::new(kv)
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let (args, env) = (c_args()?, c_env()?);
     // fexecve of a CLOEXEC memfd works through execveat(AT_EMPTY_PATH) for ELF binaries.
     let err = nix::unistd::fexecve(&memfd, &args, &env).unwrap_err();
     Err(io::Error::from(err))
