@@ -199,7 +199,7 @@ pub fn ensure_sealed_self() -> io::Result<()> {
 const PROTECTED_ENV: &str = "PEAPOD_RO_EXE";
 
 /// A private mount namespace where `path` is bind-mounted read-only onto itself.
-fn read_only_view(path: &std::path::Path) -> nix::Result<()> {
+pub fn read_only_view(path: &std::path::Path) -> nix::Result<()> {
     use nix::mount::{MsFlags, mount};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
     mount(
@@ -225,7 +225,7 @@ fn read_only_view(path: &std::path::Path) -> nix::Result<()> {
     )
 }
 
-fn c_path(p: &std::path::Path) -> io::Result<CString> {
+pub fn c_path(p: &std::path::Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_encoded_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
@@ -237,7 +237,7 @@ fn c_args() -> io::Result<Vec<CString>> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
-fn c_env() -> io::Result<Vec<CString>> {
+pub fn c_env() -> io::Result<Vec<CString>> {
     std::env::vars_os()
         .map(|(k, v)| {
             let mut kv = k.into_encoded_bytes();

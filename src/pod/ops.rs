@@ -240,32 +240,7 @@ fn exec_supervisor(root: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
         .map(PathBuf::from)
         .or_else(|| std::fs::read_link("/proc/self/exe").ok())
         .unwrap_or_default();
-    use nix::mount::{MsFlags, mount};
-    let setup = || -> nix::Result<()> {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
-        )?;
-        mount(
-            Some(&exe),
-            &exe,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )?;
-        mount(
-            None::<&str>,
-            &exe,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-    };
-    if let Err(e) = setup() {
+    if let Err(e) = sys::read_only_view(&exe) {
         fail(
             &ready,
             format!(
@@ -290,15 +265,13 @@ fn exec_supervisor(root: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
         arg(name),
         arg(&fd.to_string()),
     ];
-    let env: Vec<std::ffi::CString> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            let mut kv = k.into_encoded_bytes();
-            kv.push(b'=');
-            kv.extend(v.into_encoded_bytes());
-            std::ffi::CString::new(kv).ok()
-        })
-        .collect();
-    let exe_c = std::ffi::CString::new(exe.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    let (exe_c, env) = match (sys::c_path(&exe), sys::c_env()) {
+        (Ok(p), Ok(e)) => (p, e),
+        (Err(e), _) | (_, Err(e)) => fail(
+            &ready,
+            format!("exec the supervisor `{}`: {e}", exe.display()),
+        ),
+    };
     let err = nix::unistd::execve(&exe_c, &args, &env).unwrap_err();
     fail(
         &ready,
