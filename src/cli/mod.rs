@@ -26,6 +26,9 @@ pub struct GlobalOpts {
     /// Directory for container state
     #[arg(long, global = true, default_value = "/run/peapod")]
     pub root: PathBuf,
+    /// Directory for persistent data: the image store and the node object
+    #[arg(long, global = true, default_value = "/var/lib/peapod")]
+    pub storage: PathBuf,
     /// Write logs (and errors) to this file instead of stderr
     #[arg(long, global = true)]
     pub log: Option<String>,
