@@ -5,6 +5,7 @@
 //! supervisor's record, written atomically), `oci/` (the pod's OCI containers), `bundles/`,
 //! `volumes/`, `etc/`, `shm/`, `logs/`.
 
+pub mod handler;
 pub mod logs;
 pub mod manifest;
 pub mod ops;

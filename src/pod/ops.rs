@@ -122,18 +122,12 @@ fn not_yet(pod: &Pod) -> Result<(), PodError> {
         .enumerate()
         .map(|(i, c)| (format!("spec.containers[{i}]"), c));
     for (path, c) in init.chain(app) {
-        for (field, set) in [
-            ("livenessProbe", c.liveness_probe.is_some()),
-            ("readinessProbe", c.readiness_probe.is_some()),
-            ("startupProbe", c.startup_probe.is_some()),
-            ("lifecycle", c.lifecycle.is_some()),
-            (
-                "securityContext.seccompProfile",
-                c.security_context
-                    .as_ref()
-                    .is_some_and(|s| runtime_default(&s.seccomp_profile)),
-            ),
-        ] {
+        for (field, set) in [(
+            "securityContext.seccompProfile",
+            c.security_context
+                .as_ref()
+                .is_some_and(|s| runtime_default(&s.seccomp_profile)),
+        )] {
             if set {
                 return Err(PodError::Unsupported(format!(
                     "{path}.{field} (not implemented yet)"
@@ -153,6 +147,7 @@ pub fn load_manifest(path: &Path) -> Result<(Vec<Pod>, Vec<String>), PodError> {
     for p in &pods {
         warnings.extend(manifest::validate(p)?.into_iter().map(|w| w.to_string()));
         not_yet(p)?;
+        super::handler::check_pod(p)?;
         manifest::to_supervisor(p)?;
         for c in p.spec.iter().flat_map(|s| {
             s.containers

@@ -5,7 +5,7 @@
 //! (start, kill, wake), reaps container processes, copies their output into CRI logs and
 //! writes the pod's record after every change.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use super::handler::{self, Handler, Pending, Target};
 use super::logs::{LogWriter, Stream};
 use super::sandbox::{self, ContainerContext, PodPaths};
 use super::{PodError, Record, STOP_FILE, now, start_time};
@@ -25,7 +26,9 @@ use crate::container::create::{CreateOpts, create};
 use crate::container::lifecycle;
 use crate::k8s::resources::{ContainerRef, PodResources};
 use crate::spec_template::{HostEntry, host_entries, prepare_host_root};
-use crate::supervisor::{Action, Event, Millis, PodMachine, StartStage};
+use crate::supervisor::{
+    Action, Event, EventRecord, EventType, Millis, PodMachine, ProbeKind, ProbeOutcome, StartStage,
+};
 
 const PAUSE_ID: &str = "pause";
 /// Events kept in the record (the oldest go first).
@@ -47,7 +50,36 @@ struct Kill {
     pid: i32,
     container: String,
     deadline: Millis,
+    /// The `preStop` hook still running (its child's pid); the stop signal waits for it.
+    prestop: Option<i32>,
 }
+
+/// What a handler child runs for.
+#[derive(Debug, Clone)]
+enum Purpose {
+    Probe(ProbeKind),
+    PostStart,
+    PreStop,
+}
+
+/// A probe or hook running in a child of the supervisor.
+struct HandlerRun {
+    pending: Pending,
+    container: String,
+    instance: u32,
+    purpose: Purpose,
+    handler: Handler,
+    timeout: Duration,
+    /// When the child is killed if it has not answered (its own timeout plus slack).
+    deadline: Millis,
+    killed: bool,
+}
+
+/// Slack over a probe's timeout before the supervisor kills its child.
+const HANDLER_SLACK: Duration = Duration::from_secs(2);
+/// kubelet's `minimumGracePeriodInSeconds`: what is left for the stop signal after a
+/// `preStop` hook used up the grace period.
+const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
 
 /// Everything the supervisor holds.
 pub struct Supervisor {
@@ -62,6 +94,7 @@ pub struct Supervisor {
     pipes: Vec<LogPipe>,
     writers: HashMap<(String, u32), LogWriter>,
     kills: Vec<Kill>,
+    handlers: Vec<HandlerRun>,
     wake: Option<Millis>,
     pause_pid: i32,
 }
@@ -129,6 +162,7 @@ impl Supervisor {
             pipes: Vec::new(),
             writers: HashMap::new(),
             kills: Vec::new(),
+            handlers: Vec::new(),
             wake: None,
             pause_pid: 0,
         };
@@ -241,57 +275,214 @@ impl Supervisor {
     }
 
     fn handle(&mut self, event: Event) {
-        let mut queue = vec![event];
-        while let Some(ev) = queue.pop() {
+        let mut queue = VecDeque::from([event]);
+        while let Some(ev) = queue.pop_front() {
             let actions = self.machine.handle(ev, now());
             for a in actions {
-                if let Some(ev) = self.execute(a) {
-                    queue.push(ev);
-                }
+                self.execute(a, &mut queue);
             }
         }
         self.save();
     }
 
-    /// Perform one action; an immediate answer comes back as an event.
-    fn execute(&mut self, action: Action) -> Option<Event> {
+    /// Perform one action; immediate answers are queued as events, in order.
+    fn execute(&mut self, action: Action, queue: &mut VecDeque<Event>) {
         match action {
             Action::Start {
                 container,
                 instance,
-            } => Some(self.start(&container, instance)),
+            } => {
+                let ev = self.start(&container, instance);
+                let started = matches!(ev, Event::ContainerStarted { .. });
+                queue.push_back(ev);
+                if started && let Err(message) = self.post_start(&container, instance) {
+                    queue.push_back(Event::StartFailed {
+                        container,
+                        instance,
+                        stage: StartStage::PostStartHook,
+                        message,
+                        at: now(),
+                    });
+                }
+            }
             Action::Kill {
                 container,
                 instance,
                 grace,
                 ..
-            } => {
-                self.kill(&container, instance, grace);
-                None
-            }
+            } => self.kill(&container, instance, grace),
             Action::RunProbe {
                 container,
                 instance,
                 kind,
-                ..
-            } => Some(Event::ProbeResult {
+                timeout,
+            } => {
+                if let Err(output) = self.run_probe(&container, instance, kind, timeout) {
+                    queue.push_back(Event::ProbeResult {
+                        container,
+                        instance,
+                        kind,
+                        result: ProbeOutcome::Error,
+                        output,
+                    });
+                }
+            }
+            Action::ScheduleWake { at } => self.wake = Some(at),
+            Action::RecordEvent(e) => self.record.events.push(e),
+            Action::PodFinished { phase } => log::info!("pod finished: {phase:?}"),
+        }
+    }
+
+    /// Where handlers of `container` run.
+    fn target(&self, container: &str) -> Result<Target, String> {
+        let host_network = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        let netns = if host_network {
+            None
+        } else if self.pause_pid > 0 {
+            Some(PathBuf::from(format!("/proc/{}/ns/net", self.pause_pid)))
+        } else {
+            return Err("the pod's network namespace is gone".into());
+        };
+        Ok(Target {
+            netns,
+            oci_root: self.paths.oci_root(),
+            container: container.to_string(),
+        })
+    }
+
+    fn spawn_handler(
+        &mut self,
+        container: &str,
+        instance: u32,
+        purpose: Purpose,
+        handler: Handler,
+        timeout: Duration,
+        deadline: Option<Millis>,
+    ) -> Result<i32, String> {
+        let target = self.target(container)?;
+        let pending = handler::spawn(&handler, &target, timeout).map_err(|e| e.to_string())?;
+        let pid = pending.pid;
+        self.handlers.push(HandlerRun {
+            pending,
+            container: container.to_string(),
+            instance,
+            purpose,
+            handler,
+            timeout,
+            deadline: deadline
+                .unwrap_or_else(|| Millis(now().0 + (timeout + HANDLER_SLACK).as_millis() as u64)),
+            killed: false,
+        });
+        Ok(pid)
+    }
+
+    fn run_probe(
+        &mut self,
+        name: &str,
+        instance: u32,
+        kind: ProbeKind,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let (c, _) = find_container(&self.pod, name).ok_or("no such container")?;
+        let probe = match kind {
+            ProbeKind::Liveness => &c.liveness_probe,
+            ProbeKind::Readiness => &c.readiness_probe,
+            ProbeKind::Startup => &c.startup_probe,
+        }
+        .as_ref()
+        .ok_or("the container has no such probe")?;
+        let h = Handler::from_probe(probe, c, kind.as_str()).map_err(|e| e.to_string())?;
+        self.spawn_handler(name, instance, Purpose::Probe(kind), h, timeout, None)
+            .map(|_| ())
+    }
+
+    /// Start the `postStart` hook of a new instance, if it has one. kubelet gives the hook
+    /// no timeout; it ends with the container at the latest.
+    fn post_start(&mut self, name: &str, instance: u32) -> Result<(), String> {
+        let Some((c, _)) = find_container(&self.pod, name) else {
+            return Ok(());
+        };
+        let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
+            return Ok(());
+        };
+        let h = Handler::from_lifecycle(h, c, "postStart").map_err(|e| e.to_string())?;
+        self.spawn_handler(
+            name,
+            instance,
+            Purpose::PostStart,
+            h,
+            Duration::from_secs(u32::MAX as u64),
+            Some(Millis(u64::MAX)),
+        )
+        .map(|_| ())
+    }
+
+    /// A handler child exited: hand its verdict to whoever waits for it.
+    fn handler_done(&mut self, run: HandlerRun) {
+        let HandlerRun {
+            pending,
+            container,
+            instance,
+            purpose,
+            handler,
+            timeout,
+            ..
+        } = run;
+        let hook_pid = pending.pid;
+        let v = pending.verdict(timeout);
+        let ok = matches!(v.outcome, ProbeOutcome::Success | ProbeOutcome::Warning);
+        let hook_error = |what: &str| {
+            format!(
+                "{} for Container {container:?} in Pod {:?} failed - error: {}",
+                handler.describe(),
+                self.paths.name,
+                if v.output.is_empty() { what } else { &v.output }
+            )
+        };
+        match purpose {
+            Purpose::Probe(kind) => self.handle(Event::ProbeResult {
                 container,
                 instance,
                 kind,
-                result: crate::supervisor::ProbeOutcome::Error,
-                output: "probes are not implemented yet".into(),
+                result: v.outcome,
+                output: v.output,
             }),
-            Action::ScheduleWake { at } => {
-                self.wake = Some(at);
-                None
+            Purpose::PostStart if !ok => {
+                let message = hook_error("the hook failed");
+                self.handle(Event::StartFailed {
+                    container,
+                    instance,
+                    stage: StartStage::PostStartHook,
+                    message,
+                    at: now(),
+                })
             }
-            Action::RecordEvent(e) => {
-                self.record.events.push(e);
-                None
-            }
-            Action::PodFinished { phase } => {
-                log::info!("pod finished: {phase:?}");
-                None
+            Purpose::PostStart => {}
+            Purpose::PreStop => {
+                if !ok {
+                    let message = hook_error("the hook failed");
+                    self.record.events.push(EventRecord {
+                        type_: EventType::Warning,
+                        reason: "FailedPreStopHook".into(),
+                        message,
+                        container: Some(container.clone()),
+                        at: now(),
+                    });
+                }
+                if let Some(k) = self.kills.iter_mut().find(|k| k.prestop == Some(hook_pid)) {
+                    k.prestop = None;
+                    k.deadline = k
+                        .deadline
+                        .max(Millis(now().0 + MIN_GRACE_AFTER_HOOK.as_millis() as u64));
+                    let _ =
+                        lifecycle::kill(&self.paths.oci_root(), &container, libc::SIGTERM, false);
+                }
+                self.save();
             }
         }
     }
@@ -414,11 +605,38 @@ impl Supervisor {
             k.deadline = k.deadline.min(deadline);
             return;
         }
-        let _ = lifecycle::kill(&self.paths.oci_root(), name, libc::SIGTERM, false);
+        // kubelet runs `preStop` first (when there is grace to run it in), then signals.
+        let hook = find_container(&self.pod, name)
+            .and_then(|(c, _)| {
+                let h = c.lifecycle.as_ref()?.pre_stop.as_ref()?;
+                Some(Handler::from_lifecycle(h, c, "preStop"))
+            })
+            .filter(|_| !grace.is_zero());
+        let prestop = match hook {
+            Some(Ok(h)) => {
+                match self.spawn_handler(name, instance, Purpose::PreStop, h, grace, Some(deadline))
+                {
+                    Ok(pid) => Some(pid),
+                    Err(e) => {
+                        log::warn!("preStop hook of `{name}`: {e}");
+                        None
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                log::warn!("preStop hook of `{name}`: {e}");
+                None
+            }
+            None => None,
+        };
+        if prestop.is_none() {
+            let _ = lifecycle::kill(&self.paths.oci_root(), name, libc::SIGTERM, false);
+        }
         self.kills.push(Kill {
             pid,
             container: name.to_string(),
             deadline,
+            prestop,
         });
     }
 
@@ -433,6 +651,11 @@ impl Supervisor {
                 WaitStatus::Signaled(p, s, _) => (p.as_raw(), 128 + s as i32),
                 _ => continue,
             };
+            if let Some(i) = self.handlers.iter().position(|h| h.pending.pid == pid) {
+                let run = self.handlers.swap_remove(i);
+                self.handler_done(run);
+                continue;
+            }
             if pid == self.pause_pid {
                 self.record.message =
                     Some("the pause process exited: the pod's namespaces are gone".into());
@@ -446,6 +669,16 @@ impl Supervisor {
                 continue;
             };
             self.kills.retain(|k| k.pid != pid);
+            // Probes and hooks of a finished instance have nothing left to check.
+            for h in &mut self.handlers {
+                if h.container == inst.container && h.instance == inst.instance && !h.killed {
+                    let _ = nix::sys::signal::kill(
+                        Pid::from_raw(h.pending.pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    h.killed = true;
+                }
+            }
             self.drain_logs(&inst.container, inst.instance);
             let oom_after = crate::cgroups::manager(
                 Some(&sandbox::container_cgroup(&self.pod, &inst.container)),
@@ -542,16 +775,29 @@ impl Supervisor {
         }
         loop {
             self.reap();
-            if self.machine.finished().is_some() && self.running.is_empty() {
+            if self.machine.finished().is_some()
+                && self.running.is_empty()
+                && self.handlers.is_empty()
+            {
                 break;
             }
             let t = now();
+            for h in &mut self.handlers {
+                if h.deadline <= t && !h.killed {
+                    let _ = nix::sys::signal::kill(
+                        Pid::from_raw(h.pending.pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    h.killed = true;
+                }
+            }
             for k in std::mem::take(&mut self.kills) {
-                if k.deadline <= t {
+                if k.deadline > t || k.prestop.is_some() {
+                    // A running preStop hook was killed above; the signal follows its reap.
+                    self.kills.push(k);
+                } else {
                     let _ =
                         lifecycle::kill(&self.paths.oci_root(), &k.container, libc::SIGKILL, true);
-                } else {
-                    self.kills.push(k);
                 }
             }
             if self.wake.is_some_and(|w| w <= t) {
@@ -559,7 +805,19 @@ impl Supervisor {
                 self.handle(Event::Tick);
                 continue;
             }
-            let next = self.kills.iter().map(|k| k.deadline).chain(self.wake).min();
+            let next = self
+                .kills
+                .iter()
+                .filter(|k| k.prestop.is_none())
+                .map(|k| k.deadline)
+                .chain(
+                    self.handlers
+                        .iter()
+                        .filter(|h| !h.killed)
+                        .map(|h| h.deadline),
+                )
+                .chain(self.wake)
+                .min();
             let timeout = match next {
                 Some(at) => PollTimeout::try_from(Duration::from_millis(
                     at.0.saturating_sub(t.0).min(60_000),
