@@ -11,6 +11,7 @@ pub mod container;
 pub mod hooks;
 pub mod k8s;
 pub mod logger;
+pub mod node;
 pub mod pod;
 pub mod process;
 pub mod rootfs;
