@@ -29,7 +29,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Events(a) => commands::events::run(root, a),
         Command::Spec(a) => commands::spec::run(a),
         Command::Features => commands::features::run(),
-        Command::Pod(p) => commands::pod::run(root, p),
+        Command::Pod(p) => commands::pod::run(root, &cli.global.storage, p),
+        Command::Node(n) => commands::node::run(root, &cli.global.storage, n),
+        Command::Schedule(a) => commands::node::schedule(a),
         Command::Supervise { name, ready_fd } => peapod::pod::ops::supervise(root, name, *ready_fd),
     }
 }

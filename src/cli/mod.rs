@@ -1,6 +1,7 @@
 //! Command-line definitions (clap only). The OCI verbs follow runc's flags exactly, since
 //! containerd's shim and podman's conmon build argv for runc.
 
+pub mod node;
 pub mod oci;
 pub mod pod;
 
@@ -72,6 +73,11 @@ pub enum Command {
     /// Kubernetes-style pods
     #[command(subcommand)]
     Pod(pod::PodCommand),
+    /// This machine as a Kubernetes node: show, label, taint
+    #[command(subcommand)]
+    Node(node::NodeCommand),
+    /// Plan where pods would go on a set of nodes (dry run, like kube-scheduler)
+    Schedule(node::Schedule),
     /// A pod's supervisor (started by `pod run`, not by hand)
     #[command(name = "__supervise", hide = true)]
     Supervise {

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod features;
 pub mod kill;
 pub mod list;
+pub mod node;
 pub mod pause;
 pub mod pod;
 pub mod ps;

@@ -16,10 +16,10 @@ fn print(v: &serde_json::Value, out: Output) -> Result<()> {
     Ok(())
 }
 
-pub fn run(root: &Path, cmd: &PodCommand) -> Result<i32> {
+pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
     match cmd {
         PodCommand::Run(a) => {
-            let (pods, warnings) = ops::load_manifest(&a.file)
+            let (pods, warnings) = ops::load_manifest(&a.file, root, storage)
                 .with_context(|| format!("pod run `{}`", a.file.display()))?;
             for w in warnings {
                 eprintln!("Warning: {w}");

@@ -174,6 +174,22 @@ pub fn filter(node: &Node, pod: &Pod, allocatable: &Amounts, used: &Amounts) -> 
         .collect()
 }
 
+/// The pods admitted on this node: every pod under `<root>/pods` whose supervisor has not
+/// recorded it finished (Succeeded or Failed). A pod still starting counts.
+pub fn admitted_pods(root: &Path) -> Vec<Pod> {
+    crate::pod::list(root)
+        .into_iter()
+        .filter_map(|name| {
+            let paths = crate::pod::PodPaths::new(root, &name);
+            let pod = crate::pod::load_pod(&paths).ok()?;
+            match crate::pod::Record::load(&paths) {
+                Ok(rec) if rec.machine.finished().is_some() => None,
+                _ => Some(pod),
+            }
+        })
+        .collect()
+}
+
 /// Requests of the pods already admitted on the node (their count in `pods`).
 pub fn used_by(pods: &[Pod]) -> Amounts {
     let mut used = Amounts::default();

@@ -60,11 +60,6 @@ fn not_yet(pod: &Pod) -> Result<(), PodError> {
             "spec.dnsConfig (the pod's /etc/resolv.conf is the host's)".into(),
         ));
     }
-    if spec.affinity.is_some() {
-        return Err(PodError::Unsupported(
-            "spec.affinity (node admission is not implemented yet)".into(),
-        ));
-    }
     let runtime_default = |p: &Option<k8s_openapi::api::core::v1::SeccompProfile>| {
         p.as_ref().is_some_and(|p| p.type_ == "RuntimeDefault")
     };
@@ -76,39 +71,6 @@ fn not_yet(pod: &Pod) -> Result<(), PodError> {
         return Err(PodError::Unsupported(
             "spec.securityContext.seccompProfile RuntimeDefault (no default profile yet)".into(),
         ));
-    }
-    // Tolerations matter only against taints, and this node has none yet.
-    let node = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_default();
-    if let Some(n) = spec
-        .node_name
-        .as_deref()
-        .filter(|n| !n.is_empty() && *n != node)
-    {
-        return Err(PodError::Invalid(format!(
-            "pod is bound to node `{n}` (spec.nodeName) but this node is `{node}`"
-        )));
-    }
-    let labels = [
-        ("kubernetes.io/hostname", node.as_str()),
-        ("kubernetes.io/os", "linux"),
-        (
-            "kubernetes.io/arch",
-            if cfg!(target_arch = "x86_64") {
-                "amd64"
-            } else {
-                std::env::consts::ARCH
-            },
-        ),
-    ];
-    for (k, v) in spec.node_selector.iter().flatten() {
-        if !labels.contains(&(k.as_str(), v.as_str())) {
-            return Err(PodError::Invalid(
-                "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector (spec.nodeSelector)".into(),
-            ));
-        }
     }
     let init = spec
         .init_containers
@@ -138,16 +100,28 @@ fn not_yet(pod: &Pod) -> Result<(), PodError> {
     Ok(())
 }
 
-/// Parse and validate every pod of a manifest file before anything is created; warnings
-/// are returned for the caller to print.
-pub fn load_manifest(path: &Path) -> Result<(Vec<Pod>, Vec<String>), PodError> {
+/// Parse and validate every pod of a manifest file, and admit each on this node (the node
+/// object under `storage`, counting the pods already under `root` and the file's earlier
+/// pods), before anything is created; warnings are returned for the caller to print.
+pub fn load_manifest(
+    path: &Path,
+    root: &Path,
+    storage: &Path,
+) -> Result<(Vec<Pod>, Vec<String>), PodError> {
     let text = std::fs::read_to_string(path).map_err(|e| PodError::io("read", path, e))?;
     let pods = manifest::parse_manifests(&text)?;
     let mut warnings = Vec::new();
+    let node = crate::node::load(storage).map_err(|e| PodError::Invalid(e.to_string()))?;
+    let mut admitted = crate::node::admitted_pods(root);
     for p in &pods {
         warnings.extend(manifest::validate(p)?.into_iter().map(|w| w.to_string()));
         not_yet(p)?;
         super::handler::check_pod(p)?;
+        let name = p.metadata.name.as_deref().unwrap_or_default();
+        let w = crate::node::admit(&node, p, &admitted)
+            .map_err(|e| PodError::Invalid(format!("pod `{name}`: {e}")))?;
+        warnings.extend(w.into_iter().map(|w| format!("pod `{name}`: {w}")));
+        admitted.push(p.clone());
         manifest::to_supervisor(p)?;
         for c in p.spec.iter().flat_map(|s| {
             s.containers
