@@ -6,5 +6,6 @@ mod clients;
 mod common;
 mod core;
 mod differential;
+mod node;
 mod pods;
 mod probes;
