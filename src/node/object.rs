@@ -310,6 +310,15 @@ fn read_stored(storage: &Path) -> Result<Option<Node>, NodeError> {
     }
 }
 
+/// Only the stored taints (no machine probing): what a supervisor polls to feed
+/// [`super::eviction::decide`]. No node file means no taints.
+pub fn stored_taints(storage: &Path) -> Result<Vec<k8s_openapi::api::core::v1::Taint>, NodeError> {
+    Ok(read_stored(storage)?
+        .and_then(|n| n.spec)
+        .and_then(|s| s.taints)
+        .unwrap_or_default())
+}
+
 /// The node as it is now: stored labels and taints, fresh capacity.
 pub fn load(storage: &Path) -> Result<Node, NodeError> {
     let config = NodeConfig::load(storage)?;
@@ -470,6 +479,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
+        assert!(stored_taints(dir.path()).unwrap().is_empty());
         let again = load(dir.path()).unwrap();
         assert_eq!(again.metadata.labels.unwrap()["disk"], "ssd");
         // A failed change writes nothing.
