@@ -13,6 +13,11 @@ pub enum NodeCommand {
     Label(NodeLabel),
     /// Add (KEY[=VALUE]:EFFECT) or remove (KEY[:EFFECT]-) node taints, as `kubectl taint node`
     Taint(NodeTaint),
+    /// Mark the node unschedulable: new pods are refused unless they tolerate
+    /// node.kubernetes.io/unschedulable:NoSchedule (running pods stay)
+    Cordon,
+    /// Mark the node schedulable again
+    Uncordon,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

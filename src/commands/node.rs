@@ -50,6 +50,19 @@ pub fn run(root: &Path, storage: &Path, cmd: &NodeCommand) -> Result<i32> {
             println!("node/{} {verb}", name(&n));
             Ok(0)
         }
+        NodeCommand::Cordon | NodeCommand::Uncordon => {
+            let cordon = matches!(cmd, NodeCommand::Cordon);
+            let (n, changed) = node::edit(storage, |n| {
+                let spec = n.spec.get_or_insert_with(Default::default);
+                let was = spec.unschedulable == Some(true);
+                spec.unschedulable = cordon.then_some(true);
+                Ok(was != cordon)
+            })?;
+            let verb = if cordon { "cordoned" } else { "uncordoned" };
+            let already = if changed { "" } else { "already " };
+            println!("node/{} {already}{verb}", name(&n));
+            Ok(0)
+        }
     }
 }
 

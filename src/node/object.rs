@@ -1,6 +1,6 @@
 //! This machine as a Kubernetes `Node`.
 //!
-//! - Name: the hostname. Labels: kubelet's defaults (`kubernetes.io/hostname`,
+//! - Name: the hostname, lowercased as kubelet does. Labels: kubelet's defaults (`kubernetes.io/hostname`,
 //!   `kubernetes.io/os=linux`, `kubernetes.io/arch` in Go's naming), re-applied on every read
 //!   as kubelet re-applies them at start, plus whatever `peapod node label` added.
 //! - Capacity, recomputed on every read: `cpu` = the CPUs this process may use
@@ -282,7 +282,8 @@ pub fn build(machine: &Machine, config: &NodeConfig, stored: Option<&Node>) -> N
             ..Default::default()
         });
     }
-    node.metadata.name = Some(machine.hostname.clone());
+    // kubelet's node name is the lowercased hostname (`nodeutil.GetHostname`).
+    node.metadata.name = Some(machine.hostname.to_lowercase());
     let labels = node.metadata.labels.get_or_insert_with(BTreeMap::new);
     labels.insert(LABEL_HOSTNAME.into(), machine.hostname.to_lowercase());
     labels.insert(LABEL_OS.into(), "linux".into());
@@ -456,7 +457,7 @@ mod tests {
         assert_eq!(labels["disk"], "ssd");
         assert_eq!(labels[LABEL_OS], "linux");
         assert_eq!(labels[LABEL_HOSTNAME], "node1");
-        assert_eq!(node.metadata.name.as_deref(), Some("Node1"));
+        assert_eq!(node.metadata.name.as_deref(), Some("node1"));
         assert_eq!(node.spec.unwrap().taints.unwrap().len(), 1);
         let status = node.status.unwrap();
         assert_eq!(status.capacity.as_ref().unwrap()["cpu"].0, "4");

@@ -215,6 +215,15 @@ fn pod_run_refused_by_selector_taint_and_cpu() {
     );
     assert!(entries(n.root.path()).is_empty());
 
+    // A cordoned node refuses pods that do not tolerate node.kubernetes.io/unschedulable.
+    n.ok(&["node", "cordon"]);
+    let e = n.fails(&["pod", "run", plain.to_str().unwrap()]);
+    assert!(
+        e.contains("0/1 nodes are available: 1 node(s) were unschedulable."),
+        "{e}"
+    );
+    assert!(n.ok(&["node", "uncordon"]).ends_with(" uncordoned\n"));
+
     // A matching label and toleration admit the pod.
     n.ok(&["node", "label", "disk=nvme"]);
     let tol = n.manifest(
