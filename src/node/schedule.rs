@@ -17,8 +17,9 @@
 //!      node with the most gets 0;
 //!    - PodTopologySpread (weight 2) with the system default constraint for pods with an
 //!      owner (`kubernetes.io/hostname`, maxSkew 3, ScheduleAnyway): the owner's pods on the
-//!      node times ln(nodes + 2) plus maxSkew − 1, reversed so the emptiest node is 100.
-//!      The zone constraint of the defaults is left out.
+//!      node times ln(labelled nodes + 2) plus maxSkew − 1, reversed so the emptiest node is
+//!      100 (a node without the label scores 0). Pods count by controller owner rather than
+//!      by the owner's selector. The zone constraint of the defaults is left out.
 //!
 //!    Scoring is skipped when only one node is feasible, as upstream.
 //! 3. Ties: kube-scheduler picks one of the best nodes at random; the planner takes the
@@ -306,7 +307,10 @@ pub fn plan(nodes: &[Node], pods: &[Pod]) -> Vec<Placement> {
             let request = fit::nonzero_requests(&spec);
             let tolerations = spec.tolerations.clone().unwrap_or_default();
             let owner = owner(pod);
-            let domains = feasible.len() as f64;
+            let domains = feasible
+                .iter()
+                .filter(|&&i| labels_of(slots[i].node).contains_key(object::LABEL_HOSTNAME))
+                .count() as f64;
             let mut affinity = Vec::new();
             let mut prefer = Vec::new();
             let mut spread = Vec::new();
@@ -328,24 +332,23 @@ pub fn plan(nodes: &[Node], pods: &[Pod]) -> Vec<Placement> {
                 let cnt = owner
                     .as_ref()
                     .map_or(0, |o| s.owners.get(o).copied().unwrap_or(0));
-                spread.push(
+                // A node without the topology label is outside the constraint: score 0.
+                spread.push(labels.contains_key(object::LABEL_HOSTNAME).then(|| {
                     ((cnt as f64) * (domains + 2.0).ln() + (SYSTEM_DEFAULT_MAX_SKEW - 1) as f64)
-                        .round() as i64,
-                );
+                        .round() as i64
+                }));
             }
             let affinity = normalize(&affinity, false);
             let prefer = normalize(&prefer, true);
             let spread = if owner.is_some() {
-                let max = spread.iter().copied().max().unwrap_or(0);
-                let min = spread.iter().copied().min().unwrap_or(0);
+                let max = spread.iter().flatten().copied().max().unwrap_or(0);
+                let min = spread.iter().flatten().copied().min().unwrap_or(0);
                 spread
                     .iter()
-                    .map(|&s| {
-                        if max == 0 {
-                            MAX_NODE_SCORE
-                        } else {
-                            MAX_NODE_SCORE * (max + min - s) / max
-                        }
+                    .map(|s| match *s {
+                        None => 0,
+                        Some(_) if max == 0 => MAX_NODE_SCORE,
+                        Some(s) => MAX_NODE_SCORE * (max + min - s) / max,
                     })
                     .collect()
             } else {

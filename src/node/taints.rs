@@ -138,6 +138,25 @@ pub fn apply(
     node: &str,
     now: Timestamp,
 ) -> Result<&'static str, NodeError> {
+    if !overwrite {
+        let exists: Vec<&str> = ops
+            .add
+            .iter()
+            .filter(|a| {
+                taints
+                    .iter()
+                    .any(|t| t.key == a.key && t.effect == a.effect)
+            })
+            .map(|a| a.key.as_str())
+            .collect();
+        if !exists.is_empty() {
+            return Err(NodeError::Conflict(format!(
+                "node {node} already has {} taint(s) with same effect(s) and --overwrite is \
+                 false",
+                exists.join(",")
+            )));
+        }
+    }
     let mut out = taints.clone();
     for r in &ops.remove {
         let before = out.len();
@@ -158,13 +177,6 @@ pub fn apply(
             .iter_mut()
             .find(|t| t.key == a.key && t.effect == a.effect)
         {
-            Some(_) if !overwrite => {
-                return Err(NodeError::Conflict(format!(
-                    "node {node} already has {} taint(s) with same effect(s) and --overwrite \
-                     is false",
-                    a.key
-                )));
-            }
             Some(t) => *t = new,
             None => out.push(new),
         }
@@ -281,6 +293,13 @@ mod tests {
             "tainted"
         );
         assert_eq!(taints[0].value.as_deref(), Some("no"));
+        let two = parse(&args(&["gpu:NoExecute", "env_role=x:NoSchedule"])).unwrap();
+        assert_eq!(
+            apply(&mut taints, &two, false, "n1", now)
+                .unwrap_err()
+                .to_string(),
+            "node n1 already has gpu,env_role taint(s) with same effect(s) and --overwrite is false"
+        );
         // Same key, other effect: a second taint.
         let other = parse(&args(&["env_role=no:NoExecute"])).unwrap();
         apply(&mut taints, &other, false, "n1", now).unwrap();
