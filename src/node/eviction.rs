@@ -107,6 +107,23 @@ pub fn decide(
     }
 }
 
+/// [`decide`] for `pod` against the taints stored under `storage` (`<storage>/node.json`):
+/// the one call a supervisor needs on each poll or timer tick.
+pub fn decide_for(
+    storage: &std::path::Path,
+    pod: &k8s_openapi::api::core::v1::Pod,
+    pod_started: Millis,
+    now: Millis,
+) -> Result<Eviction, super::NodeError> {
+    let taints = super::object::stored_taints(storage)?;
+    let tolerations = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.clone())
+        .unwrap_or_default();
+    Ok(decide(&tolerations, &taints, pod_started, now))
+}
+
 /// The message stored with [`EVICTED_REASON`]: the taint manager's `DisruptionTarget`
 /// message, naming the taint.
 pub fn message(taint: &Taint) -> String {

@@ -225,4 +225,26 @@ mod tests {
         assert_eq!(out.notes, vec!["label \"disk\" not found."]);
         assert_eq!(out.verb, "not labeled");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(arg in "\\PC{0,80}") {
+            let _ = parse(&[arg]);
+        }
+
+        #[test]
+        fn valid_labels_round_trip(
+            prefix in proptest::option::of("[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\\.[a-z0-9]{1,10}){0,3}"),
+            name in "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?",
+            value in "([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?",
+        ) {
+            let key = match prefix { Some(p) => format!("{p}/{name}"), None => name };
+            let ops = parse(&[format!("{key}={value}")]).unwrap();
+            proptest::prop_assert_eq!(&ops, &vec![LabelOp::Set { key: key.clone(), value }]);
+            let mut labels = BTreeMap::new();
+            apply(&mut labels, &ops, false).unwrap();
+            let out = apply(&mut labels, &parse(&[format!("{key}-")]).unwrap(), false).unwrap();
+            proptest::prop_assert_eq!(out.verb, "unlabeled");
+        }
+    }
 }

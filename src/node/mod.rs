@@ -29,7 +29,7 @@ use thiserror::Error;
 use fit::Amounts;
 use predicates::NodeView;
 
-pub use eviction::{Eviction, decide as decide_eviction};
+pub use eviction::{Eviction, decide as decide_eviction, decide_for as decide_eviction_for};
 pub use object::{Machine, NodeConfig, edit, load};
 
 #[derive(Debug, Error)]

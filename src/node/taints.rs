@@ -325,4 +325,22 @@ mod tests {
         );
         assert_eq!(taints, vec![taint("x", Some("1"), NO_SCHEDULE)]);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(arg in "\\PC{0,80}") {
+            let _ = parse(&[arg]);
+        }
+
+        #[test]
+        fn added_taints_print_back(
+            key in "[A-Za-z0-9]([-A-Za-z0-9_.]{0,30}[A-Za-z0-9])?",
+            value in "([A-Za-z0-9]([-A-Za-z0-9_.]{0,30}[A-Za-z0-9])?)?",
+            effect in proptest::sample::select(vec![NO_SCHEDULE, PREFER_NO_SCHEDULE, NO_EXECUTE]),
+        ) {
+            let spec = if value.is_empty() { format!("{key}:{effect}") } else { format!("{key}={value}:{effect}") };
+            let ops = parse(std::slice::from_ref(&spec)).unwrap();
+            proptest::prop_assert_eq!(to_string(&ops.add[0]), spec);
+        }
+    }
 }
