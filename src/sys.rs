@@ -7,6 +7,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::unistd::{ForkResult, Pid};
 
+mod trim;
+pub use trim::{release_free_memory, release_text_pages};
+
 /// Fork the calling process.
 ///
 /// peapod never starts threads before forking (no async runtime, no thread pool in the CLI

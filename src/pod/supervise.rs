@@ -577,6 +577,10 @@ impl Supervisor {
             }
             Err(e) => log::error!("logs of `{name}`: {e}"),
         }
+        // Like kubelet's container GC: the current and the previous instance keep their logs.
+        if let Err(e) = super::logs::prune_instances(&self.paths.dir, name, 2) {
+            log::warn!("prune old logs of `{name}`: {e}");
+        }
         self.running.insert(
             st.pid,
             Instance {
@@ -773,6 +777,10 @@ impl Supervisor {
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok");
         }
+        // Building the sandbox touched most of the binary; an idle supervisor needs little of
+        // it. Release the read-only pages now and after every quiet period.
+        let mut trimmed = now();
+        trim_text();
         loop {
             self.reap();
             if self.machine.finished().is_some()
@@ -831,8 +839,15 @@ impl Supervisor {
                     .iter()
                     .map(|p| PollFd::new(p.fd.as_fd(), PollFlags::POLLIN)),
             );
-            if matches!(poll(&mut fds, timeout), Err(e) if e != nix::errno::Errno::EINTR) {
+            let polled = poll(&mut fds, timeout);
+            if matches!(polled, Err(e) if e != nix::errno::Errno::EINTR) {
                 break;
+            }
+            if polled == Ok(0)
+                && now().0.saturating_sub(trimmed.0) >= TRIM_PERIOD.as_millis() as u64
+            {
+                trimmed = now();
+                trim_text();
             }
             let ready_pipes: Vec<bool> = fds
                 .iter()
@@ -855,6 +870,16 @@ impl Supervisor {
         self.teardown();
         self.record.supervisor_done = true;
         self.save();
+    }
+}
+
+/// How long the supervisor stays quiet before it releases its read-only pages again.
+const TRIM_PERIOD: Duration = Duration::from_secs(30);
+
+fn trim_text() {
+    crate::sys::release_free_memory();
+    if let Err(e) = crate::sys::release_text_pages() {
+        log::debug!("release read-only pages: {e}");
     }
 }
 
