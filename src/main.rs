@@ -32,7 +32,9 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Pod(p) => commands::pod::run(root, &cli.global.storage, p),
         Command::Node(n) => commands::node::run(root, &cli.global.storage, n),
         Command::Schedule(a) => commands::node::schedule(a),
-        Command::Supervise { name, ready_fd } => peapod::pod::ops::supervise(root, name, *ready_fd),
+        Command::Supervise { name, ready_fd } => {
+            peapod::pod::ops::supervise(root, &cli.global.storage, name, *ready_fd)
+        }
     }
 }
 

@@ -25,7 +25,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
                 eprintln!("Warning: {w}");
             }
             for p in pods {
-                let name = ops::run_pod(root, p).context("pod run")?;
+                let name = ops::run_pod(root, storage, p).context("pod run")?;
                 if let Some(t) = &a.wait_ready {
                     let d = humantime::parse_duration(t)
                         .with_context(|| format!("--wait-ready `{t}`: use a duration like 30s"))?;

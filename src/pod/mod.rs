@@ -71,6 +71,9 @@ pub struct Record {
     pub supervisor_done: bool,
     /// Why the pod ended abnormally (pause died, sandbox failed...).
     pub message: Option<String>,
+    /// Set when a NoExecute taint evicted the pod: the taint manager's message.
+    #[serde(default)]
+    pub evicted: Option<String>,
 }
 
 pub const POD_FILE: &str = "pod.json";

@@ -137,7 +137,7 @@ pub fn load_manifest(
 /// Start one pod: its directory, then a detached supervisor that builds the sandbox and
 /// starts the containers. Returns once the supervisor reports the first sync, or its error
 /// (then nothing of the pod remains).
-pub fn run_pod(root: &Path, mut pod: Pod) -> Result<String, PodError> {
+pub fn run_pod(root: &Path, storage: &Path, mut pod: Pod) -> Result<String, PodError> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let paths = PodPaths::new(root, &name);
     // Checked here so a missing pause binary creates nothing.
@@ -170,7 +170,7 @@ pub fn run_pod(root: &Path, mut pod: Pod) -> Result<String, PodError> {
             // leader and is reparented away from the CLI.
             let _ = nix::unistd::setsid();
             match sys::fork() {
-                Ok(ForkResult::Child) => exec_supervisor(root, &name, w),
+                Ok(ForkResult::Child) => exec_supervisor(root, storage, &name, w),
                 _ => sys::exit_now(0),
             }
         }
@@ -200,7 +200,7 @@ pub fn run_pod(root: &Path, mut pod: Pod) -> Result<String, PodError> {
 /// supervisor and of the stages it forks still cannot be opened for writing (EROFS), which is
 /// what the sealed copy protects against (CVE-2019-5736). Mounts the supervisor makes (the
 /// pod's /dev/shm, memory emptyDirs) live in its namespace and vanish with the pod.
-fn exec_supervisor(root: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
+fn exec_supervisor(root: &Path, storage: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
     let fail = |ready: &std::os::fd::OwnedFd, msg: String| -> ! {
         let _ = nix::unistd::write(ready, format!("error: {msg}\n").as_bytes());
         sys::exit_now(1)
@@ -230,6 +230,8 @@ fn exec_supervisor(root: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
         arg("peapod"),
         arg("--root"),
         std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).unwrap_or_default(),
+        arg("--storage"),
+        std::ffi::CString::new(storage.as_os_str().as_encoded_bytes()).unwrap_or_default(),
         arg("__supervise"),
         arg(name),
         arg(&fd.to_string()),
@@ -249,7 +251,7 @@ fn exec_supervisor(root: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
 }
 
 /// The supervisor (`peapod __supervise NAME FD`): never returns.
-pub fn supervise(root: &Path, name: &str, ready_fd: i32) -> ! {
+pub fn supervise(root: &Path, storage: &Path, name: &str, ready_fd: i32) -> ! {
     let _ = nix::sys::prctl::set_name(c"peapod:[POD]");
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let mut ready = std::fs::File::from(sys::adopt_fd(ready_fd));
@@ -269,7 +271,7 @@ pub fn supervise(root: &Path, name: &str, ready_fd: i32) -> ! {
     let _ = std::env::set_current_dir("/");
     let started = load_pod(&paths).and_then(|pod| {
         let pause = pause_binary()?;
-        Supervisor::new(paths, pod, &pause)
+        Supervisor::new(paths, storage, pod, &pause)
     });
     match started {
         Ok(sup) => {
@@ -381,7 +383,10 @@ pub fn row(root: &Path, name: &str) -> Result<PodRow, PodError> {
     let paths = PodPaths::new(root, name);
     let rec = Record::load(&paths)?;
     let mut row = rec.machine.row(super::now());
-    if !rec.supervisor_done && !rec.supervisor_alive() {
+    if rec.evicted.is_some() {
+        // kubectl prints `status.reason` when it is set.
+        row.status = crate::node::eviction::EVICTED_REASON.into();
+    } else if !rec.supervisor_done && !rec.supervisor_alive() {
         row.status = "Unknown (supervisor lost)".into();
     }
     Ok(row)
@@ -397,6 +402,21 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, PodError> {
         serde_json::to_value(manifest::to_supervisor(&pod)?.1.qos_class()).unwrap_or_default();
     v["status"] =
         super::status::pod_status(&rec.machine.status(), qos.as_str().unwrap_or_default());
+    if let Some(m) = &rec.evicted {
+        use crate::node::eviction::{DISRUPTION_REASON, EVICTED_REASON};
+        let st = &mut v["status"];
+        st["phase"] = "Failed".into();
+        st["reason"] = EVICTED_REASON.into();
+        st["message"] = m.clone().into();
+        if let Some(c) = st["conditions"].as_array_mut() {
+            c.push(serde_json::json!({
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": DISRUPTION_REASON,
+                "message": m,
+            }));
+        }
+    }
     v["events"] = super::status::events(&rec.events);
     v["peapod"] = serde_json::json!({
         "supervisorPid": rec.supervisor_pid,

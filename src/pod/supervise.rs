@@ -84,6 +84,10 @@ const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
 /// Everything the supervisor holds.
 pub struct Supervisor {
     paths: PodPaths,
+    /// `--storage`: where the node object (taints) lives.
+    storage: PathBuf,
+    /// A tolerated NoExecute taint's `tolerationSeconds` run out at this time.
+    evict_at: Option<Millis>,
     pod: Pod,
     resources: PodResources,
     machine: PodMachine,
@@ -138,7 +142,12 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), PodError> {
 impl Supervisor {
     /// Build the sandbox: directories, /etc files, the pod's /dev/shm, volumes, the pause
     /// container. On error everything made so far is removed by [`Supervisor::teardown`].
-    pub fn new(paths: PodPaths, pod: Pod, pause_binary: &Path) -> Result<Supervisor, PodError> {
+    pub fn new(
+        paths: PodPaths,
+        storage: &Path,
+        pod: Pod,
+        pause_binary: &Path,
+    ) -> Result<Supervisor, PodError> {
         let (spec, resources) = super::manifest::to_supervisor(&pod)?;
         let machine = PodMachine::new(spec, now()).map_err(|e| PodError::Invalid(e.to_string()))?;
         let me = std::process::id() as i32;
@@ -151,8 +160,11 @@ impl Supervisor {
                 pause_pid: 0,
                 supervisor_done: false,
                 message: None,
+                evicted: None,
             },
             paths,
+            storage: storage.to_path_buf(),
+            evict_at: None,
             pod,
             resources,
             machine,
@@ -420,6 +432,34 @@ impl Supervisor {
             Some(Millis(u64::MAX)),
         )
         .map(|_| ())
+    }
+
+    /// Apply the node's NoExecute taints (kubelet's taint manager): evict now, at a time, or
+    /// keep running (which cancels an eviction planned earlier).
+    fn check_taints(&mut self) {
+        use crate::node::eviction::{self, Eviction};
+        if self.record.evicted.is_some() || self.machine.finished().is_some() {
+            return;
+        }
+        let t = now();
+        match eviction::decide_for(&self.storage, &self.pod, self.machine.created_at(), t) {
+            Ok(Eviction::Keep) => self.evict_at = None,
+            Ok(Eviction::At { at, .. }) => self.evict_at = Some(at),
+            Ok(Eviction::Now { taint }) => {
+                self.evict_at = None;
+                let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+                self.record.events.push(EventRecord {
+                    type_: EventType::Normal,
+                    reason: eviction::EVENT_REASON.into(),
+                    message: eviction::event_message(ns, &self.paths.name),
+                    container: None,
+                    at: t,
+                });
+                self.record.evicted = Some(eviction::message(&taint));
+                self.handle(Event::StopRequested { grace: None });
+            }
+            Err(e) => log::warn!("read the node's taints: {e}"),
+        }
     }
 
     /// A handler child exited: hand its verdict to whoever waits for it.
@@ -779,6 +819,9 @@ impl Supervisor {
         }
         // Building the sandbox touched most of the binary; an idle supervisor needs little of
         // it. Release the read-only pages now and after every quiet period.
+        // NoExecute taints: checked now and whenever the node object is replaced.
+        let node_watch = watch_node(&self.storage);
+        self.check_taints();
         let mut trimmed = now();
         trim_text();
         loop {
@@ -808,6 +851,11 @@ impl Supervisor {
                         lifecycle::kill(&self.paths.oci_root(), &k.container, libc::SIGKILL, true);
                 }
             }
+            if self.evict_at.is_some_and(|w| w <= t) {
+                self.evict_at = None;
+                self.check_taints();
+                continue;
+            }
             if self.wake.is_some_and(|w| w <= t) {
                 self.wake = None;
                 self.handle(Event::Tick);
@@ -825,6 +873,7 @@ impl Supervisor {
                         .map(|h| h.deadline),
                 )
                 .chain(self.wake)
+                .chain(self.evict_at)
                 .min();
             let timeout = match next {
                 Some(at) => PollTimeout::try_from(Duration::from_millis(
@@ -834,6 +883,10 @@ impl Supervisor {
                 None => PollTimeout::from(60_000u16),
             };
             let mut fds: Vec<PollFd> = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(w) = &node_watch {
+                fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+            }
+            let skip = fds.len();
             fds.extend(
                 self.pipes
                     .iter()
@@ -849,9 +902,11 @@ impl Supervisor {
                 trimmed = now();
                 trim_text();
             }
+            let node_changed =
+                node_watch.is_some() && fds[1].revents().is_some_and(|r| !r.is_empty());
             let ready_pipes: Vec<bool> = fds
                 .iter()
-                .skip(1)
+                .skip(skip)
                 .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
             drop(fds);
@@ -859,6 +914,14 @@ impl Supervisor {
                 if ready_pipes[idx] && !self.pump(idx) {
                     self.pipes.remove(idx);
                 }
+            }
+            if let (true, Some(w)) = (node_changed, &node_watch)
+                && w.read_events().is_ok_and(|evs| {
+                    evs.iter()
+                        .any(|e| e.name.as_deref() == Some(NODE_FILE.as_ref()))
+                })
+            {
+                self.check_taints();
             }
             while let Ok(Some(info)) = sfd.read_signal() {
                 if info.ssi_signo as i32 != libc::SIGCHLD {
@@ -871,6 +934,28 @@ impl Supervisor {
         self.record.supervisor_done = true;
         self.save();
     }
+}
+
+const NODE_FILE: &str = "node.json";
+
+/// Watch `storage` for a new node object (written by rename, so `IN_MOVED_TO`).
+fn watch_node(storage: &Path) -> Option<nix::sys::inotify::Inotify> {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    if let Err(e) = std::fs::create_dir_all(storage) {
+        log::warn!(
+            "create `{}`: {e}; NoExecute taints are not watched",
+            storage.display()
+        );
+        return None;
+    }
+    let w = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
+    w.add_watch(
+        storage,
+        AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_CREATE,
+    )
+    .map_err(|e| log::warn!("watch `{}`: {e}", storage.display()))
+    .ok()?;
+    Some(w)
 }
 
 /// How long the supervisor stays quiet before it releases its read-only pages again.

@@ -236,3 +236,91 @@ fn pod_run_refused_by_selector_taint_and_cpu() {
     n.ok(&["pod", "run", tol.to_str().unwrap()]);
     n.ok(&["pod", "rm", "-f", "tol"]);
 }
+
+/// `pod ls` STATUS of `pod`.
+fn status_of(n: &Node, pod: &str) -> String {
+    let out = n.ok(&["pod", "ls"]);
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(pod))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> std::time::Duration {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(t.elapsed().as_secs() < secs, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    t.elapsed()
+}
+
+#[test]
+fn no_execute_taints_evict_running_pods() {
+    if !root_ok() {
+        return;
+    }
+    let n = Node::new();
+    let pod = |name: &str, tolerations: &str| {
+        let m = n.manifest(
+            name,
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  \
+                 tolerations: [{tolerations}]\n  containers: [{{name: c, image: host, command: [sleep, '1000']}}]\n"
+            ),
+        );
+        n.ok(&["pod", "run", m.to_str().unwrap()]);
+    };
+    pod("plain", "");
+    pod(
+        "patient",
+        "{key: maint, operator: Exists, effect: NoExecute, tolerationSeconds: 2}",
+    );
+    pod(
+        "forever",
+        "{key: maint, operator: Exists, effect: NoExecute}",
+    );
+    n.ok(&["node", "taint", "maint=now:NoExecute"]);
+    wait_for("plain to be evicted", 30, || {
+        status_of(&n, "plain") == "Evicted"
+    });
+    assert_eq!(status_of(&n, "patient"), "Running");
+    let waited = wait_for("patient to be evicted", 30, || {
+        status_of(&n, "patient") == "Evicted"
+    });
+    assert!(
+        waited.as_millis() > 500,
+        "evicted after {waited:?}, before tolerationSeconds"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&n.ok(&["pod", "inspect", "plain", "-o", "json"])).unwrap();
+    assert_eq!(v["status"]["phase"], "Failed");
+    assert_eq!(v["status"]["reason"], "Evicted");
+    assert_eq!(
+        v["status"]["message"],
+        "Taint manager: deleting due to NoExecute taint maint=now:NoExecute"
+    );
+    wait_for("plain's container to stop", 30, || {
+        let v: serde_json::Value =
+            serde_json::from_str(&n.ok(&["pod", "inspect", "plain", "-o", "json"])).unwrap();
+        v["status"]["containerStatuses"][0]["state"]["terminated"].is_object()
+    });
+    // Tolerated without a time limit: stays.
+    assert_eq!(status_of(&n, "forever"), "Running");
+
+    // Removing the taint before tolerationSeconds cancels the eviction.
+    n.ok(&["node", "taint", "maint-"]);
+    pod(
+        "saved",
+        "{key: maint, operator: Exists, effect: NoExecute, tolerationSeconds: 3}",
+    );
+    n.ok(&["node", "taint", "maint=again:NoExecute"]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    n.ok(&["node", "taint", "maint-"]);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(status_of(&n, "saved"), "Running");
+    for p in ["plain", "patient", "forever", "saved"] {
+        n.ok(&["pod", "rm", "-f", p]);
+    }
+}
