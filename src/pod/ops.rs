@@ -60,43 +60,6 @@ fn not_yet(pod: &Pod) -> Result<(), PodError> {
             "spec.dnsConfig (the pod's /etc/resolv.conf is the host's)".into(),
         ));
     }
-    let runtime_default = |p: &Option<k8s_openapi::api::core::v1::SeccompProfile>| {
-        p.as_ref().is_some_and(|p| p.type_ == "RuntimeDefault")
-    };
-    if spec
-        .security_context
-        .as_ref()
-        .is_some_and(|s| runtime_default(&s.seccomp_profile))
-    {
-        return Err(PodError::Unsupported(
-            "spec.securityContext.seccompProfile RuntimeDefault (no default profile yet)".into(),
-        ));
-    }
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, c)| (format!("spec.initContainers[{i}]"), c));
-    let app = spec
-        .containers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (format!("spec.containers[{i}]"), c));
-    for (path, c) in init.chain(app) {
-        for (field, set) in [(
-            "securityContext.seccompProfile",
-            c.security_context
-                .as_ref()
-                .is_some_and(|s| runtime_default(&s.seccomp_profile)),
-        )] {
-            if set {
-                return Err(PodError::Unsupported(format!(
-                    "{path}.{field} (not implemented yet)"
-                )));
-            }
-        }
-    }
     Ok(())
 }
 

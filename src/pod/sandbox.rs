@@ -533,6 +533,16 @@ pub fn container_spec(
     }
     linux.set_namespaces(Some(nss));
     linux.set_cgroups_path(Some(PathBuf::from(container_cgroup(pod, &c.name))));
+    // The container's seccompProfile overrides the pod's; privileged containers are
+    // unconfined, as containerd runs them.
+    let profile = sc
+        .seccomp_profile
+        .as_ref()
+        .or(psc.seccomp_profile.as_ref())
+        .map(|p| p.type_.as_str());
+    if profile == Some("RuntimeDefault") && !privileged {
+        linux.set_seccomp(Some(crate::seccomp::runtime_default(&cap_names)));
+    }
     let mut res = linux.resources().clone().unwrap_or_default();
     let mut cpu = oci_spec::runtime::LinuxCpu::default();
     cpu.set_shares(Some(cg.cpu_shares));

@@ -363,3 +363,39 @@ fn killed_supervisor_and_pause_are_handled() {
     p.ok(&["pod", "rm", "nopause"]);
     nothing_left(p.root.path(), "nopause", &uid);
 }
+
+#[test]
+fn runtime_default_seccomp_blocks_namespace_creation() {
+    if !root_ok() {
+        return;
+    }
+    let p = Pods::new();
+    p.run(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: sec}
+spec:
+  restartPolicy: Never
+  securityContext: {seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: plain
+      image: host
+      command: ["sh", "-c", "grep Seccomp: /proc/self/status; unshare -n true 2>/dev/null && echo unshare-ok || echo unshare-refused"]
+    - name: admin
+      image: host
+      securityContext: {capabilities: {add: [SYS_ADMIN]}}
+      command: ["sh", "-c", "unshare -n true && echo unshare-ok || echo unshare-refused"]
+    - name: unconfined
+      image: host
+      securityContext: {seccompProfile: {type: Unconfined}}
+      command: ["grep", "Seccomp:", "/proc/self/status"]
+"#,
+    );
+    p.wait("Completed", 60, || {
+        p.ls("sec").get(2).is_some_and(|s| s == "Completed")
+    });
+    assert_eq!(p.logs("sec", "plain"), "Seccomp:\t2\nunshare-refused\n");
+    assert_eq!(p.logs("sec", "admin"), "unshare-ok\n");
+    assert_eq!(p.logs("sec", "unconfined"), "Seccomp:\t0\n");
+}
