@@ -51,18 +51,6 @@ fn random_uid() -> String {
     )
 }
 
-/// Fields the manifest layer accepts (the target of the pod issues) that the supervisor does
-/// not execute yet: refused by name rather than ignored.
-fn not_yet(pod: &Pod) -> Result<(), PodError> {
-    let spec = pod.spec.clone().unwrap_or_default();
-    if spec.dns_config.is_some() {
-        return Err(PodError::Unsupported(
-            "spec.dnsConfig (the pod's /etc/resolv.conf is the host's)".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// Parse and validate every pod of a manifest file, and admit each on this node (the node
 /// object under `storage`, counting the pods already under `root` and the file's earlier
 /// pods), before anything is created; warnings are returned for the caller to print.
@@ -78,7 +66,8 @@ pub fn load_manifest(
     let mut admitted = crate::node::admitted_pods(root);
     for p in &pods {
         warnings.extend(manifest::validate(p)?.into_iter().map(|w| w.to_string()));
-        not_yet(p)?;
+        // Checked here so a bad DNS setting fails `pod run`, not the sandbox.
+        super::sandbox::resolv_conf("", p)?;
         super::handler::check_pod(p)?;
         let name = p.metadata.name.as_deref().unwrap_or_default();
         let w = crate::node::admit(&node, p, &admitted)

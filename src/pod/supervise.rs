@@ -201,9 +201,10 @@ impl Supervisor {
             format!("{}\n", sandbox::hostname(&self.pod)).as_bytes(),
         )?;
         w("hosts", sandbox::etc_hosts(&self.pod).as_bytes())?;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         w(
             "resolv.conf",
-            &std::fs::read("/etc/resolv.conf").unwrap_or_default(),
+            sandbox::resolv_conf(&host_resolv, &self.pod)?.as_bytes(),
         )?;
         let spec = self.pod.spec.clone().unwrap_or_default();
         if !spec.host_ipc.unwrap_or(false) {

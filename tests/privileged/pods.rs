@@ -399,3 +399,34 @@ spec:
     assert_eq!(p.logs("sec", "admin"), "unshare-ok\n");
     assert_eq!(p.logs("sec", "unconfined"), "Seccomp:\t0\n");
 }
+
+#[test]
+fn dns_config_shapes_resolv_conf() {
+    if !root_ok() {
+        return;
+    }
+    let p = Pods::new();
+    p.run(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: dns}
+spec:
+  restartPolicy: Never
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: [192.0.2.53]
+    searches: [ns1.svc.example]
+    options: [{name: ndots, value: "5"}]
+  containers:
+    - {name: c, image: host, command: ["cat", "/etc/resolv.conf"]}
+"#,
+    );
+    p.wait("Completed", 60, || {
+        p.ls("dns").get(2).is_some_and(|s| s == "Completed")
+    });
+    assert_eq!(
+        p.logs("dns", "c"),
+        "nameserver 192.0.2.53\nsearch ns1.svc.example\noptions ndots:5\n"
+    );
+}
