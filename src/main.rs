@@ -3,7 +3,7 @@
 mod cli;
 mod commands;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 use cli::{Cli, Command, LogFormat};
 use peapod::logger;
@@ -32,8 +32,8 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Pod(p) => commands::pod::run(root, &cli.global.storage, p),
         Command::Node(n) => commands::node::run(root, &cli.global.storage, n),
         Command::Schedule(a) => commands::node::schedule(a),
-        Command::Supervise { name, ready_fd } => {
-            peapod::pod::ops::supervise(root, &cli.global.storage, name, *ready_fd)
+        Command::Supervise(a) => {
+            peapod::pod::ops::supervise(root, &cli.global.storage, &a.name, a.ready_fd)
         }
     }
 }
@@ -56,7 +56,8 @@ fn main() {
         eprintln!("run from a sealed copy of peapod: {e}");
         std::process::exit(1);
     }
-    let cli = Cli::parse();
+    let matches = cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if cli.global.version {
         println!("peapod version {}", env!("CARGO_PKG_VERSION"));
         println!("spec: {}", peapod::container::state::OCI_VERSION);
