@@ -15,7 +15,9 @@ Memory, median of M containers: the peak RSS of the runtime's own process during
 maximum resident set size, as /usr/bin/time -v reports it), the peak RSS of the container's init
 process while it waits for \`start\` (VmHWM), and the container cgroup's peak memory charge then.
 
-RUNTIME is peapod, runc, crun or the path of a runc-compatible binary (default: peapod runc crun).
+RUNTIME is peapod, peapod-ro (peapod copied onto a read-only bind mount, as an installation on a
+read-only /usr would be: it then skips its protective re-execution), runc, crun or the path of a
+runc-compatible binary (default: peapod runc crun).
 peapod is \$PEAPOD, default target/release/peapod of this repository, built with
 \`cargo build --release\` when missing. A runtime that is not installed, or whose first container
 fails, is reported as skipped with its error: Debian's crun refuses hybrid cgroups (the host), so
@@ -68,6 +70,7 @@ cleanup() {
 	for d in /sys/fs/cgroup"$cg" /sys/fs/cgroup/*"$cg"; do
 		if [ -d "$d" ]; then rmdir "$d" 2>/dev/null || true; fi
 	done
+	if mountpoint -q "$work/ro" 2>/dev/null; then umount "$work/ro" || true; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -100,6 +103,16 @@ resolve() { # NAME -> path of the binary, or empty
 			cargo build --release --quiet --manifest-path "$repo/Cargo.toml" >&2 || return 0
 		fi
 		if [ -x "$p" ]; then echo "$p"; fi
+		;;
+	peapod-ro)
+		# peapod installed on a read-only mount: it then needs no protected re-execution
+		# (CVE-2019-5736), see README "Performance".
+		local p
+		p=$(resolve peapod)
+		[ -n "$p" ] || return 0
+		mkdir -p "$work/ro" && cp "$p" "$work/ro/peapod" || return 0
+		mount --bind "$work/ro" "$work/ro" && mount -o remount,bind,ro "$work/ro" "$work/ro" || return 0
+		echo "$work/ro/peapod"
 		;;
 	*/*) if [ -x "$1" ]; then echo "$1"; fi ;;
 	*) command -v "$1" || true ;;
