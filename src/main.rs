@@ -30,6 +30,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Spec(a) => commands::spec::run(a),
         Command::Features => commands::features::run(),
         Command::Pod(p) => commands::pod::run(root, p),
+        Command::Image(c) => commands::image::run(&cli.global.storage, c),
         Command::Supervise { name, ready_fd } => peapod::pod::ops::supervise(root, name, *ready_fd),
     }
 }
