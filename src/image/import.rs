@@ -390,12 +390,12 @@ impl<'s> Staging<'s> {
         if (have || staged)
             && let Some((d, s)) = expect
         {
+            // The content is known by its diff_id, which the verified config names; the blob is
+            // still checked, so a corrupt archive is refused even when nothing new is in it.
+            let (comp, digest, size) = hash_blob(src, file, progress)?;
+            check_blob(file, (d, s), (&digest, size))?;
             self.report.layers_reused += 1;
-            if let Some(p) = progress {
-                p.advance(s);
-            }
-            // Content is known by its diff_id, which the verified config names.
-            return Ok((declared.unwrap_or(Compression::None), d.to_string(), s));
+            return Ok((comp, digest, size));
         }
         if let Some(p) = progress {
             p.step(&format!("unpack {}", &hex[..12]));
@@ -442,21 +442,8 @@ impl<'s> Staging<'s> {
         io::copy(&mut raw, &mut io::sink())
             .map_err(|e| ImageError::io("read layer", &src.path().join(file), e))?;
         let (raw_d, raw_n) = raw_digest.finish();
-        if let Some((d, s)) = expect {
-            if raw_d != d {
-                return Err(ImageError::DigestMismatch {
-                    what: format!("layer blob `{file}`"),
-                    expected: d.to_string(),
-                    actual: raw_d,
-                });
-            }
-            if raw_n != s {
-                return Err(ImageError::SizeMismatch {
-                    what: format!("layer blob `{file}`"),
-                    expected: s,
-                    actual: raw_n,
-                });
-            }
+        if let Some(e) = expect {
+            check_blob(file, e, (&raw_d, raw_n))?;
         }
         let (tar_d, _) = tar_digest.finish();
         if tar_d != diff_id {
@@ -904,21 +891,47 @@ impl Staging<'_> {
         if !have {
             return self.add_layer(src, file, diff_id, None, None, progress);
         }
-        let advance = |n: u64| {
-            if let Some(p) = progress {
-                p.advance(n);
-            }
-        };
-        let (r, d) = Hashing::new(src.reader(file)?, Some(&advance));
-        let mut r = BufReader::with_capacity(256 << 10, r);
-        let comp = Compression::sniff(
-            r.fill_buf()
-                .map_err(|e| ImageError::io("read layer", &src.path().join(file), e))?,
-        );
-        io::copy(&mut r, &mut io::sink())
-            .map_err(|e| ImageError::io("read layer", &src.path().join(file), e))?;
-        let (digest, size) = d.finish();
+        let (comp, digest, size) = hash_blob(src, file, progress)?;
         self.report.layers_reused += 1;
         Ok((comp, digest, size))
     }
+}
+
+/// Read a layer blob through: its compression (by magic bytes), digest and size.
+fn hash_blob(
+    src: &Source,
+    file: &str,
+    progress: Option<&dyn ImportProgress>,
+) -> Result<(Compression, String, u64), ImageError> {
+    let advance = |n: u64| {
+        if let Some(p) = progress {
+            p.advance(n);
+        }
+    };
+    let err = |e| ImageError::io("read layer", &src.path().join(file), e);
+    let (r, d) = Hashing::new(src.reader(file)?, Some(&advance));
+    let mut r = BufReader::with_capacity(256 << 10, r);
+    let comp = Compression::sniff(r.fill_buf().map_err(err)?);
+    io::copy(&mut r, &mut io::sink()).map_err(err)?;
+    let (digest, size) = d.finish();
+    Ok((comp, digest, size))
+}
+
+/// A blob against its descriptor's (digest, size).
+fn check_blob(file: &str, want: (&str, u64), got: (&str, u64)) -> Result<(), ImageError> {
+    if got.0 != want.0 {
+        return Err(ImageError::DigestMismatch {
+            what: format!("layer blob `{file}`"),
+            expected: want.0.to_string(),
+            actual: got.0.to_string(),
+        });
+    }
+    if got.1 != want.1 {
+        return Err(ImageError::SizeMismatch {
+            what: format!("layer blob `{file}`"),
+            expected: want.1,
+            actual: got.1,
+        });
+    }
+    Ok(())
 }

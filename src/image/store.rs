@@ -152,6 +152,11 @@ impl Store {
         Ok((m, c))
     }
 
+    fn config_hex(&self, manifest_digest: &str) -> Result<String, ImageError> {
+        let (m, _) = self.manifest_and_config(manifest_digest)?;
+        hex_of(m.config().digest().as_ref(), "config")
+    }
+
     fn load(&self, name: &str, digest: &str) -> Result<ImageInfo, ImageError> {
         let (m, config) = self.manifest_and_config(digest)?;
         let mut layer_dirs = Vec::new();
@@ -189,17 +194,17 @@ impl Store {
     pub fn resolve(&self, name: &str) -> Result<Option<ImageInfo>, ImageError> {
         let refs = self.refs()?;
         match self.find(&refs, name)? {
-            Some((n, d)) => self.load(&n, &d).map(Some),
+            Some((n, d, _)) => self.load(&n, &d).map(Some),
             None => Ok(None),
         }
     }
 
-    /// (name, manifest digest) of `name` in `refs`.
+    /// (name, manifest digest, found by image ID) of `name` in `refs`.
     fn find(
         &self,
         refs: &BTreeMap<String, String>,
         name: &str,
-    ) -> Result<Option<(String, String)>, ImageError> {
+    ) -> Result<Option<(String, String, bool)>, ImageError> {
         let is_id = name.len() >= 3
             && name.len() <= 64
             && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
@@ -211,26 +216,29 @@ impl Store {
                     *md == d && Reference::parse(n).is_ok_and(|x| x.repo_name() == repo)
                 });
                 if let Some((_, md)) = hit {
-                    return Ok(Some((r.to_string(), md.clone())));
+                    return Ok(Some((r.to_string(), md.clone(), false)));
                 }
             } else if let Some(t) = r.tagged()
                 && let Some(md) = refs.get(&t)
             {
-                return Ok(Some((t, md.clone())));
+                return Ok(Some((t, md.clone(), false)));
             }
         }
         if is_id {
-            let mut hits = BTreeMap::new();
+            // By image ID (config digest) prefix, as podman. Several names and manifests may
+            // share one config (the same image from an OCI layout and a docker archive): that is
+            // one image, and the first name stands for it.
+            let mut hits: BTreeMap<String, (String, String, bool)> = BTreeMap::new();
             for (n, md) in refs {
-                let (m, _) = self.manifest_and_config(md)?;
-                let id = hex_of(m.config().digest().as_ref(), "config")?;
+                let id = self.config_hex(md)?;
                 if id.starts_with(name) || hex_of(md, "manifest")?.starts_with(name) {
-                    hits.entry(md.clone()).or_insert_with(|| n.clone());
+                    hits.entry(id)
+                        .or_insert_with(|| (n.clone(), md.clone(), true));
                 }
             }
             return match hits.len() {
                 0 => Ok(None),
-                1 => Ok(hits.into_iter().next().map(|(d, n)| (n, d))),
+                1 => Ok(hits.into_values().next()),
                 _ => Err(ImageError::Ambiguous(name.to_string())),
             };
         }
@@ -260,15 +268,22 @@ impl Store {
     pub fn remove(&self, name: &str) -> Result<Vec<String>, ImageError> {
         let _lock = self.lock(LockKind::Exclusive, "lock")?;
         let mut refs = self.refs()?;
-        let Some((found, digest)) = self.find(&refs, name)? else {
+        let Some((found, digest, by_id)) = self.find(&refs, name)? else {
             return Err(ImageError::NotFound(name.to_string()));
         };
-        let by_id = !refs.contains_key(&found);
-        let removed: Vec<String> = refs
-            .iter()
-            .filter(|(n, d)| if by_id { **d == digest } else { **n == found })
-            .map(|(n, _)| n.clone())
-            .collect();
+        // Given an image ID, every name of that image (podman's `rmi ID`).
+        let id = self.config_hex(&digest)?;
+        let mut removed = Vec::new();
+        for (n, d) in &refs {
+            let hit = if by_id {
+                self.config_hex(d)? == id
+            } else {
+                *n == found
+            };
+            if hit {
+                removed.push(n.clone());
+            }
+        }
         for n in &removed {
             refs.remove(n);
         }

@@ -6,4 +6,5 @@ mod clients;
 mod common;
 mod core;
 mod differential;
+mod images;
 mod pods;
