@@ -8,6 +8,9 @@ use clap::{Args, Subcommand, ValueEnum};
 pub enum ImageCommand {
     /// Import an OCI image layout (directory or tar) or a docker archive (`docker save`)
     Import(Import),
+    /// Pull an image from a registry (OCI distribution API; plain HTTP for localhost only
+    /// unless --insecure, as peapod has no TLS client yet)
+    Pull(Pull),
     /// List images
     #[command(alias = "list")]
     Ls(Ls),
@@ -27,6 +30,15 @@ pub struct Import {
     /// Store the image as NAME[:TAG] instead of the names the archive carries
     #[arg(long)]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Pull {
+    /// `NAME[:TAG]` or `NAME@sha256:...` (`busybox` is `docker.io/library/busybox:latest`)
+    pub name: String,
+    /// Talk plain HTTP to a registry that is not on localhost
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

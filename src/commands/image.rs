@@ -5,7 +5,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use peapod::image::{ImportOptions, ImportProgress, Store};
+use peapod::image::registry::PullOptions;
+use peapod::image::{ImportOptions, ImportProgress, ImportReport, Store};
 
 use crate::cli::image::{ImageCommand, ListFormat};
 
@@ -28,26 +29,20 @@ pub fn run(storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i32> {
     let store = Store::open(storage).context("open image store")?;
     match cmd {
         ImageCommand::Import(a) => {
-            let bar = std::io::stderr().is_terminal().then(|| {
-                let b = ProgressBar::new(0);
-                if let Ok(s) = ProgressStyle::with_template(
-                    "{msg:18} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                ) {
-                    b.set_style(s.progress_chars("=> "));
-                }
-                Bar(b)
-            });
+            let bar = progress_bar();
             let opts = ImportOptions {
                 name: a.name.clone(),
                 progress: bar.as_ref().map(|b| b as &dyn ImportProgress),
             };
-            let rep = store.import(&a.path, &opts)?;
-            if let Some(b) = bar {
-                b.0.finish_and_clear();
-            }
-            for (name, _) in &rep.images {
-                println!("Loaded image: {name}");
-            }
+            loaded(bar.as_ref(), store.import(&a.path, &opts))?;
+        }
+        ImageCommand::Pull(a) => {
+            let bar = progress_bar();
+            let opts = PullOptions {
+                insecure: a.insecure,
+                progress: bar.as_ref().map(|b| b as &dyn ImportProgress),
+            };
+            loaded(bar.as_ref(), store.pull(&a.name, &opts))?;
         }
         ImageCommand::Ls(a) => list(&store, a.quiet, a.format)?,
         ImageCommand::Inspect(a) => {
@@ -76,6 +71,32 @@ pub fn run(storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// A bar on stderr when it is a terminal.
+fn progress_bar() -> Option<Bar> {
+    std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(0);
+        if let Ok(s) = ProgressStyle::with_template(
+            "{msg:18} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        ) {
+            b.set_style(s.progress_chars("=> "));
+        }
+        Bar(b)
+    })
+}
+
+fn loaded(
+    bar: Option<&Bar>,
+    rep: Result<ImportReport, peapod::image::ImageError>,
+) -> anyhow::Result<()> {
+    if let Some(b) = bar {
+        b.0.finish_and_clear();
+    }
+    for (name, _) in &rep?.images {
+        println!("Loaded image: {name}");
+    }
+    Ok(())
 }
 
 fn list(store: &Store, quiet: bool, format: ListFormat) -> anyhow::Result<()> {

@@ -326,7 +326,7 @@ fn blob_name(digest: &str, what: &str) -> Result<String, ImageError> {
 }
 
 /// The platform this machine runs, in OCI's words.
-fn host_arch() -> &'static str {
+pub(crate) fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -391,7 +391,12 @@ impl<'s> Staging<'s> {
             && let Some((d, s)) = expect
         {
             // The content is known by its diff_id, which the verified config names; the blob is
-            // still checked, so a corrupt archive is refused even when nothing new is in it.
+            // still checked when present, so a corrupt archive is refused even when nothing new
+            // is in it. A pull leaves out the blobs of layers the store has.
+            if !src.exists(file) {
+                self.report.layers_reused += 1;
+                return Ok((declared.unwrap_or(Compression::None), d.to_string(), s));
+            }
             let (comp, digest, size) = hash_blob(src, file, progress)?;
             check_blob(file, (d, s), (&digest, size))?;
             self.report.layers_reused += 1;
@@ -488,17 +493,15 @@ impl<'s> Staging<'s> {
     }
 }
 
-/// A name given by the user or the archive, normalized; `host` is reserved.
-fn image_name(name: &str) -> Result<String, ImageError> {
+/// A name given by the user or the archive, normalized (`repo:tag`, or `repo@sha256:...` for an
+/// image pulled by digest); `host` is reserved.
+pub(crate) fn image_name(name: &str) -> Result<String, ImageError> {
     let r = Reference::parse(name)?;
-    let tagged = r.tagged().ok_or_else(|| ImageError::InvalidReference {
-        name: name.to_string(),
-        reason: "an image is stored under a tag, not a digest".into(),
-    })?;
-    if name == HOST_IMAGE || tagged == format!("docker.io/library/{HOST_IMAGE}:latest") {
+    let key = r.tagged().unwrap_or_else(|| r.to_string());
+    if name == HOST_IMAGE || key == format!("docker.io/library/{HOST_IMAGE}:latest") {
         return Err(ImageError::Reserved(name.to_string()));
     }
-    Ok(tagged)
+    Ok(key)
 }
 
 fn check_platform(config: &ImageConfiguration, what: &str) -> Result<(), ImageError> {
@@ -530,6 +533,12 @@ impl Store {
         opts: &ImportOptions<'_>,
     ) -> Result<ImportReport, ImageError> {
         if let Some(n) = &opts.name {
+            if n.contains('@') {
+                return Err(ImageError::InvalidReference {
+                    name: n.clone(),
+                    reason: "--name takes NAME[:TAG]: the digest is the manifest's own".into(),
+                });
+            }
             image_name(n)?;
         }
         let src = Source::open(path)?;

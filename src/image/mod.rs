@@ -18,9 +18,11 @@
 
 pub mod config;
 pub mod digest;
+pub mod http;
 pub mod import;
 pub mod overlay;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 
@@ -92,6 +94,9 @@ pub enum ImageError {
     /// A name peapod reserves.
     #[error("image name `{0}` is reserved for pods that run on a read-only view of this machine")]
     Reserved(String),
+    /// Talking to a registry failed.
+    #[error("registry: {0}")]
+    Registry(String),
     /// A mount failed.
     #[error("mount overlay on `{target}`: {reason}")]
     Mount { target: PathBuf, reason: String },

@@ -253,7 +253,7 @@ impl Store {
             let r = Reference::parse(&name)?;
             out.push(ImageSummary {
                 repository: r.repo_name(),
-                tag: r.tag.unwrap_or_default(),
+                tag: r.tag.unwrap_or_else(|| "<none>".into()),
                 id: hex_of(&info.id, "config")?,
                 digest,
                 size: info.size,

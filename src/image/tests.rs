@@ -646,3 +646,193 @@ fn overlay_options_escape_and_respect_the_page_limit() {
     let e = overlay::legacy_options(&many, None).unwrap_err();
     assert!(e.contains("over the kernel's 4096"), "{e}");
 }
+
+/// A registry on 127.0.0.1 that wants a bearer token, redirects blob GETs and sends one body
+/// chunked: enough of the distribution API for `pull`.
+struct FakeRegistry {
+    port: u16,
+    hits: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeRegistry {
+    fn start(docs: std::collections::HashMap<String, (String, Vec<u8>)>) -> FakeRegistry {
+        use std::io::{BufRead, BufReader};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let h = hits.clone();
+        std::thread::spawn(move || {
+            // Bounded: a test makes far fewer requests.
+            for conn in l.incoming().take(200) {
+                let Ok(mut c) = conn else { continue };
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap();
+                let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+                let mut auth = false;
+                loop {
+                    let mut l = String::new();
+                    r.read_line(&mut l).unwrap();
+                    if l.trim().is_empty() {
+                        break;
+                    }
+                    auth |= l
+                        .to_ascii_lowercase()
+                        .starts_with("authorization: bearer good");
+                }
+                h.lock().unwrap().push(path.clone());
+                let resp: Vec<u8> = if path.starts_with("/token?") {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n{\"token\":\"good\"}".to_vec()
+                } else if !auth {
+                    format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake\",scope=\"repository:test/bb:pull\"\r\nContent-Length: 0\r\n\r\n").into_bytes()
+                } else if let Some(d) = path.strip_prefix("/v2/test/bb/blobs/") {
+                    format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: /data/{d}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+                } else if let Some((ct, body)) = docs.get(&path) {
+                    let mut v = if path.starts_with("/data/") {
+                        // chunked, in two chunks
+                        let (a, b) = body.split_at(body.len() / 2);
+                        let mut v =
+                            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                        for part in [a, b] {
+                            v.extend(format!("{:x}\r\n", part.len()).as_bytes());
+                            v.extend(part);
+                            v.extend(b"\r\n");
+                        }
+                        v.extend(b"0\r\n\r\n");
+                        v
+                    } else {
+                        let mut v = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes();
+                        v.extend(body);
+                        v
+                    };
+                    std::mem::take(&mut v)
+                } else {
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 62\r\n\r\n{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"not known\"}]}".to_vec()
+                };
+                let _ = c.write_all(&resp);
+            }
+        });
+        FakeRegistry { port, hits }
+    }
+}
+
+#[test]
+fn pull_from_a_registry_with_token_auth_redirects_and_an_index() {
+    let a = base_layer();
+    let b = top_layer();
+    let (ga, gb) = (gzip(&a), gzip(&b));
+    let config = config_json(&[sha256(&a), sha256(&b)]);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(&ga), "size": ga.len()},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(&gb), "size": gb.len()}
+        ]
+    }))
+    .unwrap();
+    let md = sha256(&manifest);
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": format!("sha256:{}", "2".repeat(64)), "size": 1, "platform": {"os": "linux", "architecture": "s390x"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(), "platform": {"os": "linux", "architecture": arch()}}
+        ]
+    }))
+    .unwrap();
+    let oci = |s: &str| format!("application/vnd.oci.image.{s}.v1+json");
+    let mut docs = std::collections::HashMap::new();
+    docs.insert("/v2/test/bb/manifests/1".into(), (oci("index"), index));
+    docs.insert(
+        format!("/v2/test/bb/manifests/{md}"),
+        (oci("manifest"), manifest),
+    );
+    for blob in [&config, &ga, &gb] {
+        docs.insert(
+            format!("/data/{}", sha256(blob)),
+            ("application/octet-stream".into(), blob.clone()),
+        );
+    }
+    let reg = FakeRegistry::start(docs);
+    let storage = tempfile::tempdir().unwrap();
+    let store = Store::open(storage.path()).unwrap();
+    let name = format!("127.0.0.1:{}/test/bb:1", reg.port);
+    let rep = store
+        .pull(&name, &registry::PullOptions::default())
+        .unwrap();
+    assert_eq!(rep.images, [(name.clone(), md.clone())]);
+    assert_eq!(rep.layers_unpacked, 2);
+    let info = store.resolve(&name).unwrap().unwrap();
+    assert_eq!(info.layer_dirs.len(), 2);
+    assert!(info.layer_dirs[0].join("bin/hello").is_file());
+    let by_digest = format!("127.0.0.1:{}/test/bb@{md}", reg.port);
+    assert!(store.resolve(&by_digest).unwrap().is_some());
+
+    // Pulled again (imagePullPolicy: Always): only the manifests, nothing re-downloaded.
+    reg.hits.lock().unwrap().clear();
+    let rep = store
+        .pull(&name, &registry::PullOptions::default())
+        .unwrap();
+    assert_eq!((rep.layers_unpacked, rep.layers_reused), (0, 2));
+    let hits = reg.hits.lock().unwrap().clone();
+    assert!(
+        !hits.iter().any(|h| h.contains(&sha256(&ga)[7..])),
+        "{hits:?}"
+    );
+    assert!(listing(&store.root().join("tmp")).is_empty());
+
+    // By digest; an unknown tag gives the registry's own error.
+    store
+        .pull(&by_digest, &registry::PullOptions::default())
+        .unwrap();
+    let e = store
+        .pull(
+            &format!("127.0.0.1:{}/test/bb:nope", reg.port),
+            &registry::PullOptions::default(),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("HTTP 404 MANIFEST_UNKNOWN"), "{e}");
+}
+
+#[test]
+fn pull_refuses_a_blob_that_does_not_match_its_digest() {
+    let a = layer_tar(&[E::File("a", b"a")]);
+    let config = config_json(&[sha256(&a)]);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(&a), "size": a.len()}]
+    }))
+    .unwrap();
+    let mut evil = a.clone();
+    evil[600] ^= 1;
+    let mut docs = std::collections::HashMap::new();
+    docs.insert(
+        "/v2/test/bb/manifests/1".into(),
+        (
+            "application/vnd.oci.image.manifest.v1+json".into(),
+            manifest,
+        ),
+    );
+    docs.insert(
+        format!("/data/{}", sha256(&config)),
+        (String::new(), config.clone()),
+    );
+    docs.insert(format!("/data/{}", sha256(&a)), (String::new(), evil));
+    let reg = FakeRegistry::start(docs);
+    let storage = tempfile::tempdir().unwrap();
+    let store = Store::open(storage.path()).unwrap();
+    let before = snapshot(&store);
+    let e = store
+        .pull(
+            &format!("127.0.0.1:{}/test/bb:1", reg.port),
+            &registry::PullOptions::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(e, ImageError::DigestMismatch { .. }), "{e}");
+    assert_eq!(snapshot(&store), before);
+}
