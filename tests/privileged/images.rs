@@ -401,3 +401,143 @@ fn image_concurrent_imports_of_one_archive() {
     let (_, blobs, layers, tmp) = s.snapshot();
     assert_eq!((blobs.len(), layers.len(), tmp.len()), (2, 2, 0));
 }
+
+/// Debian's docker-registry on 127.0.0.1 (a free port), stopped on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Option<Registry> {
+        let have = |b: &str| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {b}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !can_run(
+            "docker-registry and skopeo (apt-get install docker-registry skopeo)",
+            have("docker-registry") && have("skopeo"),
+        ) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let reg = Registry {
+            child,
+            port,
+            _dir: dir,
+        };
+        let t = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed().as_secs() < 30, "docker-registry did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(reg)
+    }
+
+    /// `skopeo copy SRC docker://127.0.0.1:PORT/REF`
+    fn push(&self, src: &str, dst: &str) {
+        let o = captured({
+            let mut c = Command::new("skopeo");
+            c.args(["copy", "--quiet", "--dest-tls-verify=false", src])
+                .arg(format!("docker://127.0.0.1:{}/{dst}", self.port));
+            c
+        });
+        assert!(
+            o.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn image_pull_from_a_local_registry() {
+    if !root_ok() {
+        return;
+    }
+    let Some(reg) = Registry::start() else {
+        return;
+    };
+    reg.push(
+        &format!("docker-archive:{}", docker_tar().display()),
+        "bb:docker",
+    );
+    reg.push(&format!("oci-archive:{}", oci_tar().display()), "bb:oci");
+    let s = Storage::new();
+    let name = |r: &str| format!("127.0.0.1:{}/bb:{r}", reg.port);
+    assert_eq!(
+        s.ok(&["image", "pull", &name("docker")]),
+        format!("Loaded image: {}\n", name("docker"))
+    );
+    assert_eq!(
+        s.ok(&["image", "pull", &name("oci")]),
+        format!("Loaded image: {}\n", name("oci"))
+    );
+    // Pulled again (imagePullPolicy: Always) with the layers present.
+    s.ok(&["image", "pull", &name("oci")]);
+    let ls: serde_json::Value =
+        serde_json::from_str(&s.ok(&["image", "ls", "--format", "json"])).unwrap();
+    assert_eq!(ls.as_array().unwrap().len(), 2);
+    // skopeo stores docker's manifest for both; same config, one set of layers.
+    assert_eq!(s.snapshot().2.len(), 2);
+    let digest = ls[0]["digest"].as_str().unwrap().to_string();
+    let by_digest = format!("127.0.0.1:{}/bb@{digest}", reg.port);
+    s.ok(&["image", "pull", &by_digest]);
+    let i: serde_json::Value =
+        serde_json::from_str(&s.ok(&["image", "inspect", &by_digest])).unwrap();
+    assert_eq!(i[0]["Digest"], digest);
+
+    let o = s.out(&["image", "pull", &name("nope")]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("MANIFEST_UNKNOWN"),
+        "{o:?}"
+    );
+    // No TLS yet: an HTTPS registry is refused before any connection.
+    let o = s.out(&["image", "pull", "quay.io/peapod/none:1"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no TLS client"),
+        "{o:?}"
+    );
+
+    // The pulled image runs: whiteouts hold as with an imported one.
+    let store = peapod::image::Store::open(s.path()).unwrap();
+    let img = store.resolve(&name("docker")).unwrap().unwrap();
+    let ro = s.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    peapod::image::mount_overlay(&img.layer_dirs, None, &ro).unwrap();
+    let _m = Mounted(ro.clone());
+    assert!(ro.join("bin/busybox").is_file() && !ro.join("etc/motd").exists());
+}
