@@ -386,6 +386,24 @@ fn import_oci_layout_then_resolve_rm_prune() {
         .unwrap();
     assert_eq!((rep.layers_unpacked, rep.layers_reused), (0, 2));
     assert_eq!(store.list().unwrap().len(), 2);
+    // An image ID names the image under all its names.
+    let mut removed = store.remove(&info.id[7..15]).unwrap();
+    removed.sort();
+    assert_eq!(
+        removed,
+        ["docker.io/library/busybox:1.36", "localhost/other:v2"]
+    );
+    assert!(listing(&store.root().join("layers")).is_empty());
+    store.import(src.path(), &ImportOptions::default()).unwrap();
+    store
+        .import(
+            src.path(),
+            &ImportOptions {
+                name: Some("localhost/other:v2".into()),
+                progress: None,
+            },
+        )
+        .unwrap();
     assert_eq!(
         store.remove("localhost/other:v2").unwrap(),
         ["localhost/other:v2"]
