@@ -61,7 +61,7 @@ pub fn mount_overlay(
 }
 
 enum NewApi {
-    /// No fsopen, or no `lowerdir+` (before Linux 6.8).
+    /// No fsopen, or no `lowerdir+` (before Linux 6.8; seen at create before 6.5).
     Unsupported,
     Failed(String),
 }
@@ -116,7 +116,13 @@ fn mount_new_api(
     } else {
         0
     };
-    let mnt = sys::fsmount(&fs, attrs).map_err(|e| failed("create".into(), e))?;
+    // Before Linux 6.5 overlayfs parses its options only here (legacy fs_context), so an
+    // unknown `lowerdir+` shows up as EINVAL at create: mount(2) then says what is wrong, if
+    // anything else is.
+    let mnt = sys::fsmount(&fs, attrs).map_err(|e| match e.raw_os_error() {
+        Some(libc::EINVAL) => NewApi::Unsupported,
+        _ => failed("create".into(), e),
+    })?;
     sys::move_mount_to(&mnt, target).map_err(|e| NewApi::Failed(format!("move_mount: {e}")))
 }
 

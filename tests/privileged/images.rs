@@ -328,7 +328,7 @@ fn image_bad_or_interrupted_import_leaves_the_store_as_before() {
     let filler = dir.path().join("filler");
     std::fs::create_dir(&filler).unwrap();
     let st = Command::new("sh")
-        .args(["-c", "head -c 40000000 /dev/urandom > \"$0/random\""])
+        .args(["-c", "head -c 16000000 /dev/urandom > \"$0/random\""])
         .arg(&filler)
         .status()
         .unwrap();
