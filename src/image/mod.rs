@@ -12,9 +12,9 @@
 //! - `tmp/`: one staging directory per import, renamed into place only when complete, so a failed
 //!   or interrupted import leaves nothing visible (`image prune` removes the remains).
 //!
-//! The pod layer calls [`Store::open`], [`Store::resolve`], [`merge_process`], [`merge_env`],
-//! [`working_dir`], [`user`], [`stop_signal`], [`pull_policy`], [`never_pull_message`] and
-//! [`mount_overlay`].
+//! The pod layer calls [`Store::open`], [`Store::resolve`], [`Store::pull`], [`merge_process`],
+//! [`merge_env`], [`working_dir`], [`user`], [`stop_signal`], [`pull_policy`],
+//! [`never_pull_message`] (and the other kubelet messages) and [`mount_overlay`].
 
 pub mod config;
 pub mod digest;
@@ -31,7 +31,11 @@ use std::path::{Path, PathBuf};
 pub use config::{NO_COMMAND, merge_env, merge_process, stop_signal, user, working_dir};
 pub use import::{ImportOptions, ImportProgress, ImportReport};
 pub use overlay::mount_overlay;
-pub use reference::{ERR_IMAGE_NEVER_PULL, PullPolicy, Reference, never_pull_message, pull_policy};
+pub use reference::{
+    ERR_IMAGE_NEVER_PULL, ERR_IMAGE_PULL, IMAGE_PULL_BACKOFF, PullPolicy, Reference,
+    already_present_message, back_off_message, never_pull_message, pull_policy,
+};
+pub use registry::PullOptions;
 pub use store::{ImageInfo, ImageSummary, PruneReport, Store};
 
 use thiserror::Error;

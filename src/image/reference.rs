@@ -195,9 +195,24 @@ pub fn pull_policy(image_ref: &str, explicit: Option<&str>) -> Result<PullPolicy
     }
 }
 
+/// The waiting reason after a failed pull.
+pub const ERR_IMAGE_PULL: &str = "ErrImagePull";
+/// The waiting reason while the next pull waits for its backoff (10 s doubling to 300 s).
+pub const IMAGE_PULL_BACKOFF: &str = "ImagePullBackOff";
+
 /// kubelet's message for `ErrImageNeverPull`; `image` is the name as the pod spec wrote it.
 pub fn never_pull_message(image: &str) -> String {
     format!("Container image \"{image}\" is not present with pull policy of Never")
+}
+
+/// kubelet's message for `ImagePullBackOff`.
+pub fn back_off_message(image: &str) -> String {
+    format!("Back-off pulling image \"{image}\"")
+}
+
+/// kubelet's `Pulled` event when the image is present and not pulled.
+pub fn already_present_message(image: &str) -> String {
+    format!("Container image \"{image}\" already present on machine")
 }
 
 #[cfg(test)]
@@ -292,5 +307,14 @@ mod tests {
             "Container image \"busybox:1.36\" is not present with pull policy of Never"
         );
         assert_eq!(ERR_IMAGE_NEVER_PULL, "ErrImageNeverPull");
+        assert_eq!(back_off_message("a:1"), "Back-off pulling image \"a:1\"");
+        assert_eq!(
+            already_present_message("a:1"),
+            "Container image \"a:1\" already present on machine"
+        );
+        assert_eq!(
+            (ERR_IMAGE_PULL, IMAGE_PULL_BACKOFF),
+            ("ErrImagePull", "ImagePullBackOff")
+        );
     }
 }
