@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -123,6 +123,8 @@ enum Source {
         file: Arc<File>,
         files: HashMap<String, (u64, u64)>,
         links: HashMap<String, String>,
+        /// The decompressed copy of a compressed archive, removed on drop.
+        _decompressed: Option<tempfile::TempPath>,
     },
 }
 
@@ -165,7 +167,10 @@ impl Read for RangeReader {
 }
 
 impl Source {
-    fn open(path: &Path) -> Result<Source, ImageError> {
+    /// Open a layout directory or an archive; a gzip or zstd compressed archive
+    /// (`docker save | gzip`) is decompressed into a temp file in `tmp` first, to be read at
+    /// random.
+    fn open(path: &Path, tmp: &Path) -> Result<Source, ImageError> {
         let meta = fs::metadata(path).map_err(|e| ImageError::io("open archive", path, e))?;
         if meta.is_dir() {
             return Ok(Source::Dir(path.to_path_buf()));
@@ -175,12 +180,29 @@ impl Source {
         let n = file
             .read_at(&mut head, 0)
             .map_err(|e| ImageError::io("read archive", path, e))?;
-        if Compression::sniff(&head[..n]) != Compression::None {
-            return Err(ImageError::Format {
-                path: path.to_path_buf(),
-                reason: "the archive itself is compressed; hint: decompress it first (`gunzip`, `zstd -d`)".into(),
-            });
-        }
+        let (file, decompressed) = match Compression::sniff(&head[..n]) {
+            Compression::None => (file, None),
+            comp => {
+                let err = |e| ImageError::io("decompress archive", path, e);
+                let mut t = tempfile::Builder::new()
+                    .prefix("archive-")
+                    .tempfile_in(tmp)
+                    .map_err(|e| ImageError::io("create temp file in", tmp, e))?;
+                let input = BufReader::with_capacity(256 << 10, file);
+                let mut dec: Box<dyn Read> = match comp {
+                    Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+                    _ => Box::new(zstd::stream::read::Decoder::with_buffer(input).map_err(err)?),
+                };
+                io::copy(&mut dec, t.as_file_mut()).map_err(err)?;
+                let (mut f, p) = t.into_parts();
+                // Indexing reads from the file position.
+                f.seek(io::SeekFrom::Start(0)).map_err(err)?;
+                (f, Some(p))
+            }
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| ImageError::io("read archive", path, e))?;
         let size = meta.len();
         let mut files = HashMap::new();
         let mut links = HashMap::new();
@@ -225,6 +247,7 @@ impl Source {
             file: Arc::new(file),
             files,
             links,
+            _decompressed: decompressed,
         })
     }
 
@@ -541,9 +564,9 @@ impl Store {
             }
             image_name(n)?;
         }
-        let src = Source::open(path)?;
-        // Shared: imports run side by side; `rm` and `prune` wait for them.
+        // Shared: imports run side by side; `rm` and `prune` (which clears tmp/) wait for them.
         let _lock = self.lock(LockKind::Shared, "lock")?;
+        let src = Source::open(path, &self.tmp_dir())?;
         let mut st = Staging::new(self)?;
         if src.exists("index.json") {
             import_oci(&src, &mut st, opts)?;
