@@ -17,13 +17,17 @@ fn images_dir() -> PathBuf {
     }
 }
 
-/// `rootfs-tools/busybox-image [ARGS] OUT`, built once per test process.
+/// `rootfs-tools/busybox-image [ARGS] OUT`, unless OUT is newer than the script and busybox: the VM runs each
+/// test in its own process, and the script costs seconds there. Concurrent builders each write
+/// their own temp file and rename it into place.
 fn make_image(out: &Path, args: &[&str]) -> PathBuf {
-    if !out.exists() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-tools/busybox-image");
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let stale = mtime(out) < mtime(&script) || mtime(out) < mtime(Path::new("/bin/busybox"));
+    if mtime(out).is_none() || stale {
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-tools/busybox-image");
-        let tmp = out.with_extension("partial");
-        let st = Command::new(script).args(args).arg(&tmp).status().unwrap();
+        let tmp = out.with_extension(format!("partial-{}", std::process::id()));
+        let st = Command::new(&script).args(args).arg(&tmp).status().unwrap();
         assert!(st.success(), "busybox-image {args:?} failed");
         std::fs::rename(&tmp, out).unwrap();
     }
@@ -32,19 +36,14 @@ fn make_image(out: &Path, args: &[&str]) -> PathBuf {
 
 fn oci_tar() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        make_image(
-            &images_dir().join(format!("bb-oci-{}.tar", std::process::id())),
-            &[],
-        )
-    })
+    P.get_or_init(|| make_image(&images_dir().join("bb-oci.tar"), &[]))
 }
 
 fn docker_tar() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
         make_image(
-            &images_dir().join(format!("bb-docker-{}.tar", std::process::id())),
+            &images_dir().join("bb-docker.tar"),
             &["--docker", "--name", "bb:docker"],
         )
     })
