@@ -862,3 +862,72 @@ fn pull_refuses_a_blob_that_does_not_match_its_digest() {
     assert!(matches!(e, ImageError::DigestMismatch { .. }), "{e}");
     assert_eq!(snapshot(&store), before);
 }
+
+#[test]
+fn file_capabilities_devices_and_filtered_xattrs_survive_unpacking() {
+    if !is_root() {
+        eprintln!("SKIP: setting security.* xattrs, owners and device nodes needs root");
+        return;
+    }
+    // cap_net_raw+ep, VFS_CAP_REVISION_2 (linux/capability.h: struct vfs_cap_data).
+    let cap: [u8; 20] = [
+        1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("SCHILY.xattr.security.capability", &cap[..]),
+        ("SCHILY.xattr.trusted.overlay.redirect", b"/etc".as_slice()),
+        ("SCHILY.xattr.user.note", b"hi".as_slice()),
+    ])
+    .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("bin/ping").unwrap();
+    h.set_size(4);
+    h.set_mode(0o4755);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_cksum();
+    b.append(&h, &b"ping"[..]).unwrap();
+    for (name, kind, mode) in [
+        ("dev/null", tar::EntryType::Char, 0o666),
+        ("run/fifo", tar::EntryType::Fifo, 0o600),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_entry_type(kind);
+        h.set_size(0);
+        h.set_mode(mode);
+        h.set_uid(7);
+        h.set_gid(8);
+        if kind == tar::EntryType::Char {
+            h.set_device_major(1).unwrap();
+            h.set_device_minor(3).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+    }
+    let t = b.into_inner().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    unpack_layer(&mut t.as_slice(), dest.path()).unwrap();
+    let ping = dest.path().join("bin/ping");
+    assert_eq!(
+        xattr::get(&ping, "security.capability").unwrap().as_deref(),
+        Some(&cap[..])
+    );
+    assert_eq!(
+        xattr::get(&ping, "user.note").unwrap().as_deref(),
+        Some(&b"hi"[..])
+    );
+    assert_eq!(xattr::get(&ping, "trusted.overlay.redirect").unwrap(), None);
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    assert_eq!(std::fs::metadata(&ping).unwrap().mode() & 0o7777, 0o4755);
+    let null = std::fs::symlink_metadata(dest.path().join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(
+        (null.rdev(), null.uid(), null.gid(), null.mode() & 0o7777),
+        (nix::sys::stat::makedev(1, 3), 7, 8, 0o666)
+    );
+    let fifo = std::fs::symlink_metadata(dest.path().join("run/fifo")).unwrap();
+    assert!(fifo.file_type().is_fifo());
+    assert_eq!(fifo.mode() & 0o7777, 0o600);
+}
