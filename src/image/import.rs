@@ -396,8 +396,9 @@ impl<'s> Staging<'s> {
         Ok(())
     }
 
-    /// Unpack a layer unless the store or this import already has it. `expect_digest`: the
-    /// descriptor's digest and size, when the archive has one.
+    /// Unpack a layer unless the store or this import already has it. `expect`: the
+    /// descriptor's digest and size, when the archive has one; `declared`: the compression its
+    /// media type announces.
     fn add_layer(
         &mut self,
         src: &Source,

@@ -281,9 +281,18 @@ pub fn unpack_layer(r: &mut dyn Read, dest: &Path) -> Result<Unpacked, ImageErro
             if kind.is_file() {
                 out.bytes += entry.size();
             }
-            let inside = entry.unpack_in(dest).map_err(|e| ImageError::Escape {
-                entry: name.clone(),
-                reason: e.to_string(),
+            // tar canonicalizes the parent (and a hard link's source) and refuses what lands
+            // outside; anything else (ENOSPC, EIO...) is reported as it is.
+            let inside = entry.unpack_in(dest).map_err(|e| {
+                // tar nests its errors; the refusal may be a few levels down.
+                if format!("{e:?}").contains("outside of destination") {
+                    ImageError::Escape {
+                        entry: name.clone(),
+                        reason: e.to_string(),
+                    }
+                } else {
+                    ImageError::io("unpack layer entry", &dest.join(&rel), e)
+                }
             })?;
             if !inside {
                 return Err(ImageError::Escape {

@@ -540,3 +540,29 @@ fn image_pull_from_a_local_registry() {
     let _m = Mounted(ro.clone());
     assert!(ro.join("bin/busybox").is_file() && !ro.join("etc/motd").exists());
 }
+
+#[test]
+fn image_full_disk_fails_cleanly() {
+    if !root_ok() {
+        return;
+    }
+    let s = Storage::new();
+    // 1 MiB: busybox alone (about 2 MB) does not fit.
+    nix::mount::mount(
+        Some("tmpfs"),
+        s.path(),
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    let m = Mounted(s.path().to_path_buf());
+    let before = s.snapshot();
+    let o = s.out(&["image", "import", docker_tar().to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!err.contains("escapes"), "{err}");
+    assert_eq!(s.snapshot(), before);
+    drop(m);
+}
