@@ -43,12 +43,13 @@ use thiserror::Error;
 /// Errors of the image store.
 #[derive(Debug, Error)]
 pub enum ImageError {
-    /// A file operation failed.
-    #[error("{op} `{path}`: {source}")]
+    /// A file operation failed. (The cause is in the message, not a `source`: the CLI prints
+    /// error chains, which would repeat it.)
+    #[error("{op} `{path}`: {error}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A name that docker would not accept.
     #[error("invalid image name `{name}`: {reason}")]
@@ -84,10 +85,10 @@ pub enum ImageError {
     #[error("unsupported {0}")]
     Unsupported(String),
     /// A JSON document that does not parse.
-    #[error("parse {what}: {source}")]
+    #[error("parse {what}: {error}")]
     Json {
         what: String,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// No image by that name.
     #[error("image `{0}` is not in the store; hint: `peapod image ls` lists the images")]
@@ -107,18 +108,18 @@ pub enum ImageError {
 }
 
 impl ImageError {
-    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> ImageError {
+    pub(crate) fn io(op: &'static str, path: &Path, error: std::io::Error) -> ImageError {
         ImageError::Io {
             op,
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 
-    pub(crate) fn json(what: impl Into<String>, source: serde_json::Error) -> ImageError {
+    pub(crate) fn json(what: impl Into<String>, error: serde_json::Error) -> ImageError {
         ImageError::Json {
             what: what.into(),
-            source,
+            error,
         }
     }
 }

@@ -206,6 +206,22 @@ fn make_special(
     fchmodat(dir.as_fd(), name, mode, FchmodatFlags::FollowSymlink).map_err(|e| sys("chmod", e))
 }
 
+/// The root cause of a tar error (tar wraps one io::Error in up to three "failed to unpack").
+fn innermost(e: io::Error) -> io::Error {
+    let kind = e.kind();
+    let mut cur: &dyn std::error::Error = &e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    if let Some(os) = cur
+        .downcast_ref::<io::Error>()
+        .and_then(io::Error::raw_os_error)
+    {
+        return io::Error::from_raw_os_error(os);
+    }
+    io::Error::new(kind, cur.to_string())
+}
+
 /// Unpack the tar stream `r` into the existing, empty directory `dest`.
 pub fn unpack_layer(r: &mut dyn Read, dest: &Path) -> Result<Unpacked, ImageError> {
     let root = nix::fcntl::open(
@@ -291,7 +307,7 @@ pub fn unpack_layer(r: &mut dyn Read, dest: &Path) -> Result<Unpacked, ImageErro
                         reason: e.to_string(),
                     }
                 } else {
-                    ImageError::io("unpack layer entry", &dest.join(&rel), e)
+                    ImageError::io("unpack layer entry", &dest.join(&rel), innermost(e))
                 }
             })?;
             if !inside {
