@@ -249,15 +249,24 @@ impl Store {
     pub fn list(&self) -> Result<Vec<ImageSummary>, ImageError> {
         let mut out = Vec::new();
         for (name, digest) in self.refs()? {
-            let info = self.load(&name, &digest)?;
+            // From manifest and config only: a damaged image (a layer directory gone) is still
+            // listed, so it can be seen and removed; `resolve` is what refuses it.
+            let (m, config) = self.manifest_and_config(&digest)?;
+            let mut size = 0;
+            for d in config.rootfs().diff_ids() {
+                size += fs::read_to_string(self.layer_path(d)?.join("size"))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
             let r = Reference::parse(&name)?;
             out.push(ImageSummary {
                 repository: r.repo_name(),
                 tag: r.tag.unwrap_or_else(|| "<none>".into()),
-                id: hex_of(&info.id, "config")?,
+                id: hex_of(m.config().digest().as_ref(), "config")?,
                 digest,
-                size: info.size,
-                created: info.config.created().clone(),
+                size,
+                created: config.created().clone(),
             });
         }
         Ok(out)

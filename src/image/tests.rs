@@ -373,6 +373,7 @@ fn import_oci_layout_then_resolve_rm_prune() {
     assert!(store.resolve(&format!("busybox@{md}")).unwrap().is_some());
     assert!(store.resolve(&info.id[7..19]).unwrap().is_some());
     assert_eq!(store.list().unwrap().len(), 1);
+    assert_eq!(store.list().unwrap()[0].size, info.size);
 
     // A second import of the same image reuses both layers; a second name shares them.
     let rep = store
@@ -416,6 +417,17 @@ fn import_oci_layout_then_resolve_rm_prune() {
         store.remove("busybox:1.36"),
         Err(ImageError::NotFound(_))
     ));
+    // A damaged image (a layer directory gone) is listed, refused by resolve, removable.
+    store.import(src.path(), &ImportOptions::default()).unwrap();
+    let info = store.resolve("busybox:1.36").unwrap().unwrap();
+    std::fs::remove_dir_all(info.layer_dirs[1].parent().unwrap()).unwrap();
+    assert_eq!(store.list().unwrap().len(), 1);
+    let e = store.resolve("busybox:1.36").unwrap_err();
+    assert!(
+        e.to_string().contains("hint: import the image again"),
+        "{e}"
+    );
+    store.remove("busybox:1.36").unwrap();
     std::fs::create_dir(store.root().join("tmp/import-stale")).unwrap();
     assert_eq!(store.prune().unwrap().temp_dirs, 1);
 }
