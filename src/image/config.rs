@@ -92,3 +92,81 @@ pub fn stop_signal(image_config: &ImageConfiguration) -> Option<String> {
         .and_then(|c| c.stop_signal().clone())
         .filter(|s| !s.is_empty())
 }
+
+/// Resolve an image `User` (`uid`, `uid:gid`, `name`, `name:group`, `uid:group`, `name:gid`) to
+/// numeric ids with the image's `/etc/passwd` and `/etc/group` contents, as containerd's
+/// `WithUser` does: a bare name takes its primary group from passwd; a bare uid takes the gid of
+/// its passwd entry, or 0 when it has none. An unknown name is an error.
+pub fn lookup_user(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32), String> {
+    let (user, grp) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let entries = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .map(|l| l.split(':').map(str::to_string).collect())
+            .collect()
+    };
+    let users = entries(passwd);
+    let by_name = |name: &str| users.iter().find(|f| f.len() >= 4 && f[0] == name);
+    let (uid, primary) = match user.parse::<u32>() {
+        Ok(uid) => {
+            let gid = users
+                .iter()
+                .find(|f| f.len() >= 4 && f[2] == uid.to_string())
+                .and_then(|f| f[3].parse().ok())
+                .unwrap_or(0);
+            (uid, gid)
+        }
+        Err(_) => {
+            let f = by_name(user).ok_or_else(|| {
+                format!("image user `{user}`: no such user in the image's /etc/passwd")
+            })?;
+            let uid = f[2]
+                .parse()
+                .map_err(|_| format!("image user `{user}`: bad uid `{}` in /etc/passwd", f[2]))?;
+            let gid = f[3]
+                .parse()
+                .map_err(|_| format!("image user `{user}`: bad gid `{}` in /etc/passwd", f[3]))?;
+            (uid, gid)
+        }
+    };
+    let gid = match grp {
+        None => primary,
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => entries(group)
+                .iter()
+                .find(|f| f.len() >= 3 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    format!("image group `{g}`: no such group in the image's /etc/group")
+                })?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lookup_user;
+
+    #[test]
+    fn image_users_resolve_like_containerd() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nwww:x:33:34::/var/www:/bin/false\n";
+        let group = "root:x:0:\nwww:x:34:\nstaff:x:50:\n";
+        let l = |s: &str| lookup_user(s, passwd, group);
+        assert_eq!(l("www"), Ok((33, 34)));
+        assert_eq!(l("33"), Ok((33, 34)));
+        assert_eq!(l("1000"), Ok((1000, 0)));
+        assert_eq!(l("1000:7"), Ok((1000, 7)));
+        assert_eq!(l("www:staff"), Ok((33, 50)));
+        assert_eq!(l("0:staff"), Ok((0, 50)));
+        assert_eq!(
+            l("nobody").unwrap_err(),
+            "image user `nobody`: no such user in the image's /etc/passwd"
+        );
+        assert!(l("www:wheel").unwrap_err().contains("no such group"));
+    }
+}

@@ -28,7 +28,9 @@ pub mod unpack;
 
 use std::path::{Path, PathBuf};
 
-pub use config::{NO_COMMAND, merge_env, merge_process, stop_signal, user, working_dir};
+pub use config::{
+    NO_COMMAND, lookup_user, merge_env, merge_process, stop_signal, user, working_dir,
+};
 pub use import::{ImportOptions, ImportProgress, ImportReport};
 pub use overlay::mount_overlay;
 pub use reference::{
