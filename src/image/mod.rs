@@ -14,7 +14,33 @@
 //!
 //! The pod layer calls [`Store::open`], [`Store::resolve`], [`Store::pull`], [`merge_process`],
 //! [`merge_env`], [`working_dir`], [`user`], [`stop_signal`], [`pull_policy`],
-//! [`never_pull_message`] (and the other kubelet messages) and [`mount_overlay`].
+//! [`never_pull_message`] (and the other kubelet messages) and [`mount_overlay`]:
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use peapod::image::{self, PullPolicy, Store};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (name, explicit) = ("busybox:1.36", Some("IfNotPresent"));
+//! let store = Store::open(Path::new("/var/lib/peapod"))?;
+//! let img = match (image::pull_policy(name, explicit)?, store.resolve(name)?) {
+//!     (PullPolicy::Never, None) => return Err(image::never_pull_message(name).into()),
+//!     (PullPolicy::Always, _) | (PullPolicy::IfNotPresent, None) => {
+//!         store.pull(name, &image::PullOptions::default())?; // ErrImagePull on failure
+//!         store.resolve(name)?.ok_or("pulled image vanished")?
+//!     }
+//!     (_, Some(img)) => img,
+//! };
+//! let argv = image::merge_process(&img.config, None, None); // pod command/args here
+//! let env = image::merge_env(&img.config, &[("K".into(), "v".into())]);
+//! let cwd = image::working_dir(&img.config, None);
+//! // Per container, in the pod's state directory: upper and work on one filesystem.
+//! let (upper, work, rootfs) = (Path::new("c/upper"), Path::new("c/work"), Path::new("c/rootfs"));
+//! image::mount_overlay(&img.layer_dirs, Some((upper, work)), rootfs)?;
+//! # let _ = (argv, env, cwd);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod config;
 pub mod digest;
