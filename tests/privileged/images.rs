@@ -369,7 +369,10 @@ fn image_bad_or_interrupted_import_leaves_the_store_as_before() {
     s.ok(&["image", "prune"]);
     assert_eq!(s.snapshot(), before);
     // And the store still works.
-    assert!(s.import(oci_tar(), &[]).contains("localhost/busybox:latest"));
+    assert!(
+        s.import(oci_tar(), &[])
+            .contains("localhost/busybox:latest")
+    );
 }
 
 #[test]
