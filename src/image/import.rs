@@ -698,14 +698,29 @@ fn import_oci(
         p.total(total);
     }
     for (name, desc) in found {
-        let Some(name) = name else {
-            return Err(ImageError::Format {
-                path: src.path().to_path_buf(),
-                reason: format!(
-                    "manifest {} has no name annotation; hint: pass --name NAME[:TAG]",
-                    desc.digest()
-                ),
-            });
+        // `org.opencontainers.image.ref.name` is often only a tag (skopeo's `oci:DIR:v1`): a
+        // name needs a repository.
+        let name = match (&opts.name, name) {
+            (Some(n), _) => n.clone(),
+            (None, Some(n)) if n.contains('/') || n.contains(':') => n,
+            (None, Some(tag)) => {
+                return Err(ImageError::Format {
+                    path: src.path().to_path_buf(),
+                    reason: format!(
+                        "manifest {} is named only `{tag}`, a tag without a repository; hint: pass --name NAME:{tag}",
+                        desc.digest()
+                    ),
+                });
+            }
+            (None, None) => {
+                return Err(ImageError::Format {
+                    path: src.path().to_path_buf(),
+                    reason: format!(
+                        "manifest {} has no name annotation; hint: pass --name NAME[:TAG]",
+                        desc.digest()
+                    ),
+                });
+            }
         };
         let name = image_name(&name)?;
         let mdigest = desc.digest().to_string();

@@ -570,6 +570,12 @@ fn unsupported_inputs_name_what_is_unsupported() {
         .import(src.path(), &ImportOptions::default())
         .unwrap_err();
     assert!(e.to_string().contains("hint: pass --name"), "{e}");
+    // A bare tag in org.opencontainers.image.ref.name (skopeo's oci:DIR:v1) is not a name.
+    oci_layout(src.path(), &[(a.clone(), "", a.clone())], Some("v1"));
+    let e = store
+        .import(src.path(), &ImportOptions::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("hint: pass --name NAME:v1"), "{e}");
     let e = store
         .import(
             src.path(),
