@@ -569,3 +569,74 @@ fn image_full_disk_fails_cleanly() {
     assert_eq!(s.snapshot(), before);
     drop(m);
 }
+
+#[test]
+fn image_import_of_skopeo_written_archives() {
+    if !root_ok() {
+        return;
+    }
+    let have = Command::new("sh")
+        .args(["-c", "command -v skopeo"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can_run("skopeo (apt-get install skopeo)", have) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    let src = format!("docker-archive:{}", docker_tar().display());
+    let s = Storage::new();
+    for (dest, extra, name) in [
+        (format!("oci:{}:v1", d("oci")), None, "localhost/s/oci:v1"),
+        (
+            format!("oci:{}:v2", d("zstd")),
+            Some("zstd"),
+            "localhost/s/zstd:v2",
+        ),
+        (
+            format!("oci-archive:{}:quay.io/s/ociarchive:3", d("oa.tar")),
+            None,
+            "",
+        ),
+        (
+            format!("docker-archive:{}:s/docker:4", d("da.tar")),
+            None,
+            "",
+        ),
+    ] {
+        let mut c = Command::new("skopeo");
+        c.args(["copy", "--quiet"]);
+        if let Some(f) = extra {
+            c.args(["--dest-compress-format", f]);
+        }
+        let o = captured({
+            c.arg(&src).arg(&dest);
+            c
+        });
+        assert!(
+            o.status.success(),
+            "skopeo {dest}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let path = dest.split(':').nth(1).unwrap().to_string();
+        let args: Vec<&str> = if name.is_empty() {
+            vec![]
+        } else {
+            vec!["--name", name]
+        };
+        s.import(Path::new(&path), &args);
+    }
+    let ls = s.ok(&["image", "ls"]);
+    for n in [
+        "localhost/s/oci",
+        "localhost/s/zstd",
+        "quay.io/s/ociarchive",
+        "docker.io/s/docker",
+    ] {
+        assert!(ls.contains(n), "{n} missing: {ls}");
+    }
+    // skopeo rewrites the config for OCI destinations (another image ID), but the layers are the
+    // same content: stored once.
+    assert_eq!(s.snapshot().2.len(), 2, "{ls}");
+}
