@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod image;
 pub mod k8s;
 pub mod logger;
+pub mod node;
 pub mod pod;
 pub mod process;
 pub mod rootfs;

@@ -29,13 +29,34 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Events(a) => commands::events::run(root, a),
         Command::Spec(a) => commands::spec::run(a),
         Command::Features => commands::features::run(),
-        Command::Pod(p) => commands::pod::run(root, p),
+        Command::Pod(p) => commands::pod::run(root, &cli.global.storage, p),
         Command::Image(c) => commands::image::run(&cli.global.storage, c),
-        Command::Supervise { name, ready_fd } => peapod::pod::ops::supervise(root, name, *ready_fd),
+        Command::Node(n) => commands::node::run(root, &cli.global.storage, n),
+        Command::Schedule(a) => commands::node::schedule(a),
+        Command::Supervise { name, ready_fd } => {
+            peapod::pod::ops::supervise(root, &cli.global.storage, name, *ready_fd)
+        }
     }
 }
 
+/// Whether argv may name a verb that puts a process into a container, judged before clap
+/// runs: re-executing from a protected binary first saves parsing the command line twice
+/// (clap's start-up is most of a short command's cost under emulation). Any argument equal to
+/// such a verb counts, so a container named `run` only costs a needless re-execution; the
+/// exact check after parsing (`Command::enters_container`) stays.
+fn may_enter_container() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .any(|a| matches!(a.to_str(), Some("create" | "run" | "exec")))
+}
+
 fn main() {
+    if may_enter_container()
+        && let Err(e) = peapod::sys::ensure_sealed_self()
+    {
+        eprintln!("run from a sealed copy of peapod: {e}");
+        std::process::exit(1);
+    }
     let cli = Cli::parse();
     if cli.global.version {
         println!("peapod version {}", env!("CARGO_PKG_VERSION"));

@@ -37,6 +37,9 @@
 //! listener). Also not done: runc's `patchbpf` `-ENOSYS` stub, which makes syscalls newer than any
 //! syscall named in the profile fail with ENOSYS instead of the default action.
 
+mod profile;
+pub use profile::runtime_default;
+
 use libseccomp::error::SeccompError as ScmpError;
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,

@@ -7,6 +7,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::unistd::{ForkResult, Pid};
 
+mod trim;
+pub use trim::{release_free_memory, release_text_pages};
+
 /// Fork the calling process.
 ///
 /// peapod never starts threads before forking (no async runtime, no thread pool in the CLI
@@ -160,11 +163,16 @@ fn set_env(key: &str, value: &std::path::Path) {
 /// Make sure peapod runs from a binary no container process can overwrite through
 /// `/proc/<pid>/exe` (CVE-2019-5736), then return; otherwise re-execute and not return.
 ///
-/// First choice, as runc 1.2 prefers a read-only view to a copy: a private mount namespace
-/// in which the on-disk binary is bind-mounted read-only onto itself, then `execve` of it.
-/// No copy is made, the text stays shared in the page cache (under emulation, a fresh copy
-/// would also be translated again on every run), and the read-only mount lives only in this
-/// process's namespace. When mounting is not allowed, a sealed memfd copy instead.
+/// - Already safe: a sealed memfd, or a binary on a read-only mount (a write open through
+///   `/proc/<pid>/exe` fails with EROFS, whichever namespace asks). Installing peapod on a
+///   read-only mount therefore saves the re-execution on every run.
+/// - First choice otherwise, as runc 1.2 prefers a read-only view to a copy: a *detached*
+///   read-only bind mount of the binary's directory (`open_tree(OPEN_TREE_CLONE)` +
+///   `mount_setattr(MOUNT_ATTR_RDONLY)`, attached nowhere, so no mount namespace is created or
+///   torn down) and `execveat` of the binary inside it. No copy; the text stays shared in the
+///   page cache.
+/// - Kernels without the new mount API: a private mount namespace in which the binary is
+///   bind-mounted read-only onto itself; and when mounting is not allowed, a sealed memfd copy.
 pub fn ensure_sealed_self() -> io::Result<()> {
     let exe = File::open("/proc/self/exe")?;
     let want = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
@@ -173,11 +181,14 @@ pub fn ensure_sealed_self() -> io::Result<()> {
     if seals >= 0 && seals & want == want {
         return Ok(());
     }
-    if std::env::var_os(PROTECTED_ENV).is_some()
-        && nix::sys::statvfs::fstatvfs(&exe)
-            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    if nix::sys::statvfs::fstatvfs(&exe)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
     {
         return Ok(());
+    }
+    if std::env::var_os(PROTECTED_ENV).is_some() {
+        // We re-executed from a view that turned out writable: do not loop.
+        return sealed_copy(exe, want);
     }
     // The pod layer finds peapod-pause next to the on-disk binary.
     if std::env::var_os(ORIGINAL_EXE_ENV).is_none()
@@ -185,14 +196,83 @@ pub fn ensure_sealed_self() -> io::Result<()> {
     {
         set_env(ORIGINAL_EXE_ENV, &p);
     }
-    if let Some(path) = std::env::var_os(ORIGINAL_EXE_ENV).map(std::path::PathBuf::from)
-        && read_only_view(&path).is_ok()
-    {
-        set_env(PROTECTED_ENV, std::path::Path::new("1"));
+    let Some(path) = std::env::var_os(ORIGINAL_EXE_ENV).map(std::path::PathBuf::from) else {
+        return sealed_copy(exe, want);
+    };
+    set_env(PROTECTED_ENV, std::path::Path::new("1"));
+    if let Ok(fd) = detached_read_only(&path) {
+        let err = nix::unistd::fexecve(&fd, &c_args()?, &c_env()?).unwrap_err();
+        return Err(io::Error::from(err));
+    }
+    if read_only_view(&path).is_ok() {
         let err = nix::unistd::execve(&c_path(&path)?, &c_args()?, &c_env()?).unwrap_err();
         return Err(io::Error::from(err));
     }
     sealed_copy(exe, want)
+}
+
+/// `path` opened through a read-only bind mount of its directory that is attached nowhere.
+pub fn detached_read_only(path: &std::path::Path) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOUNT_ATTR_RDONLY: u64 = 1;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let dir_c = c_path(dir)?;
+    // SAFETY: open_tree reads the NUL-terminated path, which outlives the call.
+    let tree = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            dir_c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if tree < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree as RawFd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `attr` (valid, of the size passed) and the empty path.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = nix::fcntl::openat(
+        &tree,
+        name,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    if !nix::sys::statvfs::fstatvfs(&fd)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    {
+        return Err(io::Error::other("the detached mount is not read-only"));
+    }
+    Ok(fd)
 }
 
 /// Set in the environment once peapod re-executed itself from a read-only view.

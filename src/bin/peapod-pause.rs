@@ -7,6 +7,9 @@
 
 use std::io::Write;
 
+#[path = "../sys/trim.rs"]
+mod trim;
+
 extern "C" fn shutdown(_: libc::c_int) {
     // SAFETY: _exit is async-signal-safe.
     unsafe { libc::_exit(0) }
@@ -46,6 +49,9 @@ fn main() {
     if !install(libc::SIGCHLD, reap, libc::SA_NOCLDSTOP) {
         std::process::exit(2);
     }
+    // Start-up touched std's runtime; the loop below needs a page or two.
+    trim::release_free_memory();
+    let _ = trim::release_text_pages();
     loop {
         // SAFETY: pause just waits for a signal.
         unsafe { libc::pause() };

@@ -2,6 +2,7 @@
 //! containerd's shim and podman's conmon build argv for runc.
 
 pub mod image;
+pub mod node;
 pub mod oci;
 pub mod pod;
 
@@ -76,6 +77,11 @@ pub enum Command {
     /// The local image store (`--storage`/images)
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// This machine as a Kubernetes node: show, label, taint
+    #[command(subcommand)]
+    Node(node::NodeCommand),
+    /// Plan where pods would go on a set of nodes (dry run, like kube-scheduler)
+    Schedule(node::Schedule),
     /// A pod's supervisor (started by `pod run`, not by hand)
     #[command(name = "__supervise", hide = true)]
     Supervise {

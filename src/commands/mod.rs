@@ -8,6 +8,7 @@ pub mod features;
 pub mod image;
 pub mod kill;
 pub mod list;
+pub mod node;
 pub mod pause;
 pub mod pod;
 pub mod ps;

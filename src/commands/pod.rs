@@ -16,16 +16,16 @@ fn print(v: &serde_json::Value, out: Output) -> Result<()> {
     Ok(())
 }
 
-pub fn run(root: &Path, cmd: &PodCommand) -> Result<i32> {
+pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
     match cmd {
         PodCommand::Run(a) => {
-            let (pods, warnings) = ops::load_manifest(&a.file)
+            let (pods, warnings) = ops::load_manifest(&a.file, root, storage)
                 .with_context(|| format!("pod run `{}`", a.file.display()))?;
             for w in warnings {
                 eprintln!("Warning: {w}");
             }
             for p in pods {
-                let name = ops::run_pod(root, p).context("pod run")?;
+                let name = ops::run_pod(root, storage, p).context("pod run")?;
                 if let Some(t) = &a.wait_ready {
                     let d = humantime::parse_duration(t)
                         .with_context(|| format!("--wait-ready `{t}`: use a duration like 30s"))?;

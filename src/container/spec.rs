@@ -269,13 +269,25 @@ pub fn rlimit_resource(t: &PosixRlimitType) -> Resource {
 /// (runc ignores those too).
 pub fn to_caps(c: &oci_spec::runtime::Capability) -> Option<caps::Capability> {
     let cap = caps::Capability::from_str(&format!("CAP_{c}")).ok()?;
-    cap.index()
-        .le(&caps::runtime::thread_all_supported()
-            .iter()
-            .map(|c| c.index())
-            .max()
-            .unwrap_or(40))
-        .then_some(cap)
+    (cap.index() <= last_cap()).then_some(cap)
+}
+
+/// The highest capability number this kernel knows (`/proc/sys/kernel/cap_last_cap`, read
+/// once; probing each capability with prctl would cost 41 syscalls per lookup).
+fn last_cap() -> u8 {
+    static LAST: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| {
+                caps::runtime::thread_all_supported()
+                    .iter()
+                    .map(|c| c.index())
+                    .max()
+                    .unwrap_or(40)
+            })
+    })
 }
 
 /// `linux.timeOffsets` as lines for `/proc/self/timens_offsets`.

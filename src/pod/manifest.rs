@@ -40,6 +40,8 @@ pub use convert::{
     to_supervisor,
 };
 pub use env::{EnvContext, container_env, expand, expand_command};
+pub use names::{label_value, qualified_name};
+
 pub use support::{FieldSupport, Support, field_support};
 
 /// Parses one or more YAML or JSON documents (`---`-separated YAML, or concatenated JSON
@@ -49,6 +51,13 @@ pub use support::{FieldSupport, Support, field_support};
 /// from 1 in errors. Does not validate: call [`validate`] on each pod.
 pub fn parse_manifests(text: &str) -> Result<Vec<Pod>, ManifestError> {
     decode::parse(text)
+}
+
+/// Splits a YAML or JSON text into its documents, each the JSON value the API server would
+/// decode (any kind; empty documents are `null`), numbered from 1. For callers that accept
+/// other kinds than Pod (the placement planner's Nodes and Deployments).
+pub fn parse_documents(text: &str) -> Result<Vec<(usize, serde_json::Value)>, ManifestError> {
+    decode::documents(text)
 }
 
 /// Validates `pod` as the API server would on create (names, uniqueness, references, ports,

@@ -5,6 +5,7 @@
 //! supervisor's record, written atomically), `oci/` (the pod's OCI containers), `bundles/`,
 //! `volumes/`, `etc/`, `shm/`, `logs/`.
 
+pub mod handler;
 pub mod logs;
 pub mod manifest;
 pub mod ops;
@@ -70,6 +71,9 @@ pub struct Record {
     pub supervisor_done: bool,
     /// Why the pod ended abnormally (pause died, sandbox failed...).
     pub message: Option<String>,
+    /// Set when a NoExecute taint evicted the pod: the taint manager's message.
+    #[serde(default)]
+    pub evicted: Option<String>,
 }
 
 pub const POD_FILE: &str = "pod.json";

@@ -51,108 +51,29 @@ fn random_uid() -> String {
     )
 }
 
-/// Fields the manifest layer accepts (the target of the pod issues) that the supervisor does
-/// not execute yet: refused by name rather than ignored.
-fn not_yet(pod: &Pod) -> Result<(), PodError> {
-    let spec = pod.spec.clone().unwrap_or_default();
-    if spec.dns_config.is_some() {
-        return Err(PodError::Unsupported(
-            "spec.dnsConfig (the pod's /etc/resolv.conf is the host's)".into(),
-        ));
-    }
-    if spec.affinity.is_some() {
-        return Err(PodError::Unsupported(
-            "spec.affinity (node admission is not implemented yet)".into(),
-        ));
-    }
-    let runtime_default = |p: &Option<k8s_openapi::api::core::v1::SeccompProfile>| {
-        p.as_ref().is_some_and(|p| p.type_ == "RuntimeDefault")
-    };
-    if spec
-        .security_context
-        .as_ref()
-        .is_some_and(|s| runtime_default(&s.seccomp_profile))
-    {
-        return Err(PodError::Unsupported(
-            "spec.securityContext.seccompProfile RuntimeDefault (no default profile yet)".into(),
-        ));
-    }
-    // Tolerations matter only against taints, and this node has none yet.
-    let node = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_default();
-    if let Some(n) = spec
-        .node_name
-        .as_deref()
-        .filter(|n| !n.is_empty() && *n != node)
-    {
-        return Err(PodError::Invalid(format!(
-            "pod is bound to node `{n}` (spec.nodeName) but this node is `{node}`"
-        )));
-    }
-    let labels = [
-        ("kubernetes.io/hostname", node.as_str()),
-        ("kubernetes.io/os", "linux"),
-        (
-            "kubernetes.io/arch",
-            if cfg!(target_arch = "x86_64") {
-                "amd64"
-            } else {
-                std::env::consts::ARCH
-            },
-        ),
-    ];
-    for (k, v) in spec.node_selector.iter().flatten() {
-        if !labels.contains(&(k.as_str(), v.as_str())) {
-            return Err(PodError::Invalid(
-                "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector (spec.nodeSelector)".into(),
-            ));
-        }
-    }
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, c)| (format!("spec.initContainers[{i}]"), c));
-    let app = spec
-        .containers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (format!("spec.containers[{i}]"), c));
-    for (path, c) in init.chain(app) {
-        for (field, set) in [
-            ("livenessProbe", c.liveness_probe.is_some()),
-            ("readinessProbe", c.readiness_probe.is_some()),
-            ("startupProbe", c.startup_probe.is_some()),
-            ("lifecycle", c.lifecycle.is_some()),
-            (
-                "securityContext.seccompProfile",
-                c.security_context
-                    .as_ref()
-                    .is_some_and(|s| runtime_default(&s.seccomp_profile)),
-            ),
-        ] {
-            if set {
-                return Err(PodError::Unsupported(format!(
-                    "{path}.{field} (not implemented yet)"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Parse and validate every pod of a manifest file before anything is created; warnings
-/// are returned for the caller to print.
-pub fn load_manifest(path: &Path) -> Result<(Vec<Pod>, Vec<String>), PodError> {
+/// Parse and validate every pod of a manifest file, and admit each on this node (the node
+/// object under `storage`, counting the pods already under `root` and the file's earlier
+/// pods), before anything is created; warnings are returned for the caller to print.
+pub fn load_manifest(
+    path: &Path,
+    root: &Path,
+    storage: &Path,
+) -> Result<(Vec<Pod>, Vec<String>), PodError> {
     let text = std::fs::read_to_string(path).map_err(|e| PodError::io("read", path, e))?;
     let pods = manifest::parse_manifests(&text)?;
     let mut warnings = Vec::new();
+    let node = crate::node::load(storage).map_err(|e| PodError::Invalid(e.to_string()))?;
+    let mut admitted = crate::node::admitted_pods(root);
     for p in &pods {
         warnings.extend(manifest::validate(p)?.into_iter().map(|w| w.to_string()));
-        not_yet(p)?;
+        // Checked here so a bad DNS setting fails `pod run`, not the sandbox.
+        super::sandbox::resolv_conf("", p)?;
+        super::handler::check_pod(p)?;
+        let name = p.metadata.name.as_deref().unwrap_or_default();
+        let w = crate::node::admit(&node, p, &admitted)
+            .map_err(|e| PodError::Invalid(format!("pod `{name}`: {e}")))?;
+        warnings.extend(w.into_iter().map(|w| format!("pod `{name}`: {w}")));
+        admitted.push(p.clone());
         manifest::to_supervisor(p)?;
         for c in p.spec.iter().flat_map(|s| {
             s.containers
@@ -168,7 +89,7 @@ pub fn load_manifest(path: &Path) -> Result<(Vec<Pod>, Vec<String>), PodError> {
 /// Start one pod: its directory, then a detached supervisor that builds the sandbox and
 /// starts the containers. Returns once the supervisor reports the first sync, or its error
 /// (then nothing of the pod remains).
-pub fn run_pod(root: &Path, mut pod: Pod) -> Result<String, PodError> {
+pub fn run_pod(root: &Path, storage: &Path, mut pod: Pod) -> Result<String, PodError> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let paths = PodPaths::new(root, &name);
     // Checked here so a missing pause binary creates nothing.
@@ -201,7 +122,7 @@ pub fn run_pod(root: &Path, mut pod: Pod) -> Result<String, PodError> {
             // leader and is reparented away from the CLI.
             let _ = nix::unistd::setsid();
             match sys::fork() {
-                Ok(ForkResult::Child) => exec_supervisor(root, &name, w),
+                Ok(ForkResult::Child) => exec_supervisor(root, storage, &name, w),
                 _ => sys::exit_now(0),
             }
         }
@@ -231,7 +152,7 @@ pub fn run_pod(root: &Path, mut pod: Pod) -> Result<String, PodError> {
 /// supervisor and of the stages it forks still cannot be opened for writing (EROFS), which is
 /// what the sealed copy protects against (CVE-2019-5736). Mounts the supervisor makes (the
 /// pod's /dev/shm, memory emptyDirs) live in its namespace and vanish with the pod.
-fn exec_supervisor(root: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
+fn exec_supervisor(root: &Path, storage: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
     let fail = |ready: &std::os::fd::OwnedFd, msg: String| -> ! {
         let _ = nix::unistd::write(ready, format!("error: {msg}\n").as_bytes());
         sys::exit_now(1)
@@ -261,6 +182,8 @@ fn exec_supervisor(root: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
         arg("peapod"),
         arg("--root"),
         std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).unwrap_or_default(),
+        arg("--storage"),
+        std::ffi::CString::new(storage.as_os_str().as_encoded_bytes()).unwrap_or_default(),
         arg("__supervise"),
         arg(name),
         arg(&fd.to_string()),
@@ -280,7 +203,7 @@ fn exec_supervisor(root: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
 }
 
 /// The supervisor (`peapod __supervise NAME FD`): never returns.
-pub fn supervise(root: &Path, name: &str, ready_fd: i32) -> ! {
+pub fn supervise(root: &Path, storage: &Path, name: &str, ready_fd: i32) -> ! {
     let _ = nix::sys::prctl::set_name(c"peapod:[POD]");
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let mut ready = std::fs::File::from(sys::adopt_fd(ready_fd));
@@ -300,7 +223,7 @@ pub fn supervise(root: &Path, name: &str, ready_fd: i32) -> ! {
     let _ = std::env::set_current_dir("/");
     let started = load_pod(&paths).and_then(|pod| {
         let pause = pause_binary()?;
-        Supervisor::new(paths, pod, &pause)
+        Supervisor::new(paths, storage, pod, &pause)
     });
     match started {
         Ok(sup) => {
@@ -412,7 +335,10 @@ pub fn row(root: &Path, name: &str) -> Result<PodRow, PodError> {
     let paths = PodPaths::new(root, name);
     let rec = Record::load(&paths)?;
     let mut row = rec.machine.row(super::now());
-    if !rec.supervisor_done && !rec.supervisor_alive() {
+    if rec.evicted.is_some() {
+        // kubectl prints `status.reason` when it is set.
+        row.status = crate::node::eviction::EVICTED_REASON.into();
+    } else if !rec.supervisor_done && !rec.supervisor_alive() {
         row.status = "Unknown (supervisor lost)".into();
     }
     Ok(row)
@@ -428,6 +354,21 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, PodError> {
         serde_json::to_value(manifest::to_supervisor(&pod)?.1.qos_class()).unwrap_or_default();
     v["status"] =
         super::status::pod_status(&rec.machine.status(), qos.as_str().unwrap_or_default());
+    if let Some(m) = &rec.evicted {
+        use crate::node::eviction::{DISRUPTION_REASON, EVICTED_REASON};
+        let st = &mut v["status"];
+        st["phase"] = "Failed".into();
+        st["reason"] = EVICTED_REASON.into();
+        st["message"] = m.clone().into();
+        if let Some(c) = st["conditions"].as_array_mut() {
+            c.push(serde_json::json!({
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": DISRUPTION_REASON,
+                "message": m,
+            }));
+        }
+    }
     v["events"] = super::status::events(&rec.events);
     v["peapod"] = serde_json::json!({
         "supervisorPid": rec.supervisor_pid,

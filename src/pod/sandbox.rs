@@ -533,6 +533,16 @@ pub fn container_spec(
     }
     linux.set_namespaces(Some(nss));
     linux.set_cgroups_path(Some(PathBuf::from(container_cgroup(pod, &c.name))));
+    // The container's seccompProfile overrides the pod's; privileged containers are
+    // unconfined, as containerd runs them.
+    let profile = sc
+        .seccomp_profile
+        .as_ref()
+        .or(psc.seccomp_profile.as_ref())
+        .map(|p| p.type_.as_str());
+    if profile == Some("RuntimeDefault") && !privileged {
+        linux.set_seccomp(Some(crate::seccomp::runtime_default(&cap_names)));
+    }
     let mut res = linux.resources().clone().unwrap_or_default();
     let mut cpu = oci_spec::runtime::LinuxCpu::default();
     cpu.set_shares(Some(cg.cpu_shares));
@@ -567,4 +577,114 @@ pub fn container_spec(
     root.set_readonly(Some(sc.read_only_root_filesystem.unwrap_or(false)));
     s.set_root(Some(root));
     Ok(s)
+}
+
+/// The pod's `/etc/resolv.conf` (kubelet `dns.go` `GetPodDNS`): the host's file for
+/// `Default` and for `ClusterFirst*` (this node has no cluster DNS, so kubelet falls back to
+/// the host's), nothing but `dnsConfig` for `None`; then `dnsConfig` is merged in:
+/// nameservers and searches appended without duplicates, options replaced by name.
+pub fn resolv_conf(host: &str, pod: &Pod) -> Result<String, PodError> {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
+    let (mut servers, mut searches, mut options) = (Vec::new(), Vec::new(), Vec::new());
+    match policy {
+        "None" => {
+            if spec.dns_config.is_none() {
+                return Err(PodError::Invalid(
+                    "spec.dnsConfig: required when dnsPolicy is None".into(),
+                ));
+            }
+        }
+        "Default" | "ClusterFirst" | "ClusterFirstWithHostNet" => {
+            for line in host.lines() {
+                let mut f = line.split_whitespace();
+                match f.next() {
+                    Some("nameserver") => servers.extend(f.next().map(str::to_string)),
+                    Some("search") | Some("domain") => {
+                        searches = f.map(str::to_string).collect();
+                    }
+                    Some("options") => options.extend(f.map(str::to_string)),
+                    _ => {}
+                }
+            }
+        }
+        other => {
+            return Err(PodError::Invalid(format!(
+                "spec.dnsPolicy: unsupported value {other:?} (supported: ClusterFirst, ClusterFirstWithHostNet, Default, None)"
+            )));
+        }
+    }
+    let push_unique = |list: &mut Vec<String>, v: &str| {
+        if !list.iter().any(|x| x == v) {
+            list.push(v.to_string());
+        }
+    };
+    if let Some(c) = &spec.dns_config {
+        for s in c.nameservers.iter().flatten() {
+            push_unique(&mut servers, s);
+        }
+        for s in c.searches.iter().flatten() {
+            push_unique(&mut searches, s);
+        }
+        for o in c.options.iter().flatten() {
+            let name = o.name.clone().unwrap_or_default();
+            let entry = match &o.value {
+                Some(v) => format!("{name}:{v}"),
+                None => name.clone(),
+            };
+            options.retain(|x| x.split(':').next() != Some(name.as_str()));
+            options.push(entry);
+        }
+    }
+    let mut out = String::new();
+    for s in &servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    if !searches.is_empty() {
+        out.push_str(&format!("search {}\n", searches.join(" ")));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use super::*;
+
+    fn pod(yaml: &str) -> Pod {
+        crate::pod::manifest::parse_manifests(yaml)
+            .unwrap()
+            .remove(0)
+    }
+
+    const HOST: &str =
+        "# comment\nnameserver 10.0.0.2\nsearch corp.example\noptions ndots:2 edns0\n";
+
+    #[test]
+    fn default_policies_use_the_host_file() {
+        let p = pod(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: host, command: [x]}]\n",
+        );
+        assert_eq!(
+            resolv_conf(HOST, &p).unwrap(),
+            "nameserver 10.0.0.2\nsearch corp.example\noptions ndots:2 edns0\n"
+        );
+    }
+
+    #[test]
+    fn dns_config_merges_and_none_replaces() {
+        let p = pod(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  dnsPolicy: Default\n  dnsConfig:\n    nameservers: [10.0.0.2, 1.1.1.1]\n    searches: [svc.local]\n    options: [{name: ndots, value: '5'}, {name: single-request}]\n  containers: [{name: c, image: host, command: [x]}]\n",
+        );
+        assert_eq!(
+            resolv_conf(HOST, &p).unwrap(),
+            "nameserver 10.0.0.2\nnameserver 1.1.1.1\nsearch corp.example svc.local\noptions edns0 ndots:5 single-request\n"
+        );
+        let p = pod(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  dnsPolicy: None\n  dnsConfig: {nameservers: [1.1.1.1]}\n  containers: [{name: c, image: host, command: [x]}]\n",
+        );
+        assert_eq!(resolv_conf(HOST, &p).unwrap(), "nameserver 1.1.1.1\n");
+    }
 }

@@ -5,7 +5,7 @@
 //! (start, kill, wake), reaps container processes, copies their output into CRI logs and
 //! writes the pod's record after every change.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use super::handler::{self, Handler, Pending, Target};
 use super::logs::{LogWriter, Stream};
 use super::sandbox::{self, ContainerContext, PodPaths};
 use super::{PodError, Record, STOP_FILE, now, start_time};
@@ -25,7 +26,9 @@ use crate::container::create::{CreateOpts, create};
 use crate::container::lifecycle;
 use crate::k8s::resources::{ContainerRef, PodResources};
 use crate::spec_template::{HostEntry, host_entries, prepare_host_root};
-use crate::supervisor::{Action, Event, Millis, PodMachine, StartStage};
+use crate::supervisor::{
+    Action, Event, EventRecord, EventType, Millis, PodMachine, ProbeKind, ProbeOutcome, StartStage,
+};
 
 const PAUSE_ID: &str = "pause";
 /// Events kept in the record (the oldest go first).
@@ -47,11 +50,44 @@ struct Kill {
     pid: i32,
     container: String,
     deadline: Millis,
+    /// The `preStop` hook still running (its child's pid); the stop signal waits for it.
+    prestop: Option<i32>,
 }
+
+/// What a handler child runs for.
+#[derive(Debug, Clone)]
+enum Purpose {
+    Probe(ProbeKind),
+    PostStart,
+    PreStop,
+}
+
+/// A probe or hook running in a child of the supervisor.
+struct HandlerRun {
+    pending: Pending,
+    container: String,
+    instance: u32,
+    purpose: Purpose,
+    handler: Handler,
+    timeout: Duration,
+    /// When the child is killed if it has not answered (its own timeout plus slack).
+    deadline: Millis,
+    killed: bool,
+}
+
+/// Slack over a probe's timeout before the supervisor kills its child.
+const HANDLER_SLACK: Duration = Duration::from_secs(2);
+/// kubelet's `minimumGracePeriodInSeconds`: what is left for the stop signal after a
+/// `preStop` hook used up the grace period.
+const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
 
 /// Everything the supervisor holds.
 pub struct Supervisor {
     paths: PodPaths,
+    /// `--storage`: where the node object (taints) lives.
+    storage: PathBuf,
+    /// A tolerated NoExecute taint's `tolerationSeconds` run out at this time.
+    evict_at: Option<Millis>,
     pod: Pod,
     resources: PodResources,
     machine: PodMachine,
@@ -62,6 +98,7 @@ pub struct Supervisor {
     pipes: Vec<LogPipe>,
     writers: HashMap<(String, u32), LogWriter>,
     kills: Vec<Kill>,
+    handlers: Vec<HandlerRun>,
     wake: Option<Millis>,
     pause_pid: i32,
 }
@@ -105,7 +142,12 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), PodError> {
 impl Supervisor {
     /// Build the sandbox: directories, /etc files, the pod's /dev/shm, volumes, the pause
     /// container. On error everything made so far is removed by [`Supervisor::teardown`].
-    pub fn new(paths: PodPaths, pod: Pod, pause_binary: &Path) -> Result<Supervisor, PodError> {
+    pub fn new(
+        paths: PodPaths,
+        storage: &Path,
+        pod: Pod,
+        pause_binary: &Path,
+    ) -> Result<Supervisor, PodError> {
         let (spec, resources) = super::manifest::to_supervisor(&pod)?;
         let machine = PodMachine::new(spec, now()).map_err(|e| PodError::Invalid(e.to_string()))?;
         let me = std::process::id() as i32;
@@ -118,8 +160,11 @@ impl Supervisor {
                 pause_pid: 0,
                 supervisor_done: false,
                 message: None,
+                evicted: None,
             },
             paths,
+            storage: storage.to_path_buf(),
+            evict_at: None,
             pod,
             resources,
             machine,
@@ -129,6 +174,7 @@ impl Supervisor {
             pipes: Vec::new(),
             writers: HashMap::new(),
             kills: Vec::new(),
+            handlers: Vec::new(),
             wake: None,
             pause_pid: 0,
         };
@@ -155,9 +201,10 @@ impl Supervisor {
             format!("{}\n", sandbox::hostname(&self.pod)).as_bytes(),
         )?;
         w("hosts", sandbox::etc_hosts(&self.pod).as_bytes())?;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         w(
             "resolv.conf",
-            &std::fs::read("/etc/resolv.conf").unwrap_or_default(),
+            sandbox::resolv_conf(&host_resolv, &self.pod)?.as_bytes(),
         )?;
         let spec = self.pod.spec.clone().unwrap_or_default();
         if !spec.host_ipc.unwrap_or(false) {
@@ -241,57 +288,242 @@ impl Supervisor {
     }
 
     fn handle(&mut self, event: Event) {
-        let mut queue = vec![event];
-        while let Some(ev) = queue.pop() {
+        let mut queue = VecDeque::from([event]);
+        while let Some(ev) = queue.pop_front() {
             let actions = self.machine.handle(ev, now());
             for a in actions {
-                if let Some(ev) = self.execute(a) {
-                    queue.push(ev);
-                }
+                self.execute(a, &mut queue);
             }
         }
         self.save();
     }
 
-    /// Perform one action; an immediate answer comes back as an event.
-    fn execute(&mut self, action: Action) -> Option<Event> {
+    /// Perform one action; immediate answers are queued as events, in order.
+    fn execute(&mut self, action: Action, queue: &mut VecDeque<Event>) {
         match action {
             Action::Start {
                 container,
                 instance,
-            } => Some(self.start(&container, instance)),
+            } => {
+                let ev = self.start(&container, instance);
+                let started = matches!(ev, Event::ContainerStarted { .. });
+                queue.push_back(ev);
+                if started && let Err(message) = self.post_start(&container, instance) {
+                    queue.push_back(Event::StartFailed {
+                        container,
+                        instance,
+                        stage: StartStage::PostStartHook,
+                        message,
+                        at: now(),
+                    });
+                }
+            }
             Action::Kill {
                 container,
                 instance,
                 grace,
                 ..
-            } => {
-                self.kill(&container, instance, grace);
-                None
-            }
+            } => self.kill(&container, instance, grace),
             Action::RunProbe {
                 container,
                 instance,
                 kind,
-                ..
-            } => Some(Event::ProbeResult {
+                timeout,
+            } => {
+                if let Err(output) = self.run_probe(&container, instance, kind, timeout) {
+                    queue.push_back(Event::ProbeResult {
+                        container,
+                        instance,
+                        kind,
+                        result: ProbeOutcome::Error,
+                        output,
+                    });
+                }
+            }
+            Action::ScheduleWake { at } => self.wake = Some(at),
+            Action::RecordEvent(e) => self.record.events.push(e),
+            Action::PodFinished { phase } => log::info!("pod finished: {phase:?}"),
+        }
+    }
+
+    /// Where handlers of `container` run.
+    fn target(&self, container: &str) -> Result<Target, String> {
+        let host_network = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        let netns = if host_network {
+            None
+        } else if self.pause_pid > 0 {
+            Some(PathBuf::from(format!("/proc/{}/ns/net", self.pause_pid)))
+        } else {
+            return Err("the pod's network namespace is gone".into());
+        };
+        Ok(Target {
+            netns,
+            oci_root: self.paths.oci_root(),
+            container: container.to_string(),
+        })
+    }
+
+    fn spawn_handler(
+        &mut self,
+        container: &str,
+        instance: u32,
+        purpose: Purpose,
+        handler: Handler,
+        timeout: Duration,
+        deadline: Option<Millis>,
+    ) -> Result<i32, String> {
+        let target = self.target(container)?;
+        let pending = handler::spawn(&handler, &target, timeout).map_err(|e| e.to_string())?;
+        let pid = pending.pid;
+        self.handlers.push(HandlerRun {
+            pending,
+            container: container.to_string(),
+            instance,
+            purpose,
+            handler,
+            timeout,
+            deadline: deadline
+                .unwrap_or_else(|| Millis(now().0 + (timeout + HANDLER_SLACK).as_millis() as u64)),
+            killed: false,
+        });
+        Ok(pid)
+    }
+
+    fn run_probe(
+        &mut self,
+        name: &str,
+        instance: u32,
+        kind: ProbeKind,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let (c, _) = find_container(&self.pod, name).ok_or("no such container")?;
+        let probe = match kind {
+            ProbeKind::Liveness => &c.liveness_probe,
+            ProbeKind::Readiness => &c.readiness_probe,
+            ProbeKind::Startup => &c.startup_probe,
+        }
+        .as_ref()
+        .ok_or("the container has no such probe")?;
+        let h = Handler::from_probe(probe, c, kind.as_str()).map_err(|e| e.to_string())?;
+        self.spawn_handler(name, instance, Purpose::Probe(kind), h, timeout, None)
+            .map(|_| ())
+    }
+
+    /// Start the `postStart` hook of a new instance, if it has one. kubelet gives the hook
+    /// no timeout; it ends with the container at the latest.
+    fn post_start(&mut self, name: &str, instance: u32) -> Result<(), String> {
+        let Some((c, _)) = find_container(&self.pod, name) else {
+            return Ok(());
+        };
+        let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
+            return Ok(());
+        };
+        let h = Handler::from_lifecycle(h, c, "postStart").map_err(|e| e.to_string())?;
+        self.spawn_handler(
+            name,
+            instance,
+            Purpose::PostStart,
+            h,
+            Duration::from_secs(u32::MAX as u64),
+            Some(Millis(u64::MAX)),
+        )
+        .map(|_| ())
+    }
+
+    /// Apply the node's NoExecute taints (kubelet's taint manager): evict now, at a time, or
+    /// keep running (which cancels an eviction planned earlier).
+    fn check_taints(&mut self) {
+        use crate::node::eviction::{self, Eviction};
+        if self.record.evicted.is_some() || self.machine.finished().is_some() {
+            return;
+        }
+        let t = now();
+        match eviction::decide_for(&self.storage, &self.pod, self.machine.created_at(), t) {
+            Ok(Eviction::Keep) => self.evict_at = None,
+            Ok(Eviction::At { at, .. }) => self.evict_at = Some(at),
+            Ok(Eviction::Now { taint }) => {
+                self.evict_at = None;
+                let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
+                self.record.events.push(EventRecord {
+                    type_: EventType::Normal,
+                    reason: eviction::EVENT_REASON.into(),
+                    message: eviction::event_message(ns, &self.paths.name),
+                    container: None,
+                    at: t,
+                });
+                self.record.evicted = Some(eviction::message(&taint));
+                self.handle(Event::StopRequested { grace: None });
+            }
+            Err(e) => log::warn!("read the node's taints: {e}"),
+        }
+    }
+
+    /// A handler child exited: hand its verdict to whoever waits for it.
+    fn handler_done(&mut self, run: HandlerRun) {
+        let HandlerRun {
+            pending,
+            container,
+            instance,
+            purpose,
+            handler,
+            timeout,
+            ..
+        } = run;
+        let hook_pid = pending.pid;
+        let v = pending.verdict(timeout);
+        let ok = matches!(v.outcome, ProbeOutcome::Success | ProbeOutcome::Warning);
+        let hook_error = |what: &str| {
+            format!(
+                "{} for Container {container:?} in Pod {:?} failed - error: {}",
+                handler.describe(),
+                self.paths.name,
+                if v.output.is_empty() { what } else { &v.output }
+            )
+        };
+        match purpose {
+            Purpose::Probe(kind) => self.handle(Event::ProbeResult {
                 container,
                 instance,
                 kind,
-                result: crate::supervisor::ProbeOutcome::Error,
-                output: "probes are not implemented yet".into(),
+                result: v.outcome,
+                output: v.output,
             }),
-            Action::ScheduleWake { at } => {
-                self.wake = Some(at);
-                None
+            Purpose::PostStart if !ok => {
+                let message = hook_error("the hook failed");
+                self.handle(Event::StartFailed {
+                    container,
+                    instance,
+                    stage: StartStage::PostStartHook,
+                    message,
+                    at: now(),
+                })
             }
-            Action::RecordEvent(e) => {
-                self.record.events.push(e);
-                None
-            }
-            Action::PodFinished { phase } => {
-                log::info!("pod finished: {phase:?}");
-                None
+            Purpose::PostStart => {}
+            Purpose::PreStop => {
+                if !ok {
+                    let message = hook_error("the hook failed");
+                    self.record.events.push(EventRecord {
+                        type_: EventType::Warning,
+                        reason: "FailedPreStopHook".into(),
+                        message,
+                        container: Some(container.clone()),
+                        at: now(),
+                    });
+                }
+                if let Some(k) = self.kills.iter_mut().find(|k| k.prestop == Some(hook_pid)) {
+                    k.prestop = None;
+                    k.deadline = k
+                        .deadline
+                        .max(Millis(now().0 + MIN_GRACE_AFTER_HOOK.as_millis() as u64));
+                    let _ =
+                        lifecycle::kill(&self.paths.oci_root(), &container, libc::SIGTERM, false);
+                }
+                self.save();
             }
         }
     }
@@ -386,6 +618,10 @@ impl Supervisor {
             }
             Err(e) => log::error!("logs of `{name}`: {e}"),
         }
+        // Like kubelet's container GC: the current and the previous instance keep their logs.
+        if let Err(e) = super::logs::prune_instances(&self.paths.dir, name, 2) {
+            log::warn!("prune old logs of `{name}`: {e}");
+        }
         self.running.insert(
             st.pid,
             Instance {
@@ -414,11 +650,38 @@ impl Supervisor {
             k.deadline = k.deadline.min(deadline);
             return;
         }
-        let _ = lifecycle::kill(&self.paths.oci_root(), name, libc::SIGTERM, false);
+        // kubelet runs `preStop` first (when there is grace to run it in), then signals.
+        let hook = find_container(&self.pod, name)
+            .and_then(|(c, _)| {
+                let h = c.lifecycle.as_ref()?.pre_stop.as_ref()?;
+                Some(Handler::from_lifecycle(h, c, "preStop"))
+            })
+            .filter(|_| !grace.is_zero());
+        let prestop = match hook {
+            Some(Ok(h)) => {
+                match self.spawn_handler(name, instance, Purpose::PreStop, h, grace, Some(deadline))
+                {
+                    Ok(pid) => Some(pid),
+                    Err(e) => {
+                        log::warn!("preStop hook of `{name}`: {e}");
+                        None
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                log::warn!("preStop hook of `{name}`: {e}");
+                None
+            }
+            None => None,
+        };
+        if prestop.is_none() {
+            let _ = lifecycle::kill(&self.paths.oci_root(), name, libc::SIGTERM, false);
+        }
         self.kills.push(Kill {
             pid,
             container: name.to_string(),
             deadline,
+            prestop,
         });
     }
 
@@ -433,6 +696,11 @@ impl Supervisor {
                 WaitStatus::Signaled(p, s, _) => (p.as_raw(), 128 + s as i32),
                 _ => continue,
             };
+            if let Some(i) = self.handlers.iter().position(|h| h.pending.pid == pid) {
+                let run = self.handlers.swap_remove(i);
+                self.handler_done(run);
+                continue;
+            }
             if pid == self.pause_pid {
                 self.record.message =
                     Some("the pause process exited: the pod's namespaces are gone".into());
@@ -446,6 +714,16 @@ impl Supervisor {
                 continue;
             };
             self.kills.retain(|k| k.pid != pid);
+            // Probes and hooks of a finished instance have nothing left to check.
+            for h in &mut self.handlers {
+                if h.container == inst.container && h.instance == inst.instance && !h.killed {
+                    let _ = nix::sys::signal::kill(
+                        Pid::from_raw(h.pending.pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    h.killed = true;
+                }
+            }
             self.drain_logs(&inst.container, inst.instance);
             let oom_after = crate::cgroups::manager(
                 Some(&sandbox::container_cgroup(&self.pod, &inst.container)),
@@ -540,26 +818,64 @@ impl Supervisor {
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok");
         }
+        // Building the sandbox touched most of the binary; an idle supervisor needs little of
+        // it. Release the read-only pages now and after every quiet period.
+        // NoExecute taints: checked now and whenever the node object is replaced.
+        let node_watch = watch_node(&self.storage);
+        self.check_taints();
+        let mut trimmed = now();
+        trim_text();
         loop {
             self.reap();
-            if self.machine.finished().is_some() && self.running.is_empty() {
+            if self.machine.finished().is_some()
+                && self.running.is_empty()
+                && self.handlers.is_empty()
+            {
                 break;
             }
             let t = now();
+            for h in &mut self.handlers {
+                if h.deadline <= t && !h.killed {
+                    let _ = nix::sys::signal::kill(
+                        Pid::from_raw(h.pending.pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                    h.killed = true;
+                }
+            }
             for k in std::mem::take(&mut self.kills) {
-                if k.deadline <= t {
+                if k.deadline > t || k.prestop.is_some() {
+                    // A running preStop hook was killed above; the signal follows its reap.
+                    self.kills.push(k);
+                } else {
                     let _ =
                         lifecycle::kill(&self.paths.oci_root(), &k.container, libc::SIGKILL, true);
-                } else {
-                    self.kills.push(k);
                 }
+            }
+            if self.evict_at.is_some_and(|w| w <= t) {
+                self.evict_at = None;
+                self.check_taints();
+                continue;
             }
             if self.wake.is_some_and(|w| w <= t) {
                 self.wake = None;
                 self.handle(Event::Tick);
                 continue;
             }
-            let next = self.kills.iter().map(|k| k.deadline).chain(self.wake).min();
+            let next = self
+                .kills
+                .iter()
+                .filter(|k| k.prestop.is_none())
+                .map(|k| k.deadline)
+                .chain(
+                    self.handlers
+                        .iter()
+                        .filter(|h| !h.killed)
+                        .map(|h| h.deadline),
+                )
+                .chain(self.wake)
+                .chain(self.evict_at)
+                .min();
             let timeout = match next {
                 Some(at) => PollTimeout::try_from(Duration::from_millis(
                     at.0.saturating_sub(t.0).min(60_000),
@@ -568,17 +884,30 @@ impl Supervisor {
                 None => PollTimeout::from(60_000u16),
             };
             let mut fds: Vec<PollFd> = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(w) = &node_watch {
+                fds.push(PollFd::new(w.as_fd(), PollFlags::POLLIN));
+            }
+            let skip = fds.len();
             fds.extend(
                 self.pipes
                     .iter()
                     .map(|p| PollFd::new(p.fd.as_fd(), PollFlags::POLLIN)),
             );
-            if matches!(poll(&mut fds, timeout), Err(e) if e != nix::errno::Errno::EINTR) {
+            let polled = poll(&mut fds, timeout);
+            if matches!(polled, Err(e) if e != nix::errno::Errno::EINTR) {
                 break;
             }
+            if polled == Ok(0)
+                && now().0.saturating_sub(trimmed.0) >= TRIM_PERIOD.as_millis() as u64
+            {
+                trimmed = now();
+                trim_text();
+            }
+            let node_changed =
+                node_watch.is_some() && fds[1].revents().is_some_and(|r| !r.is_empty());
             let ready_pipes: Vec<bool> = fds
                 .iter()
-                .skip(1)
+                .skip(skip)
                 .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
             drop(fds);
@@ -586,6 +915,14 @@ impl Supervisor {
                 if ready_pipes[idx] && !self.pump(idx) {
                     self.pipes.remove(idx);
                 }
+            }
+            if let (true, Some(w)) = (node_changed, &node_watch)
+                && w.read_events().is_ok_and(|evs| {
+                    evs.iter()
+                        .any(|e| e.name.as_deref() == Some(NODE_FILE.as_ref()))
+                })
+            {
+                self.check_taints();
             }
             while let Ok(Some(info)) = sfd.read_signal() {
                 if info.ssi_signo as i32 != libc::SIGCHLD {
@@ -597,6 +934,38 @@ impl Supervisor {
         self.teardown();
         self.record.supervisor_done = true;
         self.save();
+    }
+}
+
+const NODE_FILE: &str = "node.json";
+
+/// Watch `storage` for a new node object (written by rename, so `IN_MOVED_TO`).
+fn watch_node(storage: &Path) -> Option<nix::sys::inotify::Inotify> {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    if let Err(e) = std::fs::create_dir_all(storage) {
+        log::warn!(
+            "create `{}`: {e}; NoExecute taints are not watched",
+            storage.display()
+        );
+        return None;
+    }
+    let w = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
+    w.add_watch(
+        storage,
+        AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_CREATE,
+    )
+    .map_err(|e| log::warn!("watch `{}`: {e}", storage.display()))
+    .ok()?;
+    Some(w)
+}
+
+/// How long the supervisor stays quiet before it releases its read-only pages again.
+const TRIM_PERIOD: Duration = Duration::from_secs(30);
+
+fn trim_text() {
+    crate::sys::release_free_memory();
+    if let Err(e) = crate::sys::release_text_pages() {
+        log::debug!("release read-only pages: {e}");
     }
 }
 

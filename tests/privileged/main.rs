@@ -7,4 +7,6 @@ mod common;
 mod core;
 mod differential;
 mod images;
+mod node;
 mod pods;
+mod probes;

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-struct Pods {
-    root: tempfile::TempDir,
+pub(crate) struct Pods {
+    pub root: tempfile::TempDir,
     dir: tempfile::TempDir,
 }
 
 impl Pods {
-    fn new() -> Pods {
+    pub fn new() -> Pods {
         Pods {
             root: tempfile::Builder::new()
                 .prefix("pp-pods")
@@ -21,12 +21,12 @@ impl Pods {
             dir: tempfile::tempdir().unwrap(),
         }
     }
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
+    pub fn cmd(&self, args: &[&str]) -> std::process::Output {
         let mut c = Command::new(bin());
         c.arg("--root").arg(self.root.path()).args(args);
         captured(c)
     }
-    fn ok(&self, args: &[&str]) -> String {
+    pub fn ok(&self, args: &[&str]) -> String {
         let o = self.cmd(args);
         assert!(
             o.status.success(),
@@ -36,20 +36,20 @@ impl Pods {
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
-    fn manifest(&self, name: &str, yaml: &str) -> PathBuf {
+    pub fn manifest(&self, name: &str, yaml: &str) -> PathBuf {
         let p = self.dir.path().join(format!("{name}.yaml"));
         std::fs::write(&p, yaml).unwrap();
         p
     }
-    fn run(&self, yaml: &str) {
+    pub fn run(&self, yaml: &str) {
         let p = self.manifest("m", yaml);
         self.ok(&["pod", "run", p.to_str().unwrap()]);
     }
-    fn inspect(&self, name: &str) -> serde_json::Value {
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["pod", "inspect", name, "-o", "json"])).unwrap()
     }
     /// The `pod ls` row of `name` as columns.
-    fn ls(&self, name: &str) -> Vec<String> {
+    pub fn ls(&self, name: &str) -> Vec<String> {
         let out = self.ok(&["pod", "ls"]);
         let line = out
             .lines()
@@ -60,7 +60,7 @@ impl Pods {
             .filter(|s| !s.is_empty())
             .collect()
     }
-    fn wait(&self, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    pub fn wait(&self, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
         let t = Instant::now();
         while !f() {
             assert!(
@@ -71,13 +71,13 @@ impl Pods {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    fn uid(&self, pod: &str) -> String {
+    pub fn uid(&self, pod: &str) -> String {
         self.inspect(pod)["metadata"]["uid"]
             .as_str()
             .unwrap()
             .to_string()
     }
-    fn logs(&self, pod: &str, c: &str) -> String {
+    pub fn logs(&self, pod: &str, c: &str) -> String {
         String::from_utf8_lossy(&self.cmd(&["pod", "logs", pod, "-c", c]).stdout).into_owned()
     }
 }
@@ -99,7 +99,7 @@ impl Drop for Pods {
     }
 }
 
-fn nothing_left(root: &Path, pod: &str, uid: &str) {
+pub(crate) fn nothing_left(root: &Path, pod: &str, uid: &str) {
     assert!(!root.join("pods").join(pod).exists(), "pod directory left");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let rootstr = root.to_str().unwrap();
@@ -362,4 +362,71 @@ fn killed_supervisor_and_pause_are_handled() {
     let uid = p.uid("nopause");
     p.ok(&["pod", "rm", "nopause"]);
     nothing_left(p.root.path(), "nopause", &uid);
+}
+
+#[test]
+fn runtime_default_seccomp_blocks_namespace_creation() {
+    if !root_ok() {
+        return;
+    }
+    let p = Pods::new();
+    p.run(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: sec}
+spec:
+  restartPolicy: Never
+  securityContext: {seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: plain
+      image: host
+      command: ["sh", "-c", "grep Seccomp: /proc/self/status; unshare -n true 2>/dev/null && echo unshare-ok || echo unshare-refused"]
+    - name: admin
+      image: host
+      securityContext: {capabilities: {add: [SYS_ADMIN]}}
+      command: ["sh", "-c", "unshare -n true && echo unshare-ok || echo unshare-refused"]
+    - name: unconfined
+      image: host
+      securityContext: {seccompProfile: {type: Unconfined}}
+      command: ["grep", "Seccomp:", "/proc/self/status"]
+"#,
+    );
+    p.wait("Completed", 60, || {
+        p.ls("sec").get(2).is_some_and(|s| s == "Completed")
+    });
+    assert_eq!(p.logs("sec", "plain"), "Seccomp:\t2\nunshare-refused\n");
+    assert_eq!(p.logs("sec", "admin"), "unshare-ok\n");
+    assert_eq!(p.logs("sec", "unconfined"), "Seccomp:\t0\n");
+}
+
+#[test]
+fn dns_config_shapes_resolv_conf() {
+    if !root_ok() {
+        return;
+    }
+    let p = Pods::new();
+    p.run(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: dns}
+spec:
+  restartPolicy: Never
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: [192.0.2.53]
+    searches: [ns1.svc.example]
+    options: [{name: ndots, value: "5"}]
+  containers:
+    - {name: c, image: host, command: ["cat", "/etc/resolv.conf"]}
+"#,
+    );
+    p.wait("Completed", 60, || {
+        p.ls("dns").get(2).is_some_and(|s| s == "Completed")
+    });
+    assert_eq!(
+        p.logs("dns", "c"),
+        "nameserver 192.0.2.53\nsearch ns1.svc.example\noptions ndots:5\n"
+    );
 }

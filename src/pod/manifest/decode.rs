@@ -22,19 +22,8 @@ use serde_json::{Map, Number, Value};
 use super::ManifestError;
 
 pub(super) fn parse(text: &str) -> Result<Vec<Pod>, ManifestError> {
-    let documents = if text.trim_start().starts_with('{') {
-        match json_documents(text) {
-            Ok(docs) => docs,
-            // `{a: 1}` is YAML flow style, not JSON: let the YAML parser have it (YAML 1.2
-            // reads every JSON text, so this only changes which parser reports a real error).
-            Err(JsonError::Syntax) => yaml_documents(text)?,
-            Err(JsonError::Manifest(e)) => return Err(e),
-        }
-    } else {
-        yaml_documents(text)?
-    };
     let mut pods = Vec::new();
-    for (document, value) in documents {
+    for (document, value) in documents(text)? {
         if value.is_null() {
             continue; // an empty document, e.g. a trailing `---` or only comments
         }
@@ -44,6 +33,22 @@ pub(super) fn parse(text: &str) -> Result<Vec<Pod>, ManifestError> {
         return Err(ManifestError::Empty);
     }
     Ok(pods)
+}
+
+/// Every document of a YAML or JSON text as the JSON value the API server would see,
+/// numbered from 1 (empty documents are `null`).
+pub(super) fn documents(text: &str) -> Result<Vec<(usize, Value)>, ManifestError> {
+    Ok(if text.trim_start().starts_with('{') {
+        match json_documents(text) {
+            Ok(docs) => docs,
+            // `{a: 1}` is YAML flow style, not JSON: let the YAML parser have it (YAML 1.2
+            // reads every JSON text, so this only changes which parser reports a real error).
+            Err(JsonError::Syntax) => yaml_documents(text)?,
+            Err(JsonError::Manifest(e)) => return Err(e),
+        }
+    } else {
+        yaml_documents(text)?
+    })
 }
 
 enum JsonError {

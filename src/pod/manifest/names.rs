@@ -114,7 +114,7 @@ fn matches_qualified_name(s: &str) -> bool {
 }
 
 /// `IsQualifiedName`: `[prefix/]name` with a DNS-subdomain prefix.
-pub(super) fn qualified_name(value: &str) -> Vec<String> {
+pub fn qualified_name(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     let parts: Vec<&str> = value.split('/').collect();
     let name = match parts.as_slice() {
@@ -166,7 +166,7 @@ pub(super) fn qualified_name(value: &str) -> Vec<String> {
 }
 
 /// `IsValidLabelValue`.
-pub(super) fn label_value(value: &str) -> Vec<String> {
+pub fn label_value(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > LABEL_VALUE_MAX_LENGTH {
         errs.push(max_len_error(LABEL_VALUE_MAX_LENGTH));

@@ -1,0 +1,326 @@
+//! The node object through the real binary: `node label`/`node taint` syntax and errors
+//! (no root needed: the node lives in a temporary `--storage`), and `pod run` admission
+//! (root: a refused pod must leave nothing under `--root`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::*;
+
+struct Node {
+    storage: tempfile::TempDir,
+    root: tempfile::TempDir,
+}
+
+impl Node {
+    fn new() -> Node {
+        Node {
+            storage: tempfile::Builder::new()
+                .prefix("pp-node")
+                .tempdir()
+                .unwrap(),
+            root: tempfile::Builder::new()
+                .prefix("pp-node-root")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(bin());
+        c.arg("--storage")
+            .arg(self.storage.path())
+            .arg("--root")
+            .arg(self.root.path())
+            .args(args);
+        captured(c)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args);
+        assert!(
+            o.status.success(),
+            "peapod {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The command fails; its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let o = self.cmd(args);
+        assert!(!o.status.success(), "peapod {args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    fn name(&self) -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ok(&["node", "show", "-o", "json"])).unwrap();
+        v["metadata"]["name"].as_str().unwrap().to_string()
+    }
+
+    fn manifest(&self, name: &str, yaml: &str) -> PathBuf {
+        let p = self.storage.path().join(format!("{name}.yaml"));
+        std::fs::write(&p, yaml).unwrap();
+        p
+    }
+}
+
+/// Everything under `dir`, recursively.
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.push(e.path());
+        if e.path().is_dir() {
+            out.extend(entries(&e.path()));
+        }
+    }
+    out
+}
+
+#[test]
+fn label_syntax_and_errors() {
+    let n = Node::new();
+    let name = n.name();
+    assert_eq!(
+        n.ok(&["node", "label", "disk=ssd", "env_role=yes"]),
+        format!("node/{name} labeled\n")
+    );
+    let e = n.fails(&["node", "label", "disk=hdd"]);
+    assert!(
+        e.contains("'disk' already has a value (ssd), and --overwrite is false"),
+        "{e}"
+    );
+    assert_eq!(
+        n.ok(&["node", "label", "disk=hdd", "--overwrite"]),
+        format!("node/{name} labeled\n")
+    );
+    assert_eq!(
+        n.ok(&["node", "label", "disk-"]),
+        format!("node/{name} unlabeled\n")
+    );
+    assert_eq!(
+        n.ok(&["node", "label", "disk-"]),
+        format!("label \"disk\" not found.\nnode/{name} not labeled\n")
+    );
+    let e = n.fails(&["node", "label", "bad key=1"]);
+    assert!(e.contains("invalid label spec: bad key=1"), "{e}");
+    let e = n.fails(&["node", "label", &format!("k={}", "v".repeat(64))]);
+    assert!(e.contains("must be no more than 63 characters"), "{e}");
+    let e = n.fails(&["node", "label", "novalue"]);
+    assert!(e.contains("invalid label spec: novalue"), "{e}");
+    let shown = n.ok(&["node", "show"]);
+    assert!(shown.contains("env_role=yes"), "{shown}");
+    assert!(shown.contains("kubernetes.io/os=linux"), "{shown}");
+}
+
+#[test]
+fn taint_syntax_and_errors() {
+    let n = Node::new();
+    let name = n.name();
+    assert_eq!(
+        n.ok(&["node", "taint", "env_role=yes:NoSchedule"]),
+        format!("node/{name} tainted\n")
+    );
+    let e = n.fails(&["node", "taint", "env_role=no:NoSchedule"]);
+    assert!(
+        e.contains(&format!(
+            "node {name} already has env_role taint(s) with same effect(s) and --overwrite is false"
+        )),
+        "{e}"
+    );
+    n.ok(&["node", "taint", "env_role=no:NoSchedule", "--overwrite"]);
+    let e = n.fails(&["node", "taint", "k=v:Sometimes"]);
+    assert!(
+        e.contains("invalid taint effect: Sometimes, unsupported taint effect"),
+        "{e}"
+    );
+    let e = n.fails(&["node", "taint", "k=v"]);
+    assert!(e.contains("unknown taint spec: k=v"), "{e}");
+    n.ok(&["node", "taint", "maint:NoExecute"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&n.ok(&["node", "show", "-o", "json"])).unwrap();
+    let taints = v["spec"]["taints"].as_array().unwrap();
+    assert_eq!(taints.len(), 2);
+    assert!(taints[1]["timeAdded"].is_string(), "{v}");
+    assert_eq!(
+        n.ok(&["node", "taint", "env_role-", "maint:NoExecute-"]),
+        format!("node/{name} untainted\n")
+    );
+    let e = n.fails(&["node", "taint", "env_role-"]);
+    assert!(e.contains("taint \"env_role\" not found"), "{e}");
+}
+
+#[test]
+fn schedule_demo() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/schedule");
+    let n = Node::new();
+    let out = n.ok(&[
+        "schedule",
+        "--nodes",
+        dir.join("nodes.yaml").to_str().unwrap(),
+        dir.join("deployment.yaml").to_str().unwrap(),
+    ]);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 5, "{out}");
+    for r in rows {
+        assert_eq!(r.split_whitespace().nth(1), Some("node2"), "{out}");
+    }
+}
+
+const SLEEP: &str = "  containers: [{name: c, image: host, command: [sleep, '30']";
+
+#[test]
+fn pod_run_refused_by_selector_taint_and_cpu() {
+    if !root_ok() {
+        return;
+    }
+    let n = Node::new();
+    let sel = n.manifest(
+        "sel",
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: sel}}\nspec:\n  nodeSelector: {{disk: nvme}}\n{SLEEP}}}]\n"),
+    );
+    let e = n.fails(&["pod", "run", sel.to_str().unwrap()]);
+    assert!(
+        e.contains("pod `sel`: 0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."),
+        "{e}"
+    );
+    assert!(
+        entries(n.root.path()).is_empty(),
+        "{:?}",
+        entries(n.root.path())
+    );
+
+    let cpu = n.manifest(
+        "cpu",
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: cpu}}\nspec:\n{SLEEP}, resources: {{requests: {{cpu: '100000'}}}}}}]\n"),
+    );
+    let e = n.fails(&["pod", "run", cpu.to_str().unwrap()]);
+    assert!(
+        e.contains("pod `cpu`: OutOfcpu: Node didn't have enough resource: cpu, requested: 100000000, used: 0, capacity: "),
+        "{e}"
+    );
+    assert!(entries(n.root.path()).is_empty());
+
+    n.ok(&["node", "taint", "env_role=yes:NoSchedule"]);
+    let plain = n.manifest(
+        "plain",
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: plain}}\nspec:\n{SLEEP}}}]\n"),
+    );
+    let e = n.fails(&["pod", "run", plain.to_str().unwrap()]);
+    assert!(
+        e.contains("0/1 nodes are available: 1 node(s) had untolerated taint {env_role: yes}."),
+        "{e}"
+    );
+    assert!(entries(n.root.path()).is_empty());
+
+    // A cordoned node refuses pods that do not tolerate node.kubernetes.io/unschedulable.
+    n.ok(&["node", "cordon"]);
+    let e = n.fails(&["pod", "run", plain.to_str().unwrap()]);
+    assert!(
+        e.contains("0/1 nodes are available: 1 node(s) were unschedulable."),
+        "{e}"
+    );
+    assert!(n.ok(&["node", "uncordon"]).ends_with(" uncordoned\n"));
+
+    // A matching label and toleration admit the pod.
+    n.ok(&["node", "label", "disk=nvme"]);
+    let tol = n.manifest(
+        "tol",
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: tol}}\nspec:\n  nodeSelector: {{disk: nvme}}\n  \
+             tolerations: [{{key: env_role, operator: Equal, value: 'yes', effect: NoSchedule}}]\n{SLEEP}}}]\n"
+        ),
+    );
+    n.ok(&["pod", "run", tol.to_str().unwrap()]);
+    n.ok(&["pod", "rm", "-f", "tol"]);
+}
+
+/// `pod ls` STATUS of `pod`.
+fn status_of(n: &Node, pod: &str) -> String {
+    let out = n.ok(&["pod", "ls"]);
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(pod))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> std::time::Duration {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(t.elapsed().as_secs() < secs, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    t.elapsed()
+}
+
+#[test]
+fn no_execute_taints_evict_running_pods() {
+    if !root_ok() {
+        return;
+    }
+    let n = Node::new();
+    let pod = |name: &str, tolerations: &str| {
+        let m = n.manifest(
+            name,
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  \
+                 tolerations: [{tolerations}]\n  containers: [{{name: c, image: host, command: [sleep, '1000']}}]\n"
+            ),
+        );
+        n.ok(&["pod", "run", m.to_str().unwrap()]);
+    };
+    pod("plain", "");
+    pod(
+        "patient",
+        "{key: maint, operator: Exists, effect: NoExecute, tolerationSeconds: 2}",
+    );
+    pod(
+        "forever",
+        "{key: maint, operator: Exists, effect: NoExecute}",
+    );
+    n.ok(&["node", "taint", "maint=now:NoExecute"]);
+    wait_for("plain to be evicted", 30, || {
+        status_of(&n, "plain") == "Evicted"
+    });
+    assert_eq!(status_of(&n, "patient"), "Running");
+    let waited = wait_for("patient to be evicted", 30, || {
+        status_of(&n, "patient") == "Evicted"
+    });
+    assert!(
+        waited.as_millis() > 500,
+        "evicted after {waited:?}, before tolerationSeconds"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&n.ok(&["pod", "inspect", "plain", "-o", "json"])).unwrap();
+    assert_eq!(v["status"]["phase"], "Failed");
+    assert_eq!(v["status"]["reason"], "Evicted");
+    assert_eq!(
+        v["status"]["message"],
+        "Taint manager: deleting due to NoExecute taint maint=now:NoExecute"
+    );
+    wait_for("plain's container to stop", 30, || {
+        let v: serde_json::Value =
+            serde_json::from_str(&n.ok(&["pod", "inspect", "plain", "-o", "json"])).unwrap();
+        v["status"]["containerStatuses"][0]["state"]["terminated"].is_object()
+    });
+    // Tolerated without a time limit: stays.
+    assert_eq!(status_of(&n, "forever"), "Running");
+
+    // Removing the taint before tolerationSeconds cancels the eviction.
+    n.ok(&["node", "taint", "maint-"]);
+    pod(
+        "saved",
+        "{key: maint, operator: Exists, effect: NoExecute, tolerationSeconds: 3}",
+    );
+    n.ok(&["node", "taint", "maint=again:NoExecute"]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    n.ok(&["node", "taint", "maint-"]);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(status_of(&n, "saved"), "Running");
+    for p in ["plain", "patient", "forever", "saved"] {
+        n.ok(&["pod", "rm", "-f", p]);
+    }
+}
