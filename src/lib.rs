@@ -9,6 +9,7 @@
 pub mod cgroups;
 pub mod container;
 pub mod hooks;
+pub mod image;
 pub mod k8s;
 pub mod logger;
 pub mod node;

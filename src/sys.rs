@@ -464,3 +464,99 @@ pub fn set_loopback_up() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// `fsopen(2)`: a filesystem context for `fs_name` (the new mount API, Linux 5.2).
+pub fn fsopen(fs_name: &str) -> io::Result<OwnedFd> {
+    let name = CString::new(fs_name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call; the returned fd
+    // is new and owned by nobody else.
+    let fd = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), libc::FSOPEN_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fsopen returned a fresh fd (checked non-negative above) that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `fsconfig(FSCONFIG_SET_STRING, key, value)`, or `FSCONFIG_SET_FLAG` when `value` is None.
+pub fn fsconfig_set(fs: &OwnedFd, key: &str, value: Option<&str>) -> io::Result<()> {
+    let key = CString::new(key).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let value = value
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let (cmd, vptr) = match &value {
+        Some(v) => (libc::FSCONFIG_SET_STRING, v.as_ptr()),
+        None => (libc::FSCONFIG_SET_FLAG, std::ptr::null()),
+    };
+    // SAFETY: `key` and `value` are NUL-terminated strings alive across the call; a flag takes a
+    // NULL value and aux 0, as fsconfig(2) requires.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            cmd,
+            key.as_ptr(),
+            vptr,
+            0 as libc::c_int,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `fsconfig(FSCONFIG_CMD_CREATE)` then `fsmount(2)` with `attrs` (`MOUNT_ATTR_*`): a detached
+/// mount.
+pub fn fsmount(fs: &OwnedFd, attrs: u64) -> io::Result<OwnedFd> {
+    // SAFETY: no pointers are passed; the fd is ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0 as libc::c_int,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: no pointers are passed; a non-negative result is a new fd we own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fsmount returned a fresh fd (checked above) that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `move_mount(2)` of a detached mount onto `target`.
+pub fn move_mount_to(mnt: &OwnedFd, target: &std::path::Path) -> io::Result<()> {
+    let t = c_path(target)?;
+    let empty = c"";
+    // SAFETY: both strings are NUL-terminated and alive across the call; `mnt` is an fd we own.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

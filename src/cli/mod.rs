@@ -1,6 +1,7 @@
 //! Command-line definitions (clap only). The OCI verbs follow runc's flags exactly, since
 //! containerd's shim and podman's conmon build argv for runc.
 
+pub mod image;
 pub mod node;
 pub mod oci;
 pub mod pod;
@@ -73,6 +74,9 @@ pub enum Command {
     /// Kubernetes-style pods
     #[command(subcommand)]
     Pod(pod::PodCommand),
+    /// The local image store (`--storage`/images)
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// This machine as a Kubernetes node: show, label, taint
     #[command(subcommand)]
     Node(node::NodeCommand),

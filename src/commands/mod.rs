@@ -5,6 +5,7 @@ pub mod delete;
 pub mod events;
 pub mod exec;
 pub mod features;
+pub mod image;
 pub mod kill;
 pub mod list;
 pub mod node;

@@ -6,6 +6,7 @@ mod clients;
 mod common;
 mod core;
 mod differential;
+mod images;
 mod node;
 mod pods;
 mod probes;

@@ -1,0 +1,70 @@
+//! `peapod image ...`: the local image store.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Import an OCI image layout (directory or tar) or a docker archive (`docker save`)
+    Import(Import),
+    /// Pull an image from a registry (OCI distribution API; plain HTTP for localhost only
+    /// unless --insecure, as peapod has no TLS client yet)
+    Pull(Pull),
+    /// List images
+    #[command(alias = "list")]
+    Ls(Ls),
+    /// Show an image's digest, config and layer directories as JSON
+    Inspect(Inspect),
+    /// Remove image names, and the layers no other image uses
+    #[command(alias = "remove")]
+    Rm(Rm),
+    /// Remove unused blobs and layers and what interrupted imports left
+    Prune,
+}
+
+#[derive(Debug, Args)]
+pub struct Import {
+    /// The archive (tar) or OCI layout directory
+    pub path: PathBuf,
+    /// Store the image as NAME[:TAG] instead of the names the archive carries
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Pull {
+    /// `NAME[:TAG]` or `NAME@sha256:...` (`busybox` is `docker.io/library/busybox:latest`)
+    pub name: String,
+    /// Talk plain HTTP to a registry that is not on localhost
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Ls {
+    /// Print image IDs only
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct Inspect {
+    /// Name (`busybox:1.36`), `name@sha256:...` or image ID prefix
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Rm {
+    /// Names or image IDs
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}

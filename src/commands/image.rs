@@ -1,0 +1,141 @@
+//! `peapod image ...`: glue between the flags and [`peapod::image::Store`].
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use peapod::image::registry::PullOptions;
+use peapod::image::{ImportOptions, ImportProgress, ImportReport, Store};
+
+use crate::cli::image::{ImageCommand, ListFormat};
+
+/// An import's progress bar (only drawn when stderr is a terminal).
+struct Bar(ProgressBar);
+
+impl ImportProgress for Bar {
+    fn total(&self, bytes: u64) {
+        self.0.set_length(bytes);
+    }
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+    fn step(&self, msg: &str) {
+        self.0.set_message(msg.to_string());
+    }
+}
+
+pub fn run(storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i32> {
+    let store = Store::open(storage).context("open image store")?;
+    match cmd {
+        ImageCommand::Import(a) => {
+            let bar = progress_bar();
+            let opts = ImportOptions {
+                name: a.name.clone(),
+                progress: bar.as_ref().map(|b| b as &dyn ImportProgress),
+            };
+            loaded(bar.as_ref(), store.import(&a.path, &opts))?;
+        }
+        ImageCommand::Pull(a) => {
+            let bar = progress_bar();
+            let opts = PullOptions {
+                insecure: a.insecure,
+                progress: bar.as_ref().map(|b| b as &dyn ImportProgress),
+            };
+            loaded(bar.as_ref(), store.pull(&a.name, &opts))?;
+        }
+        ImageCommand::Ls(a) => list(&store, a.quiet, a.format)?,
+        ImageCommand::Inspect(a) => {
+            let i = store
+                .resolve(&a.name)?
+                .ok_or_else(|| peapod::image::ImageError::NotFound(a.name.clone()))?;
+            let v = serde_json::json!([{
+                "Name": i.name, "Digest": i.digest, "Id": i.id, "Size": i.size,
+                "Config": i.config, "LayerDirs": i.layer_dirs,
+            }]);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        ImageCommand::Rm(a) => {
+            for n in &a.names {
+                for removed in store.remove(n)? {
+                    println!("Untagged: {removed}");
+                }
+            }
+        }
+        ImageCommand::Prune => {
+            let r = store.prune()?;
+            println!(
+                "removed {} blobs, {} layers, {} temporary directories",
+                r.blobs, r.layers, r.temp_dirs
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// A bar on stderr when it is a terminal.
+fn progress_bar() -> Option<Bar> {
+    std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(0);
+        if let Ok(s) = ProgressStyle::with_template(
+            "{msg:18} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        ) {
+            b.set_style(s.progress_chars("=> "));
+        }
+        Bar(b)
+    })
+}
+
+fn loaded(
+    bar: Option<&Bar>,
+    rep: Result<ImportReport, peapod::image::ImageError>,
+) -> anyhow::Result<()> {
+    if let Some(b) = bar {
+        b.0.finish_and_clear();
+    }
+    for (name, _) in &rep?.images {
+        println!("Loaded image: {name}");
+    }
+    Ok(())
+}
+
+fn list(store: &Store, quiet: bool, format: ListFormat) -> anyhow::Result<()> {
+    let images = store.list()?;
+    if let ListFormat::Json = format {
+        println!("{}", serde_json::to_string_pretty(&images)?);
+    } else if quiet {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in images.iter().filter(|i| seen.insert(i.id.clone())) {
+            println!("{}", &i.id[..12]);
+        }
+    } else {
+        let mut rows = vec![["REPOSITORY", "TAG", "IMAGE ID", "SIZE"].map(String::from)];
+        for i in images {
+            rows.push([
+                i.repository,
+                i.tag,
+                i.id[..12].to_string(),
+                human_size(i.size),
+            ]);
+        }
+        super::print_table(&rows)?;
+    }
+    Ok(())
+}
+
+/// Three significant digits in SI units, as podman prints sizes (`4.87 MB`).
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    match u {
+        0 => format!("{n} B"),
+        _ if v < 10.0 => format!("{v:.2} {}", UNITS[u]),
+        _ if v < 100.0 => format!("{v:.1} {}", UNITS[u]),
+        _ => format!("{v:.0} {}", UNITS[u]),
+    }
+}

@@ -1,0 +1,642 @@
+//! The image store through the real binary: import of the busybox image made by
+//! `rootfs-tools/busybox-image` (OCI layout and docker archive), ls/inspect/rm/prune, whiteouts
+//! seen through overlayfs, a container run from the overlay, bad and interrupted imports, and
+//! concurrent imports.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use crate::common::{Bundle, bin, can_run, captured, root_ok};
+
+fn images_dir() -> PathBuf {
+    if std::env::var_os("PEAPOD_IN_VM").is_some() {
+        PathBuf::from("/tmp/peapod-test-images")
+    } else {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("images")
+    }
+}
+
+/// `rootfs-tools/busybox-image [ARGS] OUT`, unless OUT is newer than the script and busybox: the VM runs each
+/// test in its own process, and the script costs seconds there. Concurrent builders each write
+/// their own temp file and rename it into place.
+fn make_image(out: &Path, args: &[&str]) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-tools/busybox-image");
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let stale = mtime(out) < mtime(&script) || mtime(out) < mtime(Path::new("/bin/busybox"));
+    if mtime(out).is_none() || stale {
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        let tmp = out.with_extension(format!("partial-{}", std::process::id()));
+        let st = Command::new(&script).args(args).arg(&tmp).status().unwrap();
+        assert!(st.success(), "busybox-image {args:?} failed");
+        std::fs::rename(&tmp, out).unwrap();
+    }
+    out.to_path_buf()
+}
+
+fn oci_tar() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| make_image(&images_dir().join("bb-oci.tar"), &[]))
+}
+
+fn docker_tar() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        make_image(
+            &images_dir().join("bb-docker.tar"),
+            &["--docker", "--name", "bb:docker"],
+        )
+    })
+}
+
+/// A store of its own for each test.
+struct Storage(tempfile::TempDir);
+
+impl Storage {
+    fn new() -> Storage {
+        Storage(
+            tempfile::Builder::new()
+                .prefix("pp-store")
+                .tempdir()
+                .unwrap(),
+        )
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--storage").arg(self.path()).args(args);
+        c
+    }
+
+    fn out(&self, args: &[&str]) -> Output {
+        captured(self.cmd(args))
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.out(args);
+        assert!(
+            o.status.success(),
+            "peapod image {args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn import(&self, path: &Path, extra: &[&str]) -> String {
+        let mut a = vec!["image", "import", path.to_str().unwrap()];
+        a.extend(extra);
+        self.ok(&a)
+    }
+
+    /// What "unchanged" compares: names, blobs, layers and staging entries.
+    fn snapshot(&self) -> (String, Vec<String>, Vec<String>, Vec<String>) {
+        let r = self.path().join("images");
+        let ls = |d: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(r.join(d))
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        (
+            std::fs::read_to_string(r.join("repositories.json")).unwrap_or_default(),
+            ls("blobs/sha256"),
+            ls("layers"),
+            ls("tmp"),
+        )
+    }
+}
+
+#[test]
+fn image_import_ls_inspect_rm_prune() {
+    if !root_ok() {
+        return;
+    }
+    let s = Storage::new();
+    assert_eq!(
+        s.import(oci_tar(), &[]),
+        "Loaded image: localhost/busybox:latest\n"
+    );
+    assert_eq!(
+        s.import(docker_tar(), &[]),
+        "Loaded image: docker.io/library/bb:docker\n"
+    );
+    let ls = s.ok(&["image", "ls"]);
+    let lines: Vec<&str> = ls.lines().collect();
+    assert_eq!(lines.len(), 3, "{ls}");
+    assert!(lines[0].starts_with("REPOSITORY"), "{ls}");
+    assert!(
+        lines[1].starts_with("docker.io/library/bb") && lines[1].contains("docker"),
+        "{ls}"
+    );
+    assert!(
+        lines[2].starts_with("localhost/busybox") && lines[2].contains("latest"),
+        "{ls}"
+    );
+    // Same config in both archives: one image ID, and the layers are stored once.
+    assert_eq!(s.ok(&["image", "ls", "-q"]).lines().count(), 1);
+    assert_eq!(s.snapshot().2.len(), 2);
+    let json: serde_json::Value =
+        serde_json::from_str(&s.ok(&["image", "ls", "--format", "json"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    let id = json[0]["id"].as_str().unwrap().to_string();
+
+    let inspect: serde_json::Value =
+        serde_json::from_str(&s.ok(&["image", "inspect", "bb:docker"])).unwrap();
+    let i = &inspect[0];
+    assert_eq!(i["Name"], "docker.io/library/bb:docker");
+    assert_eq!(i["Id"], format!("sha256:{id}"));
+    assert_eq!(
+        i["Config"]["config"]["Entrypoint"],
+        serde_json::json!(["/bin/sh", "-c"])
+    );
+    assert_eq!(i["LayerDirs"].as_array().unwrap().len(), 2);
+    // By image ID prefix too.
+    s.ok(&["image", "inspect", &id[..8]]);
+
+    let o = s.out(&["image", "inspect", "nosuch:1"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("image `nosuch:1` is not in the store"));
+    let o = s.out(&[
+        "image",
+        "import",
+        oci_tar().to_str().unwrap(),
+        "--name",
+        "host",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("reserved"),
+        "{o:?}"
+    );
+
+    assert_eq!(
+        s.ok(&["image", "rm", "bb:docker"]),
+        "Untagged: docker.io/library/bb:docker\n"
+    );
+    assert_eq!(
+        s.snapshot().2.len(),
+        2,
+        "layers still used by localhost/busybox"
+    );
+    assert_eq!(
+        s.ok(&["image", "rm", "localhost/busybox"]),
+        "Untagged: localhost/busybox:latest\n"
+    );
+    let (names, blobs, layers, tmp) = s.snapshot();
+    assert_eq!(names.trim(), "{}");
+    assert!(blobs.is_empty() && layers.is_empty() && tmp.is_empty());
+    assert_eq!(s.ok(&["image", "ls"]).lines().count(), 1);
+    s.ok(&["image", "prune"]);
+}
+
+/// Unmounts on drop, so a failed assertion leaves no mount behind.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn image_whiteouts_hold_in_the_overlay_and_a_container_runs_from_it() {
+    if !root_ok() {
+        return;
+    }
+    let s = Storage::new();
+    s.import(oci_tar(), &[]);
+    let store = peapod::image::Store::open(s.path()).unwrap();
+    let img = store.resolve("localhost/busybox").unwrap().unwrap();
+    assert_eq!(img.layer_dirs.len(), 2);
+    // Layer 1 alone still has the files layer 2 deletes.
+    assert!(img.layer_dirs[0].join("etc/motd").is_file());
+    assert!(img.layer_dirs[0].join("opt/data/old").is_file());
+
+    let ro = s.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    peapod::image::mount_overlay(&img.layer_dirs, None, &ro).unwrap();
+    let m = Mounted(ro.clone());
+    assert!(ro.join("etc/passwd").is_file());
+    assert!(ro.join("bin/sh").exists());
+    assert!(
+        !ro.join("etc/motd").exists(),
+        "whiteout of layer 2 not honoured"
+    );
+    assert!(
+        !ro.join("opt/data/old").exists(),
+        "opaque dir of layer 2 not honoured"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ro.join("opt/data/new")).unwrap(),
+        "new in layer 2\n"
+    );
+    assert!(
+        std::fs::write(ro.join("etc/x"), b"x").is_err(),
+        "read-only overlay is writable"
+    );
+    drop(m);
+
+    // A writable rootfs: the container's changes land in upperdir, the layers stay untouched.
+    let (upper, work, root) = (
+        s.path().join("upper"),
+        s.path().join("work"),
+        s.path().join("root"),
+    );
+    for d in [&upper, &work, &root] {
+        std::fs::create_dir(d).unwrap();
+    }
+    peapod::image::mount_overlay(&img.layer_dirs, Some((&upper, &work)), &root).unwrap();
+    let _m = Mounted(root.clone());
+    let argv = peapod::image::merge_process(
+        &img.config,
+        None,
+        Some(&["echo \"$GREETING from $(pwd)\" > out; rm /etc/passwd; ls /etc".to_string()]),
+    );
+    assert_eq!(argv[..2], ["/bin/sh", "-c"]);
+    let env = peapod::image::merge_env(&img.config, &[("EXTRA".into(), "1".into())]);
+    let cwd = peapod::image::working_dir(&img.config, None);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let b = Bundle::new(
+        &argv,
+        serde_json::json!({"root": {"path": root, "readonly": false}, "process": {"env": env, "cwd": cwd}}),
+    );
+    let (code, out, err) = b.run(&crate::common::unique("img"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["group", "layer2"],
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(upper.join("tmp/out")).unwrap(),
+        "hello from /tmp\n"
+    );
+    assert!(
+        img.layer_dirs[0].join("etc/passwd").is_file(),
+        "a layer was modified"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::symlink_metadata(upper.join("etc/passwd"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}
+
+#[test]
+fn image_bad_or_interrupted_import_leaves_the_store_as_before() {
+    if !root_ok() {
+        return;
+    }
+    let s = Storage::new();
+    s.import(docker_tar(), &[]);
+    let before = s.snapshot();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Truncated archives, at several points.
+    let full = std::fs::read(oci_tar()).unwrap();
+    let cut = dir.path().join("cut.tar");
+    for at in [full.len() / 3, full.len() / 2, full.len() - 2048] {
+        std::fs::write(&cut, &full[..at]).unwrap();
+        let o = s.out(&["image", "import", cut.to_str().unwrap()]);
+        assert!(!o.status.success(), "truncated at {at} imported");
+        assert_eq!(s.snapshot(), before, "truncated at {at}");
+    }
+
+    // A flipped byte inside the big layer blob.
+    let mut bad = full.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0x55;
+    std::fs::write(&cut, &bad).unwrap();
+    let o = s.out(&["image", "import", cut.to_str().unwrap()]);
+    assert!(!o.status.success(), "corrupt archive imported");
+    assert_eq!(s.snapshot(), before);
+
+    // Killed half-way: nothing visible; prune removes the staging directory.
+    let filler = dir.path().join("filler");
+    std::fs::create_dir(&filler).unwrap();
+    let st = Command::new("sh")
+        .args(["-c", "head -c 16000000 /dev/urandom > \"$0/random\""])
+        .arg(&filler)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let big = dir.path().join("big.tar");
+    make_image(
+        &big,
+        &["--extra-layer", filler.to_str().unwrap(), "--name", "big:1"],
+    );
+    let mut child = s
+        .cmd(&["image", "import", big.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmp = s.path().join("images/tmp");
+    let t = std::time::Instant::now();
+    let staged = |p: &Path| {
+        std::fs::read_dir(p)
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.path().read_dir().is_ok_and(|mut d| d.next().is_some()))
+            })
+            .unwrap_or(false)
+    };
+    while !staged(&tmp) && t.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let st = child.wait().unwrap();
+    if !can_run("an import slow enough to interrupt", !st.success()) {
+        return;
+    }
+    let after = s.snapshot();
+    assert_eq!(
+        (&after.0, &after.1, &after.2),
+        (&before.0, &before.1, &before.2)
+    );
+    s.ok(&["image", "prune"]);
+    assert_eq!(s.snapshot(), before);
+    // And the store still works.
+    assert!(
+        s.import(oci_tar(), &[])
+            .contains("localhost/busybox:latest")
+    );
+}
+
+#[test]
+fn image_concurrent_imports_of_one_archive() {
+    if !root_ok() {
+        return;
+    }
+    let s = Storage::new();
+    let tar = oci_tar().to_str().unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            s.cmd(&["image", "import", tar])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "Loaded image: localhost/busybox:latest\n"
+        );
+    }
+    assert_eq!(s.ok(&["image", "ls"]).lines().count(), 2);
+    let (_, blobs, layers, tmp) = s.snapshot();
+    assert_eq!((blobs.len(), layers.len(), tmp.len()), (2, 2, 0));
+}
+
+/// Debian's docker-registry on 127.0.0.1 (a free port), stopped on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Option<Registry> {
+        let have = |b: &str| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {b}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !can_run(
+            "docker-registry and skopeo (apt-get install docker-registry skopeo)",
+            have("docker-registry") && have("skopeo"),
+        ) {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let reg = Registry {
+            child,
+            port,
+            _dir: dir,
+        };
+        let t = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed().as_secs() < 30, "docker-registry did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(reg)
+    }
+
+    /// `skopeo copy SRC docker://127.0.0.1:PORT/REF`
+    fn push(&self, src: &str, dst: &str) {
+        let o = captured({
+            let mut c = Command::new("skopeo");
+            c.args(["copy", "--quiet", "--dest-tls-verify=false", src])
+                .arg(format!("docker://127.0.0.1:{}/{dst}", self.port));
+            c
+        });
+        assert!(
+            o.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn image_pull_from_a_local_registry() {
+    if !root_ok() {
+        return;
+    }
+    let Some(reg) = Registry::start() else {
+        return;
+    };
+    reg.push(
+        &format!("docker-archive:{}", docker_tar().display()),
+        "bb:docker",
+    );
+    reg.push(&format!("oci-archive:{}", oci_tar().display()), "bb:oci");
+    let s = Storage::new();
+    let name = |r: &str| format!("127.0.0.1:{}/bb:{r}", reg.port);
+    assert_eq!(
+        s.ok(&["image", "pull", &name("docker")]),
+        format!("Loaded image: {}\n", name("docker"))
+    );
+    assert_eq!(
+        s.ok(&["image", "pull", &name("oci")]),
+        format!("Loaded image: {}\n", name("oci"))
+    );
+    // Pulled again (imagePullPolicy: Always) with the layers present.
+    s.ok(&["image", "pull", &name("oci")]);
+    let ls: serde_json::Value =
+        serde_json::from_str(&s.ok(&["image", "ls", "--format", "json"])).unwrap();
+    assert_eq!(ls.as_array().unwrap().len(), 2);
+    // skopeo stores docker's manifest for both; same config, one set of layers.
+    assert_eq!(s.snapshot().2.len(), 2);
+    let digest = ls[0]["digest"].as_str().unwrap().to_string();
+    let by_digest = format!("127.0.0.1:{}/bb@{digest}", reg.port);
+    s.ok(&["image", "pull", &by_digest]);
+    let i: serde_json::Value =
+        serde_json::from_str(&s.ok(&["image", "inspect", &by_digest])).unwrap();
+    assert_eq!(i[0]["Digest"], digest);
+
+    let o = s.out(&["image", "pull", &name("nope")]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("MANIFEST_UNKNOWN"),
+        "{o:?}"
+    );
+    // No TLS yet: an HTTPS registry is refused before any connection.
+    let o = s.out(&["image", "pull", "quay.io/peapod/none:1"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no TLS client"),
+        "{o:?}"
+    );
+
+    // The pulled image runs: whiteouts hold as with an imported one.
+    let store = peapod::image::Store::open(s.path()).unwrap();
+    let img = store.resolve(&name("docker")).unwrap().unwrap();
+    let ro = s.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    peapod::image::mount_overlay(&img.layer_dirs, None, &ro).unwrap();
+    let _m = Mounted(ro.clone());
+    assert!(ro.join("bin/busybox").is_file() && !ro.join("etc/motd").exists());
+}
+
+#[test]
+fn image_full_disk_fails_cleanly() {
+    if !root_ok() {
+        return;
+    }
+    let s = Storage::new();
+    // 1 MiB: busybox alone (about 2 MB) does not fit.
+    nix::mount::mount(
+        Some("tmpfs"),
+        s.path(),
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    let m = Mounted(s.path().to_path_buf());
+    let before = s.snapshot();
+    let o = s.out(&["image", "import", docker_tar().to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!err.contains("escapes"), "{err}");
+    assert_eq!(s.snapshot(), before);
+    drop(m);
+}
+
+#[test]
+fn image_import_of_skopeo_written_archives() {
+    if !root_ok() {
+        return;
+    }
+    let have = Command::new("sh")
+        .args(["-c", "command -v skopeo"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can_run("skopeo (apt-get install skopeo)", have) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    let src = format!("docker-archive:{}", docker_tar().display());
+    let s = Storage::new();
+    for (dest, extra, name) in [
+        (format!("oci:{}:v1", d("oci")), None, "localhost/s/oci:v1"),
+        (
+            format!("oci:{}:v2", d("zstd")),
+            Some("zstd"),
+            "localhost/s/zstd:v2",
+        ),
+        (
+            format!("oci-archive:{}:quay.io/s/ociarchive:3", d("oa.tar")),
+            None,
+            "",
+        ),
+        (
+            format!("docker-archive:{}:s/docker:4", d("da.tar")),
+            None,
+            "",
+        ),
+    ] {
+        let mut c = Command::new("skopeo");
+        c.args(["copy", "--quiet"]);
+        if let Some(f) = extra {
+            c.args(["--dest-compress-format", f]);
+        }
+        let o = captured({
+            c.arg(&src).arg(&dest);
+            c
+        });
+        assert!(
+            o.status.success(),
+            "skopeo {dest}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let path = dest.split(':').nth(1).unwrap().to_string();
+        let args: Vec<&str> = if name.is_empty() {
+            vec![]
+        } else {
+            vec!["--name", name]
+        };
+        s.import(Path::new(&path), &args);
+    }
+    let ls = s.ok(&["image", "ls"]);
+    for n in [
+        "localhost/s/oci",
+        "localhost/s/zstd",
+        "quay.io/s/ociarchive",
+        "docker.io/s/docker",
+    ] {
+        assert!(ls.contains(n), "{n} missing: {ls}");
+    }
+    // skopeo rewrites the config for OCI destinations (another image ID), but the layers are the
+    // same content: stored once.
+    assert_eq!(s.snapshot().2.len(), 2, "{ls}");
+}
