@@ -190,6 +190,11 @@ pub fn command() -> clap::Command {
             pod::PodCommand::augment_subcommands,
         ))
         .subcommand(group(
+            "image",
+            "The local image store: import, pull, ls, inspect, rm, prune",
+            image::ImageCommand::augment_subcommands,
+        ))
+        .subcommand(group(
             "node",
             "This machine as a Kubernetes node: show, label, taint",
             node::NodeCommand::augment_subcommands,
