@@ -47,6 +47,9 @@ pub enum Handler {
     Tcp { host: String, port: u16 },
     /// `lifecycle.*.sleep`: wait (hooks only).
     Sleep(Duration),
+    /// Not a probe: pull `image` into the image store under `storage`, off the supervisor's
+    /// event loop (a registry can be slow).
+    Pull { image: String, storage: PathBuf },
 }
 
 /// A resolved `httpGet`.
@@ -239,6 +242,7 @@ impl Handler {
             Handler::Http(h) => format!("HTTP lifecycle hook ({})", h.path),
             Handler::Tcp { host, port } => format!("TCP handler ({host}:{port})"),
             Handler::Sleep(d) => format!("Sleep lifecycle hook ({}s)", d.as_secs()),
+            Handler::Pull { image, .. } => format!("pull of image {image:?}"),
         }
     }
 }
@@ -564,6 +568,14 @@ pub fn run(handler: &Handler, target: &Target, timeout: Duration) -> Verdict {
             Verdict::new(ProbeOutcome::Success, "")
         }
         Handler::Exec { command } => run_exec(command, target, timeout, deadline),
+        Handler::Pull { image, storage } => {
+            let pulled = crate::image::Store::open(storage)
+                .and_then(|s| s.pull(image, &crate::image::PullOptions::default()));
+            match pulled {
+                Ok(_) => Verdict::new(ProbeOutcome::Success, ""),
+                Err(e) => Verdict::new(ProbeOutcome::Failure, e.to_string()),
+            }
+        }
     }
 }
 

@@ -249,6 +249,9 @@ pub struct ContainerContext<'a> {
     pub node_memory: i64,
     pub resources: &'a crate::k8s::resources::PodResources,
     pub which: crate::k8s::resources::ContainerRef,
+    /// The container's image from the store (`None` for `image: host`); its rootfs is
+    /// already mounted at the bundle's `rootfs`.
+    pub image: Option<&'a crate::image::ImageInfo>,
 }
 
 /// The container's environment (kubelet's: fieldRef, resourceFieldRef, `$(VAR)`), after a
@@ -257,6 +260,7 @@ fn env_and_args(
     pod: &Pod,
     c: &Container,
     node_memory: i64,
+    image: Option<&crate::image::ImageInfo>,
 ) -> Result<(Vec<String>, Vec<String>), PodError> {
     let node = nix::unistd::gethostname()
         .ok()
@@ -279,6 +283,31 @@ fn env_and_args(
     };
     let vars = manifest::container_env(pod, c, &cx)?;
     let (cmd, args) = manifest::expand_command(c, &vars);
+    if let Some(info) = image {
+        // containerd: the image's Env, then the container's; Kubernetes' command/args rule.
+        let mut env = crate::image::merge_env(&info.config, &vars);
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(
+                0,
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            );
+        }
+        env.retain(|e| !e.starts_with("HOSTNAME="));
+        env.push(format!("HOSTNAME={}", hostname(pod)));
+        let argv = crate::image::merge_process(
+            &info.config,
+            c.command.is_some().then_some(cmd.as_slice()),
+            c.args.is_some().then_some(args.as_slice()),
+        );
+        if argv.is_empty() {
+            return Err(PodError::Invalid(format!(
+                "container `{}`: {} (the image has no Entrypoint or Cmd; set command)",
+                c.name,
+                crate::image::NO_COMMAND
+            )));
+        }
+        return Ok((env, argv));
+    }
     let mut env = vec![
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
         format!("HOSTNAME={}", hostname(pod)),
@@ -288,6 +317,43 @@ fn env_and_args(
         env.push(format!("{k}={v}"));
     }
     Ok((env, cmd.into_iter().chain(args).collect()))
+}
+
+/// The image's `User` as numeric ids, looked up in the image's own `/etc/passwd` and
+/// `/etc/group` (read from the layers, top first, never following a symlink out of them).
+/// kubelet's rules with runAsNonRoot: a name it cannot verify is refused.
+fn image_user(
+    c: &Container,
+    info: &crate::image::ImageInfo,
+    non_root: bool,
+) -> Result<(u32, u32), PodError> {
+    let Some(spec) = crate::image::user(&info.config) else {
+        return Ok((0, 0));
+    };
+    let numeric = spec
+        .split(':')
+        .next()
+        .is_some_and(|u| u.parse::<u32>().is_ok());
+    if non_root && !numeric {
+        return Err(PodError::Invalid(format!(
+            "container `{}`: image has non-numeric user ({spec}), cannot verify user is non-root",
+            c.name
+        )));
+    }
+    let read = |file: &str| -> String {
+        for dir in info.layer_dirs.iter().rev() {
+            let p = dir.join("etc").join(file);
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_file() => return std::fs::read_to_string(&p).unwrap_or_default(),
+                // A whiteout or anything else hides the lower layers' file.
+                Ok(_) => return String::new(),
+                Err(_) => continue,
+            }
+        }
+        String::new()
+    };
+    crate::image::lookup_user(&spec, &read("passwd"), &read("group"))
+        .map_err(|e| PodError::Invalid(format!("container `{}`: image user `{spec}`: {e}", c.name)))
 }
 
 /// A path joined below `base` that cannot leave it (`subPath` must be relative, no `..`).
@@ -315,15 +381,23 @@ pub fn volume_source(paths: &PodPaths, v: &Volume) -> Result<PathBuf, PodError> 
     )))
 }
 
-/// What a container's image allows: only `host` until the image store exists, and it has
-/// no entrypoint, so `command` is required.
+/// What can be checked of a container's image before anything runs: `host` has no
+/// entrypoint, so `command` is required; another name must parse as an image reference and
+/// the pull policy must be one of kubelet's. Whether the image is in the store is the
+/// container start's business (`ErrImageNeverPull`, `ErrImagePull`), as with kubelet.
 pub fn check_image(c: &Container) -> Result<(), PodError> {
     let image = c.image.as_deref().unwrap_or_default();
-    if image != HOST_IMAGE {
-        return Err(PodError::Unsupported(format!(
-            "container `{}` image `{image}`: only `image: host` (a read-only view of this machine) until the image store lands; image",
+    if image.is_empty() {
+        return Err(PodError::Invalid(format!(
+            "container `{}`: image is required (hint: `image: host` runs a read-only view of this machine)",
             c.name
         )));
+    }
+    if image != HOST_IMAGE {
+        crate::image::pull_policy(image, c.image_pull_policy.as_deref()).map_err(|e| {
+            PodError::Invalid(format!("container `{}` image `{image}`: {e}", c.name))
+        })?;
+        return Ok(());
     }
     if c.command.as_ref().is_none_or(|v| v.is_empty()) {
         return Err(PodError::Invalid(format!(
@@ -345,14 +419,27 @@ pub fn container_spec(
         .as_ref()
         .ok_or_else(|| PodError::Invalid("spec is required".into()))?;
     check_image(c)?;
-    let mut s = host_view_spec(cx.host_entries);
-    let (env, args) = env_and_args(pod, c, cx.node_memory)?;
+    let mut s = match cx.image {
+        None => host_view_spec(cx.host_entries),
+        Some(_) => crate::spec_template::default_spec(false),
+    };
+    let (env, args) = env_and_args(pod, c, cx.node_memory, cx.image)?;
     let sc = c.security_context.clone().unwrap_or_default();
     let psc = pspec.security_context.clone().unwrap_or_default();
     let privileged = sc.privileged.unwrap_or(false);
-    let uid = sc.run_as_user.or(psc.run_as_user).unwrap_or(0);
-    let gid = sc.run_as_group.or(psc.run_as_group).unwrap_or(0);
-    if sc.run_as_non_root.or(psc.run_as_non_root).unwrap_or(false) && uid == 0 {
+    let non_root = sc.run_as_non_root.or(psc.run_as_non_root).unwrap_or(false);
+    let (uid, gid) = match (sc.run_as_user.or(psc.run_as_user), cx.image) {
+        (Some(u), _) => (u, sc.run_as_group.or(psc.run_as_group).unwrap_or(0)),
+        (None, Some(info)) => {
+            let (u, g) = image_user(c, info, non_root)?;
+            (
+                i64::from(u),
+                sc.run_as_group.or(psc.run_as_group).unwrap_or(i64::from(g)),
+            )
+        }
+        (None, None) => (0, sc.run_as_group.or(psc.run_as_group).unwrap_or(0)),
+    };
+    if non_root && uid == 0 {
         return Err(PodError::Invalid(format!(
             "container `{}` has runAsNonRoot and would run as root (set securityContext.runAsUser)",
             c.name
@@ -362,9 +449,10 @@ pub fn container_spec(
     process.set_args(Some(args));
     process.set_terminal(Some(false));
     process.set_env(Some(env));
-    process.set_cwd(PathBuf::from(
-        c.working_dir.clone().unwrap_or_else(|| "/".into()),
-    ));
+    process.set_cwd(PathBuf::from(match cx.image {
+        Some(info) => crate::image::working_dir(&info.config, c.working_dir.as_deref()),
+        None => c.working_dir.clone().unwrap_or_else(|| "/".into()),
+    }));
     let mut user = process.user().clone();
     user.set_uid(uid as u32);
     user.set_gid(gid as u32);

@@ -60,6 +60,20 @@ enum Purpose {
     Probe(ProbeKind),
     PostStart,
     PreStop,
+    /// Pulling the container's image before this instance can start.
+    Pull {
+        started: Millis,
+    },
+}
+
+/// Where a container's image stands when it is to start.
+enum ImageReady {
+    /// `image: host`.
+    Host,
+    Image(Box<crate::image::ImageInfo>),
+    /// A pull runs in a child; the start resumes when it ends.
+    Pulling,
+    Failed(Event),
 }
 
 /// A probe or hook running in a child of the supervisor.
@@ -99,6 +113,8 @@ pub struct Supervisor {
     writers: HashMap<(String, u32), LogWriter>,
     kills: Vec<Kill>,
     handlers: Vec<HandlerRun>,
+    /// The image's `StopSignal` per container (SIGTERM when absent).
+    stop_signals: HashMap<String, i32>,
     wake: Option<Millis>,
     pause_pid: i32,
 }
@@ -175,6 +191,7 @@ impl Supervisor {
             writers: HashMap::new(),
             kills: Vec::new(),
             handlers: Vec::new(),
+            stop_signals: HashMap::new(),
             wake: None,
             pause_pid: 0,
         };
@@ -304,20 +321,7 @@ impl Supervisor {
             Action::Start {
                 container,
                 instance,
-            } => {
-                let ev = self.start(&container, instance);
-                let started = matches!(ev, Event::ContainerStarted { .. });
-                queue.push_back(ev);
-                if started && let Err(message) = self.post_start(&container, instance) {
-                    queue.push_back(Event::StartFailed {
-                        container,
-                        instance,
-                        stage: StartStage::PostStartHook,
-                        message,
-                        at: now(),
-                    });
-                }
-            }
+            } => self.start_reported(&container, instance, false, queue),
             Action::Kill {
                 container,
                 instance,
@@ -343,6 +347,115 @@ impl Supervisor {
             Action::ScheduleWake { at } => self.wake = Some(at),
             Action::RecordEvent(e) => self.record.events.push(e),
             Action::PodFinished { phase } => log::info!("pod finished: {phase:?}"),
+        }
+    }
+
+    /// Start an instance and queue what happened (nothing while its image is being pulled),
+    /// then its `postStart` hook.
+    fn start_reported(
+        &mut self,
+        container: &str,
+        instance: u32,
+        pulled: bool,
+        queue: &mut VecDeque<Event>,
+    ) {
+        let Some(ev) = self.start(container, instance, pulled) else {
+            return;
+        };
+        let started = matches!(ev, Event::ContainerStarted { .. });
+        queue.push_back(ev);
+        if started && let Err(message) = self.post_start(container, instance) {
+            queue.push_back(Event::StartFailed {
+                container: container.to_string(),
+                instance,
+                stage: StartStage::PostStartHook,
+                message,
+                at: now(),
+            });
+        }
+    }
+
+    fn record_event(&mut self, type_: EventType, reason: &str, message: String, container: &str) {
+        self.record.events.push(EventRecord {
+            type_,
+            reason: reason.into(),
+            message,
+            container: Some(container.to_string()),
+            at: now(),
+        });
+    }
+
+    /// kubelet's image manager: the pull policy against the store. `pulled`: a pull for this
+    /// start has just succeeded.
+    fn image_ready(&mut self, c: &Container, instance: u32, pulled: bool) -> ImageReady {
+        use crate::image::{self, PullPolicy};
+        let image = c.image.clone().unwrap_or_default();
+        if image == sandbox::HOST_IMAGE {
+            return ImageReady::Host;
+        }
+        let fail = |stage, message: String| {
+            ImageReady::Failed(Event::StartFailed {
+                container: c.name.clone(),
+                instance,
+                stage,
+                message,
+                at: now(),
+            })
+        };
+        let looked_up = image::Store::open(&self.storage).and_then(|store| {
+            let policy = image::pull_policy(&image, c.image_pull_policy.as_deref())?;
+            Ok((policy, store.resolve(&image)?))
+        });
+        let (policy, present) = match looked_up {
+            Ok(r) => r,
+            Err(e) => return fail(StartStage::Create, e.to_string()),
+        };
+        let must_pull = !pulled
+            && (policy == PullPolicy::Always
+                || (policy == PullPolicy::IfNotPresent && present.is_none()));
+        if !must_pull {
+            return match present {
+                Some(info) => {
+                    if !pulled {
+                        self.record_event(
+                            EventType::Normal,
+                            "Pulled",
+                            image::already_present_message(&image),
+                            &c.name,
+                        );
+                    }
+                    ImageReady::Image(Box::new(info))
+                }
+                None if policy == PullPolicy::Never => fail(
+                    StartStage::ImageNeverPull,
+                    image::never_pull_message(&image),
+                ),
+                None => fail(
+                    StartStage::ImagePull,
+                    format!("image {image:?} is not in the store after its pull"),
+                ),
+            };
+        }
+        self.record_event(
+            EventType::Normal,
+            "Pulling",
+            format!("Pulling image {image:?}"),
+            &c.name,
+        );
+        let pull = Handler::Pull {
+            image: image.clone(),
+            storage: self.storage.clone(),
+        };
+        match self.spawn_handler(
+            &c.name,
+            instance,
+            Purpose::Pull { started: now() },
+            pull,
+            Duration::from_secs(u32::MAX as u64),
+            Some(Millis(u64::MAX)),
+        ) {
+            Ok(_) => ImageReady::Pulling,
+            Err(e) => fail(StartStage::ImagePull, e),
         }
     }
 
@@ -476,6 +589,43 @@ impl Supervisor {
         } = run;
         let hook_pid = pending.pid;
         let v = pending.verdict(timeout);
+        if let Purpose::Pull { started } = purpose {
+            let image = find_container(&self.pod, &container)
+                .and_then(|(c, _)| c.image.clone())
+                .unwrap_or_default();
+            if v.outcome == ProbeOutcome::Success {
+                let took = Duration::from_millis(now().0.saturating_sub(started.0));
+                self.record_event(
+                    EventType::Normal,
+                    "Pulled",
+                    format!(
+                        "Successfully pulled image {image:?} in {}",
+                        humantime::format_duration(Duration::from_millis(took.as_millis() as u64))
+                    ),
+                    &container,
+                );
+                let mut queue = VecDeque::new();
+                self.start_reported(&container, instance, true, &mut queue);
+                for ev in queue {
+                    self.handle(ev);
+                }
+            } else {
+                self.record_event(
+                    EventType::Warning,
+                    "Failed",
+                    format!("Failed to pull image {image:?}: {}", v.output),
+                    &container,
+                );
+                self.handle(Event::StartFailed {
+                    container,
+                    instance,
+                    stage: StartStage::ImagePull,
+                    message: format!("Failed to pull image {image:?}: {}", v.output),
+                    at: now(),
+                });
+            }
+            return;
+        }
         let ok = matches!(v.outcome, ProbeOutcome::Success | ProbeOutcome::Warning);
         let hook_error = |what: &str| {
             format!(
@@ -503,7 +653,7 @@ impl Supervisor {
                     at: now(),
                 })
             }
-            Purpose::PostStart => {}
+            Purpose::PostStart | Purpose::Pull { .. } => {}
             Purpose::PreStop => {
                 if !ok {
                     let message = hook_error("the hook failed");
@@ -520,15 +670,15 @@ impl Supervisor {
                     k.deadline = k
                         .deadline
                         .max(Millis(now().0 + MIN_GRACE_AFTER_HOOK.as_millis() as u64));
-                    let _ =
-                        lifecycle::kill(&self.paths.oci_root(), &container, libc::SIGTERM, false);
+                    let sig = self.stop_signal(&container);
+                    let _ = lifecycle::kill(&self.paths.oci_root(), &container, sig, false);
                 }
                 self.save();
             }
         }
     }
 
-    fn start(&mut self, name: &str, instance: u32) -> Event {
+    fn start(&mut self, name: &str, instance: u32, pulled: bool) -> Option<Event> {
         let failed = |stage, message: String| Event::StartFailed {
             container: name.to_string(),
             instance,
@@ -537,15 +687,37 @@ impl Supervisor {
             at: now(),
         };
         let Some((c, which)) = find_container(&self.pod, name) else {
-            return failed(
+            return Some(failed(
                 StartStage::Create,
                 format!("container `{name}` is not in the pod"),
-            );
+            ));
         };
         let c = c.clone();
+        let info = match self.image_ready(&c, instance, pulled) {
+            ImageReady::Host => None,
+            ImageReady::Image(info) => Some(info),
+            ImageReady::Pulling => return None,
+            ImageReady::Failed(ev) => return Some(ev),
+        };
         let oci = self.paths.oci_root();
         // The previous instance is gone (reaped); its OCI state goes before the id is reused.
         let _ = lifecycle::delete(&oci, name, true);
+        let bundle = self.paths.bundle(name);
+        let rootfs = bundle.join("rootfs");
+        let mounted = match &info {
+            None => prepare_host_root(&rootfs, &self.hosts)
+                .map_err(|e| PodError::io("create", &rootfs, e)),
+            Some(info) => self.mount_image_rootfs(name, info, &rootfs),
+        };
+        if let Err(e) = mounted {
+            return Some(failed(StartStage::Create, e.to_string()));
+        }
+        let signal = info
+            .as_ref()
+            .and_then(|i| crate::image::stop_signal(&i.config))
+            .and_then(|s| crate::signal::parse(&s).ok())
+            .unwrap_or(libc::SIGTERM);
+        self.stop_signals.insert(name.to_string(), signal);
         let cx = ContainerContext {
             paths: &self.paths,
             pause_pid: self.pause_pid,
@@ -553,27 +725,24 @@ impl Supervisor {
             node_memory: self.node_memory,
             resources: &self.resources,
             which,
+            image: info.as_deref(),
         };
-        let bundle = self.paths.bundle(name);
-        let prepared = sandbox::container_spec(&self.pod, &c, &cx).and_then(|spec| {
-            prepare_host_root(&bundle.join("rootfs"), &self.hosts)
-                .map_err(|e| PodError::io("create", &bundle.join("rootfs"), e))?;
-            write_spec(&bundle, &spec)
-        });
+        let prepared =
+            sandbox::container_spec(&self.pod, &c, &cx).and_then(|spec| write_spec(&bundle, &spec));
         if let Err(e) = prepared {
-            return failed(StartStage::Create, e.to_string());
+            return Some(failed(StartStage::Create, e.to_string()));
         }
         let (out_r, out_w) = match pipe() {
             Ok(p) => p,
-            Err(e) => return failed(StartStage::Create, e.to_string()),
+            Err(e) => return Some(failed(StartStage::Create, e.to_string())),
         };
         let (err_r, err_w) = match pipe() {
             Ok(p) => p,
-            Err(e) => return failed(StartStage::Create, e.to_string()),
+            Err(e) => return Some(failed(StartStage::Create, e.to_string())),
         };
         let null = match std::fs::File::open("/dev/null") {
             Ok(f) => OwnedFd::from(f),
-            Err(e) => return failed(StartStage::Create, e.to_string()),
+            Err(e) => return Some(failed(StartStage::Create, e.to_string())),
         };
         let opts = CreateOpts {
             bundle,
@@ -590,7 +759,7 @@ impl Supervisor {
                 } else {
                     StartStage::Create
                 };
-                return failed(stage, msg);
+                return Some(failed(stage, msg));
             }
         };
         let oom_before =
@@ -599,7 +768,7 @@ impl Supervisor {
                 .unwrap_or(0);
         if let Err(e) = lifecycle::start(&oci, name) {
             let _ = lifecycle::delete(&oci, name, true);
-            return failed(StartStage::Start, e.to_string());
+            return Some(failed(StartStage::Start, e.to_string()));
         }
         match LogWriter::create(&self.paths.dir, name, instance) {
             Ok(w) => {
@@ -630,11 +799,43 @@ impl Supervisor {
                 oom_before,
             },
         );
-        Event::ContainerStarted {
+        Some(Event::ContainerStarted {
             container: name.to_string(),
             instance,
             at: now(),
+        })
+    }
+
+    /// The signal that stops `container`: its image's `StopSignal`, else SIGTERM.
+    fn stop_signal(&self, container: &str) -> i32 {
+        self.stop_signals
+            .get(container)
+            .copied()
+            .unwrap_or(libc::SIGTERM)
+    }
+
+    /// A fresh writable overlay of the image for this instance (a restarted container gets a
+    /// new writable layer, as with containerd): upper and work under the pod directory.
+    fn mount_image_rootfs(
+        &self,
+        name: &str,
+        info: &crate::image::ImageInfo,
+        rootfs: &Path,
+    ) -> Result<(), PodError> {
+        let _ = nix::mount::umount2(rootfs, nix::mount::MntFlags::MNT_DETACH);
+        let dir = self.paths.dir.join("overlay").join(name);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(PodError::io("remove", &dir, e));
+            }
+            _ => {}
         }
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        for d in [&upper, &work, &rootfs.to_path_buf()] {
+            std::fs::create_dir_all(d).map_err(|e| PodError::io("create", d, e))?;
+        }
+        crate::image::mount_overlay(&info.layer_dirs, Some((&upper, &work)), rootfs)
+            .map_err(|e| PodError::Invalid(e.to_string()))
     }
 
     fn kill(&mut self, name: &str, instance: u32, grace: Duration) {
@@ -675,7 +876,7 @@ impl Supervisor {
             None => None,
         };
         if prestop.is_none() {
-            let _ = lifecycle::kill(&self.paths.oci_root(), name, libc::SIGTERM, false);
+            let _ = lifecycle::kill(&self.paths.oci_root(), name, self.stop_signal(name), false);
         }
         self.kills.push(Kill {
             pid,
@@ -789,6 +990,11 @@ impl Supervisor {
                     log::warn!("teardown: {e}");
                 }
             }
+        }
+        // Image rootfs overlays (in this process's mount namespace).
+        for name in self.stop_signals.keys() {
+            let rootfs = self.paths.bundle(name).join("rootfs");
+            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         }
         teardown_host(&self.paths, &self.pod);
     }

@@ -62,6 +62,12 @@ pub enum StartStage {
     /// The `postStart` hook failed after the container was reported started: the container is
     /// killed (event `FailedPostStartHook`).
     PostStartHook,
+    /// The image is absent and `imagePullPolicy` is `Never`: waiting reason
+    /// `ErrImageNeverPull` (message: kubelet's), checked again after [`CREATE_RETRY_PERIOD`].
+    ImageNeverPull,
+    /// Pulling the image failed: waiting reason `ErrImagePull`, then `ImagePullBackOff` while
+    /// the next attempt waits (the crash-loop back-off durations, per container).
+    ImagePull,
 }
 
 /// What the executor reports.
@@ -220,6 +226,9 @@ struct Ctr {
     waiting: Option<(String, String)>,
     release_at: Option<Millis>,
     retry_at: Option<Millis>,
+    /// Failed image pulls in a row (image pull back-off).
+    #[serde(default)]
+    pull_failures: u32,
 }
 
 impl Ctr {
@@ -421,6 +430,7 @@ impl PodMachine {
         c.created += 1;
         c.waiting = None;
         c.retry_at = None;
+        c.pull_failures = 0;
         c.probes.on_container_started(instance, at);
         if self.termination.is_some() {
             c.probes.on_terminating();
@@ -493,6 +503,50 @@ impl PodMachine {
                     });
                     c.run = Run::Exited;
                 }
+            }
+            StartStage::ImageNeverPull | StartStage::ImagePull => {
+                if c.run != (Run::Starting { instance }) {
+                    return;
+                }
+                c.run = if c.created == 0 {
+                    Run::NotCreated
+                } else {
+                    Run::Exited
+                };
+                let (reason, wait) = if stage == StartStage::ImageNeverPull {
+                    Self::record(
+                        out,
+                        EventType::Warning,
+                        "ErrImageNeverPull",
+                        message.clone(),
+                        name,
+                        now,
+                    );
+                    ("ErrImageNeverPull", CREATE_RETRY_PERIOD)
+                } else {
+                    c.pull_failures += 1;
+                    Self::record(
+                        out,
+                        EventType::Warning,
+                        "Failed",
+                        "Error: ErrImagePull".into(),
+                        name,
+                        now,
+                    );
+                    let config = self.spec.backoff;
+                    let wait = config
+                        .initial
+                        .saturating_mul(1 << (c.pull_failures - 1).min(16))
+                        .min(config.max);
+                    let reason = if c.pull_failures == 1 {
+                        "ErrImagePull"
+                    } else {
+                        "ImagePullBackOff"
+                    };
+                    (reason, wait)
+                };
+                c.waiting = Some((reason.into(), message));
+                c.retry_at = Some(now + wait);
             }
             StartStage::PostStartHook => {
                 let Run::Running {
@@ -1227,6 +1281,7 @@ impl Ctr {
             waiting: None,
             release_at: None,
             retry_at: None,
+            pull_failures: 0,
         }
     }
 }

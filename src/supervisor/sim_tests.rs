@@ -25,6 +25,8 @@ enum Life {
     FailStart,
     /// It cannot even be created.
     FailCreate,
+    /// Its image cannot be found or pulled.
+    FailImage(StartStage),
 }
 
 fn exit_after(secs: u64, code: i32) -> Life {
@@ -118,6 +120,18 @@ impl Sim {
                     .get(&container)
                     .map_or(Life::Forever, |f| f(instance));
                 match life {
+                    Life::FailImage(stage) => {
+                        self.push(
+                            now,
+                            Event::StartFailed {
+                                container,
+                                instance,
+                                stage,
+                                message: "no image".into(),
+                                at: now,
+                            },
+                        );
+                    }
                     Life::FailCreate | Life::FailStart => {
                         let stage = if matches!(life, Life::FailCreate) {
                             StartStage::Create
@@ -995,6 +1009,41 @@ fn start_errors_and_create_errors() {
     assert_eq!(sim.status_col(), "CreateContainerError");
     assert_eq!(sim.m.status().container_statuses[0].restart_count, 0);
     assert_eq!(sim.m.status().phase, PodPhase::Pending);
+}
+
+#[test]
+fn missing_images_wait_with_kubelets_reasons() {
+    // Never: ErrImageNeverPull, looked at again every 10 s.
+    let mut sim = Sim::new(pod("never", RestartPolicy::Always, &["app"]))
+        .life("app", |_| Life::FailImage(StartStage::ImageNeverPull))
+        .start();
+    sim.run_until(s(25));
+    let starts: Vec<u64> = sim.starts("app").iter().map(|t| t.0 / 1000).collect();
+    assert_eq!(starts, [0, 10, 20]);
+    assert_eq!(sim.status_col(), "ErrImageNeverPull");
+    assert_eq!(sim.events("ErrImageNeverPull")[0], "no image");
+    assert_eq!(sim.m.status().phase, PodPhase::Pending);
+
+    // Pull failures: ErrImagePull, then ImagePullBackOff with the back-off doubling (10 s, 20 s,
+    // 40 s...), until a pull succeeds.
+    let mut sim = Sim::new(pod("pull", RestartPolicy::Always, &["app"]))
+        .life("app", |i| {
+            if i < 3 {
+                Life::FailImage(StartStage::ImagePull)
+            } else {
+                Life::Forever
+            }
+        })
+        .start();
+    sim.run_until(s(5));
+    assert_eq!(sim.status_col(), "ErrImagePull");
+    sim.run_until(s(15));
+    assert_eq!(sim.status_col(), "ImagePullBackOff");
+    sim.run_until(s(100));
+    let starts: Vec<u64> = sim.starts("app").iter().map(|t| t.0 / 1000).collect();
+    assert_eq!(starts, [0, 10, 30, 70]);
+    assert_eq!(sim.status_col(), "Running");
+    assert_eq!(sim.m.status().container_statuses[0].restart_count, 0);
 }
 
 #[test]

@@ -640,3 +640,222 @@ fn image_import_of_skopeo_written_archives() {
     // same content: stored once.
     assert_eq!(s.snapshot().2.len(), 2, "{ls}");
 }
+
+/// `peapod --root R --storage S ARGS`, for pods from the store.
+struct PodEnv {
+    root: tempfile::TempDir,
+    store: Storage,
+}
+
+impl PodEnv {
+    fn new() -> PodEnv {
+        PodEnv {
+            root: tempfile::Builder::new()
+                .prefix("pp-imgpods")
+                .tempdir()
+                .unwrap(),
+            store: Storage::new(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let mut c = Command::new(bin());
+        c.arg("--root")
+            .arg(self.root.path())
+            .arg("--storage")
+            .arg(self.store.path())
+            .args(args);
+        let o = captured(c);
+        assert!(
+            o.status.success(),
+            "peapod {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn run(&self, name: &str, yaml: &str) {
+        let f = self.store.path().join(format!("{name}.yaml"));
+        std::fs::write(&f, yaml).unwrap();
+        self.ok(&["pod", "run", f.to_str().unwrap()]);
+    }
+
+    fn inspect(&self, pod: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["pod", "inspect", pod, "-o", "json"])).unwrap()
+    }
+
+    fn state(&self, pod: &str, c: &str) -> serde_json::Value {
+        let v = self.inspect(pod);
+        v["status"]["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == c)
+            .map(|s| s["state"].clone())
+            .unwrap_or_default()
+    }
+
+    fn wait(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let t = std::time::Instant::now();
+        while !f() {
+            assert!(t.elapsed().as_secs() < 90, "timed out waiting for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn events(&self, pod: &str) -> Vec<String> {
+        self.inspect(pod)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e["reason"].as_str().unwrap(),
+                    e["message"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for PodEnv {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(self.root.path().join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let mut c = Command::new(bin());
+            c.arg("--root").arg(self.root.path()).args([
+                "pod",
+                "rm",
+                "-f",
+                e.file_name().to_str().unwrap_or_default(),
+            ]);
+            let _ = captured(c);
+        }
+    }
+}
+
+#[test]
+fn pod_runs_containers_from_the_image_store() {
+    if !root_ok() {
+        return;
+    }
+    let p = PodEnv::new();
+    p.store.import(oci_tar(), &["--name", "busybox:1.36"]);
+    p.run(
+        "img",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: img}
+spec:
+  restartPolicy: Never
+  containers:
+    - name: entrypoint
+      image: busybox:1.36
+    - name: args
+      image: busybox:1.36
+      imagePullPolicy: Never
+      args: ["echo $GREETING from $(pwd); test -e /etc/motd && echo motd || echo no-motd; touch /w && echo writable"]
+    - name: missing
+      image: nosuch:1.0
+      imagePullPolicy: Never
+"#,
+    );
+    let done = |c: &str| p.state("img", c)["terminated"]["exitCode"] == 0;
+    p.wait("both image containers to complete", || {
+        done("entrypoint") && done("args")
+    });
+    assert_eq!(
+        p.ok(&["pod", "logs", "img", "-c", "entrypoint"]),
+        "hello from busybox\n"
+    );
+    // Image Env and WorkingDir apply; layer 2's whiteout hides /etc/motd; the rootfs is writable.
+    assert_eq!(
+        p.ok(&["pod", "logs", "img", "-c", "args"]),
+        "hello from /tmp\nno-motd\nwritable\n"
+    );
+    let w = p.state("img", "missing");
+    assert_eq!(w["waiting"]["reason"], "ErrImageNeverPull", "{w}");
+    assert_eq!(
+        w["waiting"]["message"],
+        "Container image \"nosuch:1.0\" is not present with pull policy of Never"
+    );
+    assert!(p.events("img").contains(
+        &"Pulled: Container image \"busybox:1.36\" already present on machine".to_string()
+    ));
+    let uid = p.inspect("img")["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.ok(&["pod", "rm", "-f", "img"]);
+    crate::pods::nothing_left(p.root.path(), "img", &uid);
+}
+
+#[test]
+fn pod_pulls_its_image_by_policy() {
+    if !root_ok() {
+        return;
+    }
+    let Some(reg) = Registry::start() else {
+        return;
+    };
+    reg.push(&format!("oci-archive:{}", oci_tar().display()), "bb:1");
+    let p = PodEnv::new();
+    let image = format!("127.0.0.1:{}/bb:1", reg.port);
+    let pod = |name: &str, policy: &str, image: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations: {{peapod.io/restart-backoff: '1s,2s'}}\n\
+             spec:\n  restartPolicy: Never\n  containers:\n  - {{name: c, image: '{image}', imagePullPolicy: {policy}}}\n"
+        )
+    };
+    // IfNotPresent with the image absent: pulled, then run.
+    p.run("a", &pod("a", "IfNotPresent", &image));
+    p.wait("a to complete", || {
+        p.state("a", "c")["terminated"]["exitCode"] == 0
+    });
+    let ev = p.events("a");
+    assert!(
+        ev.contains(&format!("Pulling: Pulling image \"{image}\"")),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter().any(|e| e.starts_with(&format!(
+            "Pulled: Successfully pulled image \"{image}\" in "
+        ))),
+        "{ev:?}"
+    );
+    // IfNotPresent with the image present: no pull.
+    p.run("b", &pod("b", "IfNotPresent", &image));
+    p.wait("b to complete", || {
+        p.state("b", "c")["terminated"]["exitCode"] == 0
+    });
+    assert!(!p.events("b").iter().any(|e| e.starts_with("Pulling")));
+    // Always: pulled again.
+    p.run("c", &pod("c", "Always", &image));
+    p.wait("c to complete", || {
+        p.state("c", "c")["terminated"]["exitCode"] == 0
+    });
+    assert!(p.events("c").iter().any(|e| e.starts_with("Pulling")));
+    // A tag the registry does not have: ErrImagePull, then ImagePullBackOff.
+    let gone = format!("127.0.0.1:{}/bb:gone", reg.port);
+    p.run("d", &pod("d", "IfNotPresent", &gone));
+    p.wait("ErrImagePull", || {
+        p.state("d", "c")["waiting"]["reason"] == "ErrImagePull"
+    });
+    p.wait("ImagePullBackOff", || {
+        p.state("d", "c")["waiting"]["reason"] == "ImagePullBackOff"
+    });
+    let w = p.state("d", "c");
+    assert!(
+        w["waiting"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Failed to pull image \"{gone}\": ")),
+        "{w}"
+    );
+}
