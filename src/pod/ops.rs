@@ -353,7 +353,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, PodError> {
     let qos =
         serde_json::to_value(manifest::to_supervisor(&pod)?.1.qos_class()).unwrap_or_default();
     v["status"] =
-        super::status::pod_status(&rec.machine.status(), qos.as_str().unwrap_or_default());
+        super::status::pod_status(&rec.machine.status(), qos.as_str().unwrap_or_default(), &pod);
     if let Some(m) = &rec.evicted {
         use crate::node::eviction::{DISRUPTION_REASON, EVICTED_REASON};
         let st = &mut v["status"];

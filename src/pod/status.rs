@@ -1,6 +1,7 @@
 //! The supervisor's status in the Kubernetes API's shape (`v1.PodStatus`), for `pod inspect`
 //! and `pod ls -o json|yaml`: RFC 3339 times, `state.terminated`, condition strings.
 
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 use crate::supervisor::status::{ContainerState, ContainerStatus, PodStatus, Terminated};
@@ -12,13 +13,25 @@ pub fn time(m: Millis) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn terminated(t: &Terminated, id: u32) -> Value {
+/// What the status says about one container beyond the machine's view.
+struct Ids<'a> {
+    /// The first 8 characters of the pod UID: container IDs are unique across pods.
+    pod: &'a str,
+    image: String,
+}
+
+/// `containerID` of instance `n`: `<runtime>://<id>`, as kubelet reports the CRI's.
+fn container_id(ids: &Ids<'_>, name: &str, n: u32) -> String {
+    format!("peapod://{}-{name}-{n}", ids.pod)
+}
+
+fn terminated(t: &Terminated, id: String) -> Value {
     let mut v = json!({
         "exitCode": t.exit_code,
         "reason": t.reason,
         "startedAt": time(t.started_at),
         "finishedAt": time(t.finished_at),
-        "containerID": format!("peapod://{id}"),
+        "containerID": id,
     });
     if !t.message.is_empty() {
         v["message"] = t.message.clone().into();
@@ -26,7 +39,7 @@ fn terminated(t: &Terminated, id: u32) -> Value {
     v
 }
 
-fn container(c: &ContainerStatus) -> Value {
+fn container(c: &ContainerStatus, ids: &Ids<'_>) -> Value {
     let state = match &c.state {
         ContainerState::Waiting { reason, message } => {
             let mut w = json!({ "reason": reason });
@@ -38,25 +51,54 @@ fn container(c: &ContainerStatus) -> Value {
         ContainerState::Running { started_at } => {
             json!({ "running": { "startedAt": time(*started_at) } })
         }
-        ContainerState::Terminated(t) => json!({ "terminated": terminated(t, c.restart_count) }),
+        ContainerState::Terminated(t) => {
+            json!({ "terminated": terminated(t, container_id(ids, &c.name, c.restart_count)) })
+        }
     };
     let last = match &c.last_state {
-        Some(t) => json!({ "terminated": terminated(t, c.restart_count.saturating_sub(1)) }),
+        Some(t) => json!({ "terminated": terminated(
+            t,
+            container_id(ids, &c.name, c.restart_count.saturating_sub(1))
+        ) }),
         None => json!({}),
     };
-    json!({
+    let mut v = json!({
         "name": c.name,
-        "image": "host",
+        "image": ids.image,
         "state": state,
         "lastState": last,
         "ready": c.ready,
         "started": c.started,
         "restartCount": c.restart_count,
-    })
+    });
+    if matches!(c.state, ContainerState::Running { .. }) {
+        v["containerID"] = container_id(ids, &c.name, c.restart_count).into();
+    }
+    v
 }
 
-/// `v1.PodStatus` plus QoS class.
-pub fn pod_status(s: &PodStatus, qos: &str) -> Value {
+/// `v1.PodStatus` plus QoS class, for `pod` (its UID and container images).
+pub fn pod_status(s: &PodStatus, qos: &str, pod: &Pod) -> Value {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let uid = &uid[..uid.len().min(8)];
+    let spec = pod.spec.clone().unwrap_or_default();
+    let image_of = |name: &str| {
+        spec.containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == name)
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default()
+    };
+    let status = |c: &ContainerStatus| {
+        container(
+            c,
+            &Ids {
+                pod: uid,
+                image: image_of(&c.name),
+            },
+        )
+    };
     let conditions: Vec<Value> = s
         .conditions
         .iter()
@@ -81,13 +123,13 @@ pub fn pod_status(s: &PodStatus, qos: &str) -> Value {
         "hostIP": "127.0.0.1",
         "podIP": "127.0.0.1",
         "qosClass": qos,
-        "containerStatuses": s.container_statuses.iter().map(container).collect::<Vec<_>>(),
+        "containerStatuses": s.container_statuses.iter().map(status).collect::<Vec<_>>(),
     });
     if !s.init_container_statuses.is_empty() {
         v["initContainerStatuses"] = s
             .init_container_statuses
             .iter()
-            .map(container)
+            .map(status)
             .collect::<Vec<_>>()
             .into();
     }

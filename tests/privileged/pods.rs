@@ -298,8 +298,8 @@ fn bad_manifests_create_nothing() {
     );
     bad("kind: Pod\napiVersion: v1\nmetadata: {name: x\n", "");
     bad(
-        "kind: Pod\napiVersion: v1\nmetadata: {name: x}\nspec: {containers: [{name: c, image: busybox, command: [\"true\"]}]}\n",
-        "image",
+        "kind: Pod\napiVersion: v1\nmetadata: {name: x}\nspec: {containers: [{name: c, image: busybox, imagePullPolicy: Sometimes}]}\n",
+        "Sometimes",
     );
     bad(
         "kind: Pod\napiVersion: v1\nmetadata: {name: x}\nspec:\n  volumes: [{name: h, hostPath: {path: /nonexistent-peapod-dir, type: Directory}}]\n  containers: [{name: c, image: host, command: [\"true\"], volumeMounts: [{name: h, mountPath: /h}]}]\n",
