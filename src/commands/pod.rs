@@ -19,19 +19,32 @@ fn print(v: &serde_json::Value, out: Output) -> Result<()> {
 pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
     match cmd {
         PodCommand::Run(a) => {
+            let ready_timeout = a
+                .wait_ready
+                .as_ref()
+                .map(|t| {
+                    humantime::parse_duration(t)
+                        .with_context(|| format!("--wait-ready `{t}`: use a duration like 30s"))
+                })
+                .transpose()?;
+            // Admission counts the pods already here: one `pod run` at a time decides.
+            let lock = ops::admission_lock(root).context("pod run")?;
             let (pods, warnings) = ops::load_manifest(&a.file, root, storage)
                 .with_context(|| format!("pod run `{}`", a.file.display()))?;
             for w in warnings {
                 eprintln!("Warning: {w}");
             }
+            let mut names = Vec::new();
             for p in pods {
                 let name = ops::run_pod(root, storage, p).context("pod run")?;
-                if let Some(t) = &a.wait_ready {
-                    let d = humantime::parse_duration(t)
-                        .with_context(|| format!("--wait-ready `{t}`: use a duration like 30s"))?;
-                    ops::wait_ready(root, &name, d)?;
-                }
                 println!("pod/{name} created");
+                names.push(name);
+            }
+            drop(lock);
+            if let Some(d) = ready_timeout {
+                for name in &names {
+                    ops::wait_ready(root, name, d)?;
+                }
             }
             Ok(0)
         }

@@ -237,6 +237,21 @@ pub fn supervise(root: &Path, storage: &Path, name: &str, ready_fd: i32) -> ! {
     }
 }
 
+/// An exclusive lock on `<root>/pods.lock`, held from admission until the admitted pods'
+/// directories exist, so that concurrent `pod run`s see each other's requests.
+pub fn admission_lock(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, PodError> {
+    std::fs::create_dir_all(root).map_err(|e| PodError::io("create", root, e))?;
+    let path = root.join("pods.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| PodError::io("open", &path, e))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| PodError::io("lock", &path, e.into()))
+}
+
 /// Wait until the pod is Ready (every container ready) or `timeout` passes.
 pub fn wait_ready(root: &Path, name: &str, timeout: Duration) -> Result<(), PodError> {
     let paths = PodPaths::new(root, name);
@@ -352,8 +367,11 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, PodError> {
     let mut v = serde_json::to_value(&pod).map_err(|e| PodError::Invalid(e.to_string()))?;
     let qos =
         serde_json::to_value(manifest::to_supervisor(&pod)?.1.qos_class()).unwrap_or_default();
-    v["status"] =
-        super::status::pod_status(&rec.machine.status(), qos.as_str().unwrap_or_default(), &pod);
+    v["status"] = super::status::pod_status(
+        &rec.machine.status(),
+        qos.as_str().unwrap_or_default(),
+        &pod,
+    );
     if let Some(m) = &rec.evicted {
         use crate::node::eviction::{DISRUPTION_REASON, EVICTED_REASON};
         let st = &mut v["status"];

@@ -324,3 +324,54 @@ fn no_execute_taints_evict_running_pods() {
         n.ok(&["pod", "rm", "-f", p]);
     }
 }
+
+/// Two `pod run`s at once, each asking for 60% of the node's CPU: admission is serialized,
+/// so exactly one of them is admitted.
+#[test]
+fn concurrent_pod_runs_do_not_overcommit() {
+    if !root_ok() {
+        return;
+    }
+    let n = Node::new();
+    let v: serde_json::Value =
+        serde_json::from_str(&n.ok(&["node", "show", "-o", "json"])).unwrap();
+    let cpu = v["status"]["allocatable"]["cpu"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let millis: u64 = match cpu.strip_suffix('m') {
+        Some(m) => m.parse().unwrap(),
+        None => cpu.parse::<u64>().unwrap() * 1000,
+    };
+    let want = millis * 6 / 10;
+    let spawn = |name: &str| {
+        let m = n.manifest(
+            name,
+            &format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 1\n  \
+                 containers: [{{name: c, image: host, command: [sleep, '1000'], resources: {{requests: {{cpu: {want}m}}}}}}]\n"
+            ),
+        );
+        let mut c = Command::new(bin());
+        c.arg("--storage")
+            .arg(n.storage.path())
+            .arg("--root")
+            .arg(n.root.path())
+            .args(["pod", "run", m.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn("one"), spawn("two"));
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let ok = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(ok, 1, "{outs:?}");
+    let refused = outs.iter().find(|o| !o.status.success()).unwrap();
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("OutOfcpu"),
+        "{refused:?}"
+    );
+    for p in ["one", "two"] {
+        let _ = n.cmd(&["pod", "rm", "-f", p]);
+    }
+}
