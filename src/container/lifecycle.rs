@@ -249,6 +249,10 @@ pub fn list(root: &Path) -> Result<Vec<(super::State, Status)>, ContainerError> 
         let Some(id) = e.file_name().to_str().map(str::to_string) else {
             continue;
         };
+        // Pods keep their state beside the containers (`pods/`, `pods.lock`).
+        if id == "pods" || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
         match Container::load(root, &id) {
             Ok(c) => {
                 let s = c.status();
