@@ -2,10 +2,18 @@
 //! with anonymous bearer-token auth. Blobs are downloaded into a staging OCI layout (layers the
 //! store already has are skipped) and imported from there, so a pull verifies and publishes
 //! exactly like an import.
+//!
+//! Which scheme: HTTPS, with the certificate verified (see [`super::tls`]), except
+//! - `--insecure`: plain HTTP;
+//! - a registry on localhost (`localhost`, `127.*`, `::1`): HTTPS first, and plain HTTP when the
+//!   server answers the TLS handshake in plain HTTP, as docker does for localhost. A local
+//!   registry that does speak TLS is verified like any other: a certificate error never falls
+//!   back.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::path::PathBuf;
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use serde_json::json;
@@ -16,6 +24,7 @@ use super::http::{self, Response, Url};
 use super::import::{ImportOptions, ImportProgress, ImportReport, host_arch, image_name};
 use super::reference::Reference;
 use super::store::{LockKind, Store};
+use super::tls::{self, TlsConfig};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -26,8 +35,11 @@ const MAX_DOC: u64 = 16 << 20;
 /// How to pull.
 #[derive(Default)]
 pub struct PullOptions<'a> {
-    /// Use plain HTTP for this registry even though it is not on localhost.
+    /// Use plain HTTP for this registry (no TLS at all).
     pub insecure: bool,
+    /// Trust the `*.crt` CA files of this directory (podman's `--cert-dir`) instead of those of
+    /// `/etc/containers/certs.d/<registry>/`.
+    pub cert_dir: Option<PathBuf>,
     pub progress: Option<&'a dyn ImportProgress>,
 }
 
@@ -87,9 +99,12 @@ fn query_escape(s: &str) -> String {
 
 struct Client {
     scheme: &'static str,
+    /// HTTPS may still turn out to be plain HTTP (a local registry, not yet answered).
+    fallback: bool,
     authority: String,
     repo: String,
     token: Option<String>,
+    tls: TlsConfig,
 }
 
 impl Client {
@@ -103,7 +118,6 @@ impl Client {
 
     /// GET with the token, fetching one on the first 401.
     fn get(&mut self, path: &str, accept: Option<&str>) -> Result<Response, ImageError> {
-        let url = self.url(path);
         for attempt in 0..2 {
             let mut hs: Vec<(&str, String)> = Vec::new();
             if let Some(a) = accept {
@@ -112,7 +126,17 @@ impl Client {
             if let Some(t) = &self.token {
                 hs.push(("Authorization", format!("Bearer {t}")));
             }
-            let r = http::get(&url, &hs)?;
+            let r = match http::get(&self.url(path), &hs, &self.tls) {
+                Err(ImageError::NotTls { host }) if self.fallback && host == self.authority => {
+                    log::debug!("{host} answered in plain HTTP: using HTTP for it");
+                    self.scheme = "http";
+                    self.fallback = false;
+                    http::get(&self.url(path), &hs, &self.tls)?
+                }
+                r => r?,
+            };
+            // One answer settles the scheme: no downgrade later in the pull.
+            self.fallback = false;
             if r.status == 401 && attempt == 0 && self.token.is_none() {
                 let ch = r.header("www-authenticate").unwrap_or_default().to_string();
                 self.token = Some(self.fetch_token(&ch)?);
@@ -121,7 +145,8 @@ impl Client {
             return expect_ok(r);
         }
         Err(ImageError::Registry(format!(
-            "GET {url}: still unauthorized with a token; the repository may be private (peapod pulls anonymously)"
+            "GET {}: still unauthorized with a token; the repository may be private (peapod pulls anonymously)",
+            self.url(path)
         )))
     }
 
@@ -152,7 +177,7 @@ impl Client {
         url.path
             .push(if url.path.contains('?') { '&' } else { '?' });
         url.path.push_str(&q);
-        let r = expect_ok(http::get(&url, &[])?)?;
+        let r = expect_ok(http::get(&url, &[], &self.tls)?)?;
         let body = r.bytes(1 << 20)?;
         let v: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| ImageError::json("token response", e))?;
@@ -225,16 +250,13 @@ impl Store {
             Some(t) => image_name(&t)?,
             None => r.to_string(),
         };
-        let scheme = if is_local(&r.registry) || opts.insecure {
-            "http"
-        } else {
-            "https"
-        };
         let mut c = Client {
-            scheme,
+            scheme: if opts.insecure { "http" } else { "https" },
+            fallback: !opts.insecure && is_local(&r.registry),
             authority: endpoint(&r.registry).to_string(),
             repo: r.repository.clone(),
             token: None,
+            tls: tls::for_registry(&r.registry, opts.cert_dir.as_deref())?,
         };
         let reference = r
             .digest
@@ -433,12 +455,40 @@ mod tests {
     }
 
     #[test]
-    fn https_registries_are_refused_until_tls_is_built_in() {
+    fn a_plain_http_answer_to_https_is_named_and_bad_ca_files_stop_a_pull_early() {
+        // A server that answers anything with HTTP 400, as a plain-HTTP server answers a
+        // ClientHello.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for c in l.incoming().take(2) {
+                let _ = c.unwrap().write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+            }
+        });
+        let tls = tls::client_config(Vec::new(), &[]).unwrap();
+        let url = Url::parse(&format!("https://127.0.0.1:{port}/v2/")).unwrap();
+        let e = http::get(&url, &[], &tls).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "tls connection to 127.0.0.1:{port}: the server answered in plain HTTP, not TLS; \
+                 hint: pass --insecure for a plain-HTTP registry"
+            )
+        );
+
         let storage = tempfile::tempdir().unwrap();
         let store = Store::open(storage.path()).unwrap();
-        let e = store
-            .pull("quay.io/a/b:1", &PullOptions::default())
-            .unwrap_err();
-        assert!(e.to_string().contains("no TLS client built in yet"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("ca.crt"), "not a certificate").unwrap();
+        let opts = PullOptions {
+            cert_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let e = store.pull("quay.io/a/b:1", &opts).unwrap_err();
+        assert!(
+            e.to_string().starts_with("tls: CA file `") && e.to_string().contains("ca.crt"),
+            "{e}"
+        );
     }
 }
