@@ -424,6 +424,42 @@ mod tests {
     }
 
     #[test]
+    fn https_with_a_trusted_ca_an_unknown_one_and_a_wrong_name() {
+        let pki = tls::test_pki::make(&["127.0.0.1"]);
+        let port = tls::test_pki::serve(pki.server, |path| match path {
+            "/r" => b"HTTP/1.1 302 Found\r\nLocation: /hello\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            _ => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                .to_vec(),
+        });
+        let d = tempfile::tempdir().unwrap();
+        let ca = d.path().join("ca.crt");
+        std::fs::write(&ca, &pki.ca_pem).unwrap();
+        let trusted = tls::client_config(Vec::new(), &[ca]).unwrap();
+        let url = Url::parse(&format!("https://127.0.0.1:{port}/r")).unwrap();
+        let r = get(&url, &[], &trusted).unwrap();
+        assert_eq!((r.status, r.url.path.as_str()), (200, "/hello"));
+        assert_eq!(r.bytes(100).unwrap(), b"hello");
+
+        let untrusted = tls::client_config(Vec::new(), &[]).unwrap();
+        let e = get(&url, &[], &untrusted).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "tls connection to 127.0.0.1:{port}: certificate not trusted (unknown issuer); \
+                 hint: add its CA with --cert-dir DIR or as /etc/containers/certs.d/127.0.0.1:{port}/ca.crt"
+            )
+        );
+        // The certificate names 127.0.0.1 only.
+        let url = Url::parse(&format!("https://localhost:{port}/hello")).unwrap();
+        let e = get(&url, &[], &trusted).err().unwrap();
+        assert!(
+            e.to_string()
+                .ends_with("certificate is not valid for `localhost`; hint: pull by a name the certificate lists"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn chunked_and_exact_bodies() {
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n";
         let mut r = BufReader::new(&raw[..]);

@@ -455,7 +455,7 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_http_answer_to_https_is_named_and_bad_ca_files_stop_a_pull_early() {
+    fn https_to_local_registries_plain_http_answers_and_bad_ca_files() {
         // A server that answers anything with HTTP 400, as a plain-HTTP server answers a
         // ClientHello.
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -479,6 +479,32 @@ mod tests {
 
         let storage = tempfile::tempdir().unwrap();
         let store = Store::open(storage.path()).unwrap();
+        // A local registry that speaks TLS: a certificate error does not fall back to HTTP;
+        // with its CA, the registry's own answer.
+        let pki = tls::test_pki::make(&["127.0.0.1"]);
+        let port = tls::test_pki::serve(pki.server, |_| {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 62\r\n\r\n{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"not known\"}]}".to_vec()
+        });
+        let name = format!("127.0.0.1:{port}/a/b:1");
+        let e = store.pull(&name, &PullOptions::default()).unwrap_err();
+        assert!(
+            matches!(&e, ImageError::Tls { reason, .. } if reason.starts_with("certificate not trusted")),
+            "{e}"
+        );
+        let ca = tempfile::tempdir().unwrap();
+        fs::write(ca.path().join("ca.crt"), &pki.ca_pem).unwrap();
+        let opts = PullOptions {
+            cert_dir: Some(ca.path().to_path_buf()),
+            ..Default::default()
+        };
+        let e = store.pull(&name, &opts).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!(
+                "GET https://127.0.0.1:{port}/v2/a/b/manifests/1: HTTP 404 MANIFEST_UNKNOWN"
+            )),
+            "{e}"
+        );
+
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("ca.crt"), "not a certificate").unwrap();
         let opts = PullOptions {

@@ -155,19 +155,98 @@ fn lower_first(s: &str) -> String {
     }
 }
 
+/// A CA and HTTPS test servers on 127.0.0.1 with certificates it signed (made afresh by each
+/// test: no key in the repository, nothing to expire).
+#[cfg(test)]
+pub(crate) mod test_pki {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::Arc;
+
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    pub struct Pki {
+        /// The CA certificate, PEM.
+        pub ca_pem: String,
+        /// A server configuration with a certificate for `names`, signed by the CA.
+        pub server: Arc<rustls::ServerConfig>,
+    }
+
+    pub fn make(names: &[&str]) -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "peapod-test-ca");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        // "127.0.0.1" becomes an IP SAN.
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap();
+        Pki {
+            ca_pem: ca_cert.pem(),
+            server: Arc::new(server),
+        }
+    }
+
+    /// Serve HTTPS on 127.0.0.1: each request gets `respond(path)`, then close_notify. A
+    /// handshake the client aborts is skipped.
+    pub fn serve(server: Arc<rustls::ServerConfig>, respond: fn(&str) -> Vec<u8>) -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for tcp in l.incoming().take(50) {
+                let Ok(tcp) = tcp else { continue };
+                let conn = rustls::ServerConnection::new(server.clone()).unwrap();
+                let mut s = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+                let mut line = String::new();
+                if s.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+                loop {
+                    let mut h = String::new();
+                    if s.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let s = s.get_mut();
+                let _ = s.write_all(&respond(&path));
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+        });
+        port
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    // A throwaway self-signed CA (EC P-256, CN=peapod-test-ca); only parsed, never trusted
-    // for a connection.
-    const CA: &str = include_str!("testdata/ca.crt");
-
     #[test]
     fn extra_ca_files_are_added_and_bad_ones_refused() {
+        let pki = test_pki::make(&["127.0.0.1"]);
+        let ca = pki.ca_pem.as_str();
         let d = tempfile::tempdir().unwrap();
         let good = d.path().join("a.crt");
-        std::fs::write(&good, CA).unwrap();
+        std::fs::write(&good, ca).unwrap();
         client_config(Vec::new(), std::slice::from_ref(&good)).unwrap();
         assert_eq!(read_pem(&good).unwrap().len(), 1);
 
@@ -183,7 +262,7 @@ mod tests {
         );
 
         let broken = d.path().join("c.crt");
-        let mut bytes = CA.replace("MII", "M!I").into_bytes();
+        let mut bytes = ca.replace("MII", "M!I").into_bytes();
         bytes.truncate(bytes.len() - 40);
         std::fs::write(&broken, bytes).unwrap();
         let e = client_config(Vec::new(), std::slice::from_ref(&broken)).unwrap_err();
@@ -212,7 +291,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (a, b) = (d.path().join("a"), d.path().join("b"));
         std::fs::create_dir_all(b.join("reg:5000")).unwrap();
-        std::fs::write(b.join("reg:5000/ca.crt"), CA).unwrap();
+        std::fs::write(b.join("reg:5000/ca.crt"), "").unwrap();
         std::fs::write(b.join("reg:5000/client.cert"), "").unwrap();
         let roots = [a.to_str().unwrap(), b.to_str().unwrap()];
         assert_eq!(ca_dir("reg:5000", None, &roots), Some(b.join("reg:5000")));
