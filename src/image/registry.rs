@@ -50,7 +50,11 @@ pub fn is_local(registry: &str) -> bool {
     } else {
         registry.split(':').next().unwrap_or_default()
     };
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+    // An address, not a name that starts like one (`127.example.com`).
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host serving a registry name (`docker.io` is served by `registry-1.docker.io`).
@@ -437,6 +441,7 @@ mod tests {
             "localhost:5000",
             "127.0.0.1:5000",
             "[::1]:5000",
+            "127.1.2.3",
         ] {
             assert!(is_local(l), "{l}");
         }
@@ -445,6 +450,8 @@ mod tests {
             "quay.io",
             "10.0.0.1:5000",
             "localhost.example.com",
+            "127.example.com:5000",
+            "127.0.0.1.nip.io",
         ] {
             assert!(!is_local(r), "{r}");
         }
