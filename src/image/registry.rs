@@ -5,10 +5,10 @@
 //!
 //! Which scheme: HTTPS, with the certificate verified (see [`super::tls`]), except
 //! - `--insecure`: plain HTTP;
-//! - a registry on localhost (`localhost`, `127.*`, `::1`): HTTPS first, and plain HTTP when the
-//!   server answers the TLS handshake in plain HTTP, as docker does for localhost. A local
-//!   registry that does speak TLS is verified like any other: a certificate error never falls
-//!   back.
+//! - a registry on this machine (`localhost`, 127.0.0.0/8, `::1`): HTTPS first, and plain HTTP
+//!   when the server answers the TLS handshake in plain HTTP, as docker does for localhost. A
+//!   local registry that does speak TLS is verified like any other: a certificate error never
+//!   falls back, and the first answer settles the scheme for the whole pull.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -43,7 +43,7 @@ pub struct PullOptions<'a> {
     pub progress: Option<&'a dyn ImportProgress>,
 }
 
-/// Registries reachable over plain HTTP without `--insecure`.
+/// Registries on this machine: HTTPS, or plain HTTP when they answer in it (docker's rule).
 pub fn is_local(registry: &str) -> bool {
     let host = if let Some(rest) = registry.strip_prefix('[') {
         rest.split(']').next().unwrap_or_default()
