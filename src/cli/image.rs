@@ -8,8 +8,8 @@ use clap::{Args, Subcommand, ValueEnum};
 pub enum ImageCommand {
     /// Import an OCI image layout (directory or tar) or a docker archive (`docker save`)
     Import(Import),
-    /// Pull an image from a registry (OCI distribution API; plain HTTP for localhost only
-    /// unless --insecure, as peapod has no TLS client yet)
+    /// Pull an image from a registry (OCI distribution API over HTTPS, certificates always
+    /// verified; a registry on localhost that does not speak TLS is used over plain HTTP)
     Pull(Pull),
     /// List images
     #[command(alias = "list")]
@@ -33,12 +33,23 @@ pub struct Import {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "HTTPS unless --insecure; a registry on localhost, 127.0.0.0/8 or ::1 is \
+    tried over HTTPS first and used over plain HTTP only when it answers in plain HTTP (docker's rule). \
+    Certificates are checked against the system's CAs (/etc/ssl/certs) plus --cert-dir or \
+    /etc/containers/certs.d/HOST[:PORT]/*.crt."
+)]
 pub struct Pull {
     /// `NAME[:TAG]` or `NAME@sha256:...` (`busybox` is `docker.io/library/busybox:latest`)
     pub name: String,
-    /// Talk plain HTTP to a registry that is not on localhost
+    /// Talk plain HTTP (no TLS) to the registry. There is no option to skip certificate
+    /// verification: trust the registry's CA with --cert-dir instead
     #[arg(long)]
     pub insecure: bool,
+    /// Trust the CA certificates in DIR/*.crt (PEM) besides the system's, instead of those in
+    /// /etc/containers/certs.d/HOST[:PORT]/ (or /etc/docker/certs.d/HOST[:PORT]/)
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

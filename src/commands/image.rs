@@ -40,6 +40,7 @@ pub fn run(storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i32> {
             let bar = progress_bar();
             let opts = PullOptions {
                 insecure: a.insecure,
+                cert_dir: a.cert_dir.clone(),
                 progress: bar.as_ref().map(|b| b as &dyn ImportProgress),
             };
             loaded(bar.as_ref(), store.pull(&a.name, &opts))?;

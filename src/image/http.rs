@@ -1,12 +1,16 @@
 //! A minimal blocking HTTP/1.1 client for registry pulls: GET only, one request per connection,
-//! Content-Length or chunked bodies, redirects. Plain HTTP only: peapod has no TLS yet, so
-//! `https://` URLs are refused with an error that says so.
+//! Content-Length or chunked bodies, redirects. `https://` goes over rustls (see [`super::tls`]
+//! for whom it trusts); the HTTP code is the same for both, generic over the stream.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use rustls::InvalidMessage;
+use rustls::pki_types::ServerName;
+
 use super::ImageError;
+use super::tls::{self, TlsConfig};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_HEADER_BYTES: usize = 64 << 10;
@@ -98,8 +102,8 @@ impl Response {
 }
 
 /// `GET url` with `headers`, following redirects; the Authorization header is only sent to the
-/// host it was meant for.
-pub fn get(url: &Url, headers: &[(&str, String)]) -> Result<Response, ImageError> {
+/// host it was meant for. `https://` URLs use `tls`.
+pub fn get(url: &Url, headers: &[(&str, String)], tls: &TlsConfig) -> Result<Response, ImageError> {
     let mut url = url.clone();
     let origin = url.authority.clone();
     for _ in 0..=MAX_REDIRECTS {
@@ -108,7 +112,7 @@ pub fn get(url: &Url, headers: &[(&str, String)]) -> Result<Response, ImageError
             .filter(|(k, _)| url.authority == origin || !k.eq_ignore_ascii_case("authorization"))
             .cloned()
             .collect();
-        let r = get_once(&url, &hs)?;
+        let r = get_once(&url, &hs, tls)?;
         if matches!(r.status, 301 | 302 | 303 | 307 | 308) {
             let loc = r.header("location").ok_or_else(|| {
                 ImageError::Registry(format!("GET {url}: redirect without Location"))
@@ -123,26 +127,36 @@ pub fn get(url: &Url, headers: &[(&str, String)]) -> Result<Response, ImageError
     )))
 }
 
-fn get_once(url: &Url, headers: &[(&str, String)]) -> Result<Response, ImageError> {
-    if url.scheme != "http" {
-        return Err(ImageError::Unsupported(format!(
-            "HTTPS (`{url}`): peapod has no TLS client built in yet; pull from a registry on localhost \
-             or 127.0.0.1, or pass --insecure for a plain-HTTP registry"
-        )));
-    }
-    let err = |what: &str, e: io::Error| ImageError::Registry(format!("{what} {url}: {e}"));
-    let hostport = if url.authority.starts_with('[') {
-        if url.authority.contains("]:") {
-            url.authority.clone()
+impl Url {
+    /// The host without port or IPv6 brackets (what a certificate names).
+    pub fn host(&self) -> &str {
+        if let Some(rest) = self.authority.strip_prefix('[') {
+            rest.split(']').next().unwrap_or_default()
         } else {
-            format!("{}:80", url.authority)
+            self.authority.split(':').next().unwrap_or_default()
         }
-    } else if url.authority.contains(':') {
-        url.authority.clone()
-    } else {
-        format!("{}:80", url.authority)
-    };
-    let addrs: Vec<_> = hostport
+    }
+
+    /// `host:port`, with the scheme's default port.
+    fn host_port(&self) -> String {
+        let has_port = if self.authority.starts_with('[') {
+            self.authority.contains("]:")
+        } else {
+            self.authority.contains(':')
+        };
+        if has_port {
+            self.authority.clone()
+        } else {
+            let port = if self.scheme == "https" { 443 } else { 80 };
+            format!("{}:{port}", self.authority)
+        }
+    }
+}
+
+fn connect(url: &Url) -> Result<TcpStream, ImageError> {
+    let err = |what: &str, e: io::Error| ImageError::Registry(format!("{what} {url}: {e}"));
+    let addrs: Vec<_> = url
+        .host_port()
         .to_socket_addrs()
         .map_err(|e| err("resolve", e))?
         .collect();
@@ -157,11 +171,75 @@ fn get_once(url: &Url, headers: &[(&str, String)]) -> Result<Response, ImageErro
             Err(e) => last = e,
         }
     }
-    let mut s = stream.ok_or_else(|| err("connect to", last))?;
+    let s = stream.ok_or_else(|| err("connect to", last))?;
+    // Also bound every read and write of the TLS layer above.
     s.set_read_timeout(Some(TIMEOUT))
         .map_err(|e| err("configure", e))?;
     s.set_write_timeout(Some(TIMEOUT))
         .map_err(|e| err("configure", e))?;
+    Ok(s)
+}
+
+/// TLS over `tcp`, the handshake done: certificate problems surface here, named, rather than as
+/// an I/O error of the request.
+fn handshake(
+    url: &Url,
+    mut tcp: TcpStream,
+    tls: &TlsConfig,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, ImageError> {
+    let host = url.authority.clone();
+    let fail = |reason: String| ImageError::Tls {
+        host: host.clone(),
+        reason,
+    };
+    // An IP address is verified against the certificate's IP SANs, and sent without SNI.
+    let name = ServerName::try_from(url.host().to_string())
+        .map_err(|e| fail(format!("`{}` is not a valid server name ({e})", url.host())))?;
+    let mut conn = rustls::ClientConnection::new(tls.clone(), name)
+        .map_err(|e| fail(tls::explain(url.host(), &url.authority, &e)))?;
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut tcp) {
+            let tls_error = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+            return Err(match tls_error {
+                // The first bytes back are no TLS record: "HTTP/1.1 400 ...".
+                Some(rustls::Error::InvalidMessage(
+                    InvalidMessage::InvalidContentType | InvalidMessage::UnknownProtocolVersion,
+                )) => ImageError::NotTls { host },
+                Some(t) => fail(tls::explain(url.host(), &url.authority, t)),
+                None => fail(format!("handshake failed: {e}")),
+            });
+        }
+    }
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+fn get_once(
+    url: &Url,
+    headers: &[(&str, String)],
+    tls: &TlsConfig,
+) -> Result<Response, ImageError> {
+    let tcp = match url.scheme.as_str() {
+        "http" | "https" => connect(url)?,
+        other => {
+            return Err(ImageError::Unsupported(format!(
+                "URL scheme `{other}` (`{url}`)"
+            )));
+        }
+    };
+    if url.scheme == "https" {
+        exchange(url, headers, handshake(url, tcp, tls)?)
+    } else {
+        exchange(url, headers, tcp)
+    }
+}
+
+/// One request and the head of its response over a fresh connection, plain or TLS.
+fn exchange<S: Read + Write + 'static>(
+    url: &Url,
+    headers: &[(&str, String)],
+    mut s: S,
+) -> Result<Response, ImageError> {
+    let err = |what: &str, e: io::Error| ImageError::Registry(format!("{what} {url}: {e}"));
     let mut req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: peapod/{}\r\nConnection: close\r\n",
         url.path,
@@ -176,6 +254,7 @@ fn get_once(url: &Url, headers: &[(&str, String)]) -> Result<Response, ImageErro
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes())
+        .and_then(|()| s.flush())
         .map_err(|e| err("send request to", e))?;
     let mut r = BufReader::with_capacity(64 << 10, s);
     let (status, headers) = read_head(&mut r).map_err(|e| err("read response from", e))?;
@@ -342,6 +421,42 @@ mod tests {
         assert_eq!(Url::parse("https://a.b").unwrap().path, "/");
         assert!(Url::parse("nourl").is_err());
         assert!(Url::parse("http://user@host/").is_err());
+    }
+
+    #[test]
+    fn https_with_a_trusted_ca_an_unknown_one_and_a_wrong_name() {
+        let pki = tls::test_pki::make(&["127.0.0.1"]);
+        let port = tls::test_pki::serve(pki.server, |path| match path {
+            "/r" => b"HTTP/1.1 302 Found\r\nLocation: /hello\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            _ => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+                .to_vec(),
+        });
+        let d = tempfile::tempdir().unwrap();
+        let ca = d.path().join("ca.crt");
+        std::fs::write(&ca, &pki.ca_pem).unwrap();
+        let trusted = tls::client_config(Vec::new(), &[ca]).unwrap();
+        let url = Url::parse(&format!("https://127.0.0.1:{port}/r")).unwrap();
+        let r = get(&url, &[], &trusted).unwrap();
+        assert_eq!((r.status, r.url.path.as_str()), (200, "/hello"));
+        assert_eq!(r.bytes(100).unwrap(), b"hello");
+
+        let untrusted = tls::client_config(Vec::new(), &[]).unwrap();
+        let e = get(&url, &[], &untrusted).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "tls connection to 127.0.0.1:{port}: certificate not trusted (unknown issuer); \
+                 hint: add its CA with --cert-dir DIR or as /etc/containers/certs.d/127.0.0.1:{port}/ca.crt"
+            )
+        );
+        // The certificate names 127.0.0.1 only.
+        let url = Url::parse(&format!("https://localhost:{port}/hello")).unwrap();
+        let e = get(&url, &[], &trusted).err().unwrap();
+        assert!(
+            e.to_string()
+                .ends_with("certificate is not valid for `localhost`; hint: pull by a name the certificate lists"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub mod overlay;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod tls;
 pub mod unpack;
 
 use std::path::{Path, PathBuf};
@@ -130,6 +131,17 @@ pub enum ImageError {
     /// Talking to a registry failed.
     #[error("registry: {0}")]
     Registry(String),
+    /// The trust configuration of HTTPS pulls is unusable (a bad CA file).
+    #[error("tls: {0}")]
+    TlsConfig(String),
+    /// A TLS connection to a registry failed: the handshake or the server's certificate.
+    #[error("tls connection to {host}: {reason}")]
+    Tls { host: String, reason: String },
+    /// An `https://` server answered in plain HTTP.
+    #[error(
+        "tls connection to {host}: the server answered in plain HTTP, not TLS; hint: pass --insecure for a plain-HTTP registry"
+    )]
+    NotTls { host: String },
     /// A mount failed.
     #[error("mount overlay on `{target}`: {reason}")]
     Mount { target: PathBuf, reason: String },

@@ -2,10 +2,18 @@
 //! with anonymous bearer-token auth. Blobs are downloaded into a staging OCI layout (layers the
 //! store already has are skipped) and imported from there, so a pull verifies and publishes
 //! exactly like an import.
+//!
+//! Which scheme: HTTPS, with the certificate verified (see [`super::tls`]), except
+//! - `--insecure`: plain HTTP;
+//! - a registry on this machine (`localhost`, 127.0.0.0/8, `::1`): HTTPS first, and plain HTTP
+//!   when the server answers the TLS handshake in plain HTTP, as docker does for localhost. A
+//!   local registry that does speak TLS is verified like any other: a certificate error never
+//!   falls back, and the first answer settles the scheme for the whole pull.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::path::PathBuf;
 
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 use serde_json::json;
@@ -16,6 +24,7 @@ use super::http::{self, Response, Url};
 use super::import::{ImportOptions, ImportProgress, ImportReport, host_arch, image_name};
 use super::reference::Reference;
 use super::store::{LockKind, Store};
+use super::tls::{self, TlsConfig};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -26,19 +35,26 @@ const MAX_DOC: u64 = 16 << 20;
 /// How to pull.
 #[derive(Default)]
 pub struct PullOptions<'a> {
-    /// Use plain HTTP for this registry even though it is not on localhost.
+    /// Use plain HTTP for this registry (no TLS at all).
     pub insecure: bool,
+    /// Trust the `*.crt` CA files of this directory (podman's `--cert-dir`) instead of those of
+    /// `/etc/containers/certs.d/<registry>/`.
+    pub cert_dir: Option<PathBuf>,
     pub progress: Option<&'a dyn ImportProgress>,
 }
 
-/// Registries reachable over plain HTTP without `--insecure`.
+/// Registries on this machine: HTTPS, or plain HTTP when they answer in it (docker's rule).
 pub fn is_local(registry: &str) -> bool {
     let host = if let Some(rest) = registry.strip_prefix('[') {
         rest.split(']').next().unwrap_or_default()
     } else {
         registry.split(':').next().unwrap_or_default()
     };
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+    // An address, not a name that starts like one (`127.example.com`).
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The host serving a registry name (`docker.io` is served by `registry-1.docker.io`).
@@ -87,9 +103,12 @@ fn query_escape(s: &str) -> String {
 
 struct Client {
     scheme: &'static str,
+    /// HTTPS may still turn out to be plain HTTP (a local registry, not yet answered).
+    fallback: bool,
     authority: String,
     repo: String,
     token: Option<String>,
+    tls: TlsConfig,
 }
 
 impl Client {
@@ -103,7 +122,6 @@ impl Client {
 
     /// GET with the token, fetching one on the first 401.
     fn get(&mut self, path: &str, accept: Option<&str>) -> Result<Response, ImageError> {
-        let url = self.url(path);
         for attempt in 0..2 {
             let mut hs: Vec<(&str, String)> = Vec::new();
             if let Some(a) = accept {
@@ -112,7 +130,17 @@ impl Client {
             if let Some(t) = &self.token {
                 hs.push(("Authorization", format!("Bearer {t}")));
             }
-            let r = http::get(&url, &hs)?;
+            let r = match http::get(&self.url(path), &hs, &self.tls) {
+                Err(ImageError::NotTls { host }) if self.fallback && host == self.authority => {
+                    log::debug!("{host} answered in plain HTTP: using HTTP for it");
+                    self.scheme = "http";
+                    self.fallback = false;
+                    http::get(&self.url(path), &hs, &self.tls)?
+                }
+                r => r?,
+            };
+            // One answer settles the scheme: no downgrade later in the pull.
+            self.fallback = false;
             if r.status == 401 && attempt == 0 && self.token.is_none() {
                 let ch = r.header("www-authenticate").unwrap_or_default().to_string();
                 self.token = Some(self.fetch_token(&ch)?);
@@ -121,7 +149,8 @@ impl Client {
             return expect_ok(r);
         }
         Err(ImageError::Registry(format!(
-            "GET {url}: still unauthorized with a token; the repository may be private (peapod pulls anonymously)"
+            "GET {}: still unauthorized with a token; the repository may be private (peapod pulls anonymously)",
+            self.url(path)
         )))
     }
 
@@ -152,7 +181,7 @@ impl Client {
         url.path
             .push(if url.path.contains('?') { '&' } else { '?' });
         url.path.push_str(&q);
-        let r = expect_ok(http::get(&url, &[])?)?;
+        let r = expect_ok(http::get(&url, &[], &self.tls)?)?;
         let body = r.bytes(1 << 20)?;
         let v: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| ImageError::json("token response", e))?;
@@ -225,16 +254,13 @@ impl Store {
             Some(t) => image_name(&t)?,
             None => r.to_string(),
         };
-        let scheme = if is_local(&r.registry) || opts.insecure {
-            "http"
-        } else {
-            "https"
-        };
         let mut c = Client {
-            scheme,
+            scheme: if opts.insecure { "http" } else { "https" },
+            fallback: !opts.insecure && is_local(&r.registry),
             authority: endpoint(&r.registry).to_string(),
             repo: r.repository.clone(),
             token: None,
+            tls: tls::for_registry(&r.registry, opts.cert_dir.as_deref())?,
         };
         let reference = r
             .digest
@@ -415,6 +441,7 @@ mod tests {
             "localhost:5000",
             "127.0.0.1:5000",
             "[::1]:5000",
+            "127.1.2.3",
         ] {
             assert!(is_local(l), "{l}");
         }
@@ -423,6 +450,8 @@ mod tests {
             "quay.io",
             "10.0.0.1:5000",
             "localhost.example.com",
+            "127.example.com:5000",
+            "127.0.0.1.nip.io",
         ] {
             assert!(!is_local(r), "{r}");
         }
@@ -433,12 +462,66 @@ mod tests {
     }
 
     #[test]
-    fn https_registries_are_refused_until_tls_is_built_in() {
+    fn https_to_local_registries_plain_http_answers_and_bad_ca_files() {
+        // A server that answers anything with HTTP 400, as a plain-HTTP server answers a
+        // ClientHello.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for c in l.incoming().take(2) {
+                let _ = c.unwrap().write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+            }
+        });
+        let tls = tls::client_config(Vec::new(), &[]).unwrap();
+        let url = Url::parse(&format!("https://127.0.0.1:{port}/v2/")).unwrap();
+        let e = http::get(&url, &[], &tls).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "tls connection to 127.0.0.1:{port}: the server answered in plain HTTP, not TLS; \
+                 hint: pass --insecure for a plain-HTTP registry"
+            )
+        );
+
         let storage = tempfile::tempdir().unwrap();
         let store = Store::open(storage.path()).unwrap();
-        let e = store
-            .pull("quay.io/a/b:1", &PullOptions::default())
-            .unwrap_err();
-        assert!(e.to_string().contains("no TLS client built in yet"), "{e}");
+        // A local registry that speaks TLS: a certificate error does not fall back to HTTP;
+        // with its CA, the registry's own answer.
+        let pki = tls::test_pki::make(&["127.0.0.1"]);
+        let port = tls::test_pki::serve(pki.server, |_| {
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 62\r\n\r\n{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"not known\"}]}".to_vec()
+        });
+        let name = format!("127.0.0.1:{port}/a/b:1");
+        let e = store.pull(&name, &PullOptions::default()).unwrap_err();
+        assert!(
+            matches!(&e, ImageError::Tls { reason, .. } if reason.starts_with("certificate not trusted")),
+            "{e}"
+        );
+        let ca = tempfile::tempdir().unwrap();
+        fs::write(ca.path().join("ca.crt"), &pki.ca_pem).unwrap();
+        let opts = PullOptions {
+            cert_dir: Some(ca.path().to_path_buf()),
+            ..Default::default()
+        };
+        let e = store.pull(&name, &opts).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!(
+                "GET https://127.0.0.1:{port}/v2/a/b/manifests/1: HTTP 404 MANIFEST_UNKNOWN"
+            )),
+            "{e}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("ca.crt"), "not a certificate").unwrap();
+        let opts = PullOptions {
+            cert_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let e = store.pull("quay.io/a/b:1", &opts).unwrap_err();
+        assert!(
+            e.to_string().starts_with("tls: CA file `") && e.to_string().contains("ca.crt"),
+            "{e}"
+        );
     }
 }

@@ -710,8 +710,19 @@ impl FakeRegistry {
             for conn in l.incoming().take(200) {
                 let Ok(mut c) = conn else { continue };
                 let mut r = BufReader::new(c.try_clone().unwrap());
-                let mut line = String::new();
-                r.read_line(&mut line).unwrap();
+                let mut line = Vec::new();
+                r.read_until(b'\n', &mut line).unwrap();
+                // A TLS ClientHello (pull tries HTTPS first on localhost): a plain-HTTP server's
+                // answer, as Go's net/http gives it.
+                let Some(line) = String::from_utf8(line)
+                    .ok()
+                    .filter(|l| l.starts_with("GET "))
+                else {
+                    let _ = c.write_all(
+                        b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n400 Bad Request",
+                    );
+                    continue;
+                };
                 let path = line.split(' ').nth(1).unwrap_or_default().to_string();
                 let mut auth = false;
                 loop {

@@ -404,22 +404,64 @@ fn image_concurrent_imports_of_one_archive() {
     assert_eq!((blobs.len(), layers.len(), tmp.len()), (2, 2, 0));
 }
 
-/// Debian's docker-registry on 127.0.0.1 (a free port), stopped on drop.
+/// Debian's docker-registry on 127.0.0.1 (a free port), stopped on drop; over TLS with a
+/// certificate from a CA of its own when `ca_dir` is set.
 struct Registry {
     child: std::process::Child,
     port: u16,
+    /// The directory holding the registry's CA certificate, `ca.crt`.
+    ca_dir: Option<PathBuf>,
     _dir: tempfile::TempDir,
+}
+
+/// A CA (`ca/ca.crt`) and a server certificate for 127.0.0.1 signed by it (`server.crt`,
+/// `server.key`), made in `dir` with openssl. EC P-256 keys: quick to make.
+fn make_certs(dir: &Path) {
+    let script = r#"set -e
+mkdir ca
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=peapod-test-ca -keyout ca.key -out ca/ca.crt \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \
+    -keyout server.key -out server.csr
+printf '%s\n' subjectAltName=IP:127.0.0.1 basicConstraints=CA:FALSE \
+    keyUsage=critical,digitalSignature extendedKeyUsage=serverAuth > server.ext
+openssl x509 -req -in server.csr -CA ca/ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile server.ext -out server.crt
+"#;
+    let o = captured({
+        let mut c = Command::new("sh");
+        c.args(["-c", script]).current_dir(dir);
+        c
+    });
+    assert!(
+        o.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn have(b: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {b}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 impl Registry {
     fn start() -> Option<Registry> {
-        let have = |b: &str| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {b}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
+        Registry::start_with(false)
+    }
+
+    fn start_tls() -> Option<Registry> {
+        if !can_run("openssl (apt-get install openssl)", have("openssl")) {
+            return None;
+        }
+        Registry::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<Registry> {
         if !can_run(
             "docker-registry and skopeo (apt-get install docker-registry skopeo)",
             have("docker-registry") && have("skopeo"),
@@ -433,14 +475,20 @@ impl Registry {
             .unwrap()
             .port();
         let cfg = dir.path().join("config.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        let ca_dir = tls.then(|| {
+            make_certs(dir.path());
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("server.crt").display(),
+                dir.path().join("server.key").display()
+            ));
+            dir.path().join("ca")
+        });
+        std::fs::write(&cfg, yaml).unwrap();
         let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&cfg)
@@ -451,6 +499,7 @@ impl Registry {
         let reg = Registry {
             child,
             port,
+            ca_dir,
             _dir: dir,
         };
         let t = std::time::Instant::now();
@@ -465,7 +514,12 @@ impl Registry {
     fn push(&self, src: &str, dst: &str) {
         let o = captured({
             let mut c = Command::new("skopeo");
-            c.args(["copy", "--quiet", "--dest-tls-verify=false", src])
+            c.args(["copy", "--quiet"]);
+            match &self.ca_dir {
+                Some(d) => c.arg("--dest-cert-dir").arg(d),
+                None => c.arg("--dest-tls-verify=false"),
+            };
+            c.arg(src)
                 .arg(format!("docker://127.0.0.1:{}/{dst}", self.port));
             c
         });
@@ -527,12 +581,6 @@ fn image_pull_from_a_local_registry() {
         String::from_utf8_lossy(&o.stderr).contains("MANIFEST_UNKNOWN"),
         "{o:?}"
     );
-    // No TLS yet: an HTTPS registry is refused before any connection.
-    let o = s.out(&["image", "pull", "quay.io/peapod/none:1"]);
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("no TLS client"),
-        "{o:?}"
-    );
 
     // The pulled image runs: whiteouts hold as with an imported one.
     let store = peapod::image::Store::open(s.path()).unwrap();
@@ -542,6 +590,103 @@ fn image_pull_from_a_local_registry() {
     peapod::image::mount_overlay(&img.layer_dirs, None, &ro).unwrap();
     let _m = Mounted(ro.clone());
     assert!(ro.join("bin/busybox").is_file() && !ro.join("etc/motd").exists());
+}
+
+/// Removes what a test put under /etc/containers/certs.d, and the directories it had to create.
+struct EtcCertsDir(Vec<PathBuf>);
+
+impl Drop for EtcCertsDir {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.first() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        for d in &self.0[1..] {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn image_pull_over_tls_from_a_registry_with_a_private_ca() {
+    if !root_ok() {
+        return;
+    }
+    let Some(reg) = Registry::start_tls() else {
+        return;
+    };
+    reg.push(&format!("oci-archive:{}", oci_tar().display()), "bb:1");
+    let ca_dir = reg.ca_dir.clone().unwrap();
+    let authority = format!("127.0.0.1:{}", reg.port);
+    let name = format!("{authority}/bb:1");
+    let s = Storage::new();
+
+    // localhost speaks TLS here, so there is no fall back to HTTP: without its CA, the
+    // certificate error, naming the registry.
+    let o = s.out(&["image", "pull", &name]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(
+        err.contains(&format!(
+            "tls connection to {authority}: certificate not trusted (unknown issuer); \
+             hint: add its CA with --cert-dir DIR or as /etc/containers/certs.d/{authority}/ca.crt"
+        )),
+        "{err}"
+    );
+    assert_eq!(s.snapshot().1.len(), 0);
+    // --insecure is plain HTTP, which a TLS registry refuses.
+    assert!(
+        !s.out(&["image", "pull", "--insecure", &name])
+            .status
+            .success()
+    );
+
+    // With its CA.
+    assert_eq!(
+        s.ok(&[
+            "image",
+            "pull",
+            "--cert-dir",
+            ca_dir.to_str().unwrap(),
+            &name
+        ]),
+        format!("Loaded image: {name}\n")
+    );
+    let i: serde_json::Value = serde_json::from_str(&s.ok(&["image", "inspect", &name])).unwrap();
+    assert_eq!(i[0]["LayerDirs"].as_array().unwrap().len(), 2);
+
+    // The CA in /etc/containers/certs.d/HOST:PORT/ is trusted without a flag (what pods get).
+    let certs_d = Path::new("/etc/containers/certs.d");
+    let mut made = vec![certs_d.join(&authority)];
+    for d in [certs_d, Path::new("/etc/containers")] {
+        if !d.exists() {
+            made.push(d.to_path_buf());
+        }
+    }
+    std::fs::create_dir_all(&made[0]).unwrap();
+    let _cleanup = EtcCertsDir(made);
+    std::fs::copy(
+        ca_dir.join("ca.crt"),
+        certs_d.join(&authority).join("ca.crt"),
+    )
+    .unwrap();
+    let s2 = Storage::new();
+    assert_eq!(
+        s2.ok(&["image", "pull", &name]),
+        format!("Loaded image: {name}\n")
+    );
+    // --cert-dir replaces certs.d (as podman's does): a directory without the CA fails.
+    let empty = tempfile::tempdir().unwrap();
+    let o = s2.out(&[
+        "image",
+        "pull",
+        "--cert-dir",
+        empty.path().to_str().unwrap(),
+        &name,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("certificate not trusted"),
+        "{o:?}"
+    );
 }
 
 #[test]
