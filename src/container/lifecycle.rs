@@ -249,7 +249,7 @@ pub fn list(root: &Path) -> Result<Vec<(super::State, Status)>, ContainerError> 
         let Some(id) = e.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        // Pods keep their state beside the containers (`pods/`, `pods.lock`).
+        // Pods keep their state beside the containers (`pods/`).
         if id == "pods" || !e.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }

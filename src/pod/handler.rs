@@ -55,6 +55,9 @@ pub enum Handler {
 /// A resolved `httpGet`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpGet {
+    /// `scheme: HTTPS`: TLS without certificate verification, as kubelet's prober
+    /// (`InsecureSkipVerify`).
+    pub https: bool,
     pub host: String,
     pub port: u16,
     pub path: String,
@@ -110,19 +113,21 @@ fn resolve_port(port: &IntOrString, c: &Container, field: &str) -> Result<u16, P
 
 fn http_get(h: &HTTPGetAction, c: &Container, field: &str) -> Result<HttpGet, PodError> {
     let scheme = h.scheme.as_deref().unwrap_or("HTTP");
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err(unsupported(
-            &format!("{field}.scheme"),
-            &format!(
-                "{scheme} is not supported (peapod has no TLS client; hint: use HTTP or an exec probe)"
-            ),
-        ));
-    }
+    let https = match scheme.to_ascii_uppercase().as_str() {
+        "HTTP" => false,
+        "HTTPS" => true,
+        _ => {
+            return Err(PodError::Invalid(format!(
+                "{field}.scheme: Unsupported value: {scheme:?}: supported values: \"HTTP\", \"HTTPS\""
+            )));
+        }
+    };
     let mut path = h.path.clone().unwrap_or_default();
     if !path.starts_with('/') {
         path.insert(0, '/');
     }
     Ok(HttpGet {
+        https,
         host: h
             .host
             .clone()
@@ -366,7 +371,7 @@ pub fn redirect_target(h: &HttpGet, location: &str) -> Option<(String, u16, Stri
     if location.starts_with('/') {
         return Some((h.host.clone(), h.port, location.to_string()));
     }
-    let rest = location.strip_prefix("http://")?;
+    let rest = location.strip_prefix(if h.https { "https://" } else { "http://" })?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], rest[i..].to_string()),
         None => (rest, "/".to_string()),
@@ -375,7 +380,10 @@ pub fn redirect_target(h: &HttpGet, location: &str) -> Option<(String, u16, Stri
         Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
             (h.trim_matches(['[', ']']), p.parse().ok()?)
         }
-        _ => (authority.trim_matches(['[', ']']), 80),
+        _ => (
+            authority.trim_matches(['[', ']']),
+            if h.https { 443 } else { 80 },
+        ),
     };
     // kubelet's checker compares host names only; the port may change.
     (host == h.host).then(|| (host.to_string(), port, path))
@@ -440,8 +448,12 @@ pub fn run_tcp(host: &str, port: u16, deadline: Instant) -> Verdict {
 pub fn run_http(h: &HttpGet, deadline: Instant) -> Verdict {
     let mut target = h.clone();
     let mut path = h.path.clone();
+    let scheme = if h.https { "https" } else { "http" };
     for _ in 0..=MAX_REDIRECTS {
-        let url = format!("http://{}{path}", format_host(&target.host, target.port));
+        let url = format!(
+            "{scheme}://{}{path}",
+            format_host(&target.host, target.port)
+        );
         let timeout =
             |e: String| Verdict::new(ProbeOutcome::Failure, format!("Get \"{url}\": {e}"));
         let (head, body) = match get_once(&target, &path, deadline) {
@@ -466,7 +478,7 @@ pub fn run_http(h: &HttpGet, deadline: Instant) -> Verdict {
     Verdict::new(
         ProbeOutcome::Failure,
         format!(
-            "Get \"http://{}{path}\": stopped after {MAX_REDIRECTS} redirects",
+            "Get \"{scheme}://{}{path}\": stopped after {MAX_REDIRECTS} redirects",
             format_host(&target.host, target.port)
         ),
     )
@@ -475,9 +487,15 @@ pub fn run_http(h: &HttpGet, deadline: Instant) -> Verdict {
 fn get_once(h: &HttpGet, path: &str, deadline: Instant) -> Result<(Head, Vec<u8>), String> {
     let timed_out =
         || "context deadline exceeded (Client.Timeout exceeded while awaiting headers)".to_string();
-    let mut s = connect(&h.host, h.port, deadline)?;
+    let tcp = connect(&h.host, h.port, deadline)?;
     let left = remaining(deadline).ok_or_else(timed_out)?;
-    let _ = s.set_write_timeout(Some(left));
+    let _ = tcp.set_write_timeout(Some(left));
+    let _ = tcp.set_read_timeout(Some(left));
+    let mut s = if h.https {
+        Conn::Tls(Box::new(tls_client(&h.host, tcp)?))
+    } else {
+        Conn::Plain(tcp)
+    };
     s.write_all(&http_request(h, path))
         .map_err(|e| format!("write: {e}"))?;
     let mut buf = Vec::with_capacity(4096);
@@ -490,7 +508,7 @@ fn get_once(h: &HttpGet, path: &str, deadline: Instant) -> Result<(Head, Vec<u8>
                 None => Err(timed_out()),
             };
         };
-        let _ = s.set_read_timeout(Some(left));
+        let _ = s.tcp().set_read_timeout(Some(left));
         let n = match s.read(&mut chunk) {
             Ok(n) => n,
             Err(e)
@@ -526,6 +544,111 @@ fn get_once(h: &HttpGet, path: &str, deadline: Instant) -> Result<(Head, Vec<u8>
             return Ok((hd.clone(), b));
         }
     }
+}
+
+/// A probe connection: plain, or TLS over it.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// kubelet's probe transport: TLS with `InsecureSkipVerify` (a probe checks that the server
+/// answers, not who it is). Handshake signatures are still checked; the certificate chain and
+/// name are not.
+#[derive(Debug)]
+struct SkipVerify(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl rustls::client::danger::ServerCertVerifier for SkipVerify {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+fn tls_client(
+    host: &str,
+    mut tcp: TcpStream,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, String> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let algs = provider.signature_verification_algorithms;
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("tls: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(SkipVerify(algs)))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("tls: server name {host:?}: {e}"))?;
+    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name)
+        .map_err(|e| format!("tls: {e}"))?;
+    // Handshake now, so that a TLS failure reads as one.
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)
+            .map_err(|e| format!("remote error: tls: {e}"))?;
+    }
+    Ok(rustls::StreamOwned::new(conn, tcp))
 }
 
 fn body_of(buf: &[u8], head: Option<&Head>) -> Vec<u8> {
@@ -846,10 +969,15 @@ mod tests {
     }
 
     #[test]
-    fn https_and_grpc_are_refused_by_name() {
+    fn https_is_accepted_grpc_and_unknown_schemes_are_refused() {
         let c = container();
         let mut p = get(IntOrString::Int(1));
         p.http_get.as_mut().unwrap().scheme = Some("HTTPS".into());
+        assert!(matches!(
+            Handler::from_probe(&p, &c, "p"),
+            Ok(Handler::Http(HttpGet { https: true, .. }))
+        ));
+        p.http_get.as_mut().unwrap().scheme = Some("FTP".into());
         let e = Handler::from_probe(&p, &c, "spec.containers[0].readinessProbe").unwrap_err();
         assert!(
             e.to_string().contains("readinessProbe.httpGet.scheme"),
@@ -865,6 +993,38 @@ mod tests {
                 .to_string()
                 .contains("p.grpc")
         );
+    }
+
+    /// kubelet's HTTPS probes skip certificate verification: a server with a certificate
+    /// from an unknown CA still answers the probe.
+    #[test]
+    fn https_probes_skip_verification() {
+        fn respond(path: &str) -> Vec<u8> {
+            let code = if path == "/ok" {
+                "200 OK"
+            } else {
+                "503 Unavailable"
+            };
+            format!("HTTP/1.1 {code}\r\nContent-Length: 2\r\n\r\nhi").into_bytes()
+        }
+        let pki = crate::image::tls::test_pki::make(&["127.0.0.1"]);
+        let port = crate::image::tls::test_pki::serve(pki.server, respond);
+        let mut h = HttpGet {
+            https: true,
+            host: "127.0.0.1".into(),
+            port,
+            path: "/ok".into(),
+            headers: vec![],
+        };
+        let deadline = || Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            run_http(&h, deadline()),
+            Verdict::new(ProbeOutcome::Success, "hi")
+        );
+        h.path = "/down".into();
+        let v = run_http(&h, deadline());
+        assert_eq!(v.outcome, ProbeOutcome::Failure);
+        assert_eq!(v.output, "HTTP probe failed with statuscode: 503");
     }
 
     #[test]
@@ -887,6 +1047,7 @@ mod tests {
     #[test]
     fn request_has_kubelets_headers_and_overrides() {
         let mut h = HttpGet {
+            https: false,
             host: POD_IP.into(),
             port: 8080,
             path: "/".into(),
@@ -951,6 +1112,7 @@ mod tests {
     #[test]
     fn redirects_only_to_the_same_host() {
         let h = HttpGet {
+            https: false,
             host: "127.0.0.1".into(),
             port: 8080,
             path: "/".into(),
@@ -1029,6 +1191,7 @@ mod tests {
             }
         });
         let h = HttpGet {
+            https: false,
             host: "127.0.0.1".into(),
             port,
             path: "/start".into(),

@@ -237,19 +237,14 @@ pub fn supervise(root: &Path, storage: &Path, name: &str, ready_fd: i32) -> ! {
     }
 }
 
-/// An exclusive lock on `<root>/pods.lock`, held from admission until the admitted pods'
-/// directories exist, so that concurrent `pod run`s see each other's requests.
+/// An exclusive lock on the runtime root directory itself (no lock file to leave behind),
+/// held from admission until the admitted pods' directories exist, so that concurrent
+/// `pod run`s see each other's requests.
 pub fn admission_lock(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, PodError> {
     std::fs::create_dir_all(root).map_err(|e| PodError::io("create", root, e))?;
-    let path = root.join("pods.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| PodError::io("open", &path, e))?;
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| PodError::io("lock", &path, e.into()))
+    let dir = std::fs::File::open(root).map_err(|e| PodError::io("open", root, e))?;
+    nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| PodError::io("lock", root, e.into()))
 }
 
 /// Wait until the pod is Ready (every container ready) or `timeout` passes.
