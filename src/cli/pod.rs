@@ -87,7 +87,9 @@ pub struct PodExec {
 
 #[derive(Debug, Args)]
 pub struct PodStop {
-    pub name: String,
+    /// One or more pods
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
     /// Seconds before SIGKILL (default: terminationGracePeriodSeconds)
     #[arg(long)]
     pub grace_period: Option<u64>,
@@ -95,7 +97,9 @@ pub struct PodStop {
 
 #[derive(Debug, Args)]
 pub struct PodRm {
-    pub name: String,
+    /// One or more pods
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
     /// Stop the pod first if it is running
     #[arg(short, long)]
     pub force: bool,

@@ -133,18 +133,30 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
                 .with_context(|| format!("exec in `{}/{id}`", a.name))?;
             Ok(wait::wait_forwarding(started.pid, &mask, started.tty)?)
         }
-        PodCommand::Stop(a) => {
-            ops::stop(root, &a.name, a.grace_period)?;
-            println!("pod/{} stopped", a.name);
-            Ok(0)
-        }
-        PodCommand::Rm(a) => {
-            if !pod::PodPaths::new(root, &a.name).dir.exists() {
-                bail!("pod `{}` not found", a.name);
+        PodCommand::Stop(a) => Ok(each(&a.names, "stopped", |name| {
+            ops::stop(root, name, a.grace_period).map_err(Into::into)
+        })),
+        PodCommand::Rm(a) => Ok(each(&a.names, "removed", |name| {
+            if !pod::PodPaths::new(root, name).dir.exists() {
+                bail!("pod `{name}` not found");
             }
-            ops::remove(root, &a.name, a.force)?;
-            println!("pod/{} removed", a.name);
-            Ok(0)
+            ops::remove(root, name, a.force).map_err(Into::into)
+        })),
+    }
+}
+
+/// Apply `f` to every named pod, as kubectl does with several names: each success prints
+/// `pod/NAME <done>`, each failure an error line; the exit code is 1 if any failed.
+fn each(names: &[String], done: &str, f: impl Fn(&str) -> Result<()>) -> i32 {
+    let mut code = 0;
+    for name in names {
+        match f(name) {
+            Ok(()) => println!("pod/{name} {done}"),
+            Err(e) => {
+                log::error!("{e:#}");
+                code = 1;
+            }
         }
     }
+    code
 }
