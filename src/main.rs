@@ -30,7 +30,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Spec(a) => commands::spec::run(a),
         Command::Features => commands::features::run(),
         Command::Pod(p) => commands::pod::run(root, &cli.global.storage, p),
-        Command::Image(c) => commands::image::run(&cli.global.storage, c),
+        Command::Image(c) => commands::image::run(root, &cli.global.storage, c),
         Command::Node(n) => commands::node::run(root, &cli.global.storage, n),
         Command::Schedule(a) => commands::node::schedule(a),
         Command::Supervise(a) => {

@@ -78,4 +78,7 @@ pub struct Rm {
     /// Names or image IDs
     #[arg(required = true)]
     pub names: Vec<String>,
+    /// Remove it even if a pod that has not finished uses it
+    #[arg(short, long)]
+    pub force: bool,
 }

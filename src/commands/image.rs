@@ -25,7 +25,7 @@ impl ImportProgress for Bar {
     }
 }
 
-pub fn run(storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i32> {
+pub fn run(root: &Path, storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i32> {
     let store = Store::open(storage).context("open image store")?;
     match cmd {
         ImageCommand::Import(a) => {
@@ -58,6 +58,23 @@ pub fn run(storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i32> {
         }
         ImageCommand::Rm(a) => {
             for n in &a.names {
+                if !a.force
+                    && let Some(info) = store.resolve(n)?
+                    && let Some((pod, _)) =
+                        peapod::pod::ops::images_in_use(root)
+                            .into_iter()
+                            .find(|(_, image)| {
+                                store
+                                    .resolve(image)
+                                    .ok()
+                                    .flatten()
+                                    .is_some_and(|i| i.id == info.id)
+                            })
+                {
+                    anyhow::bail!(
+                        "image `{n}` is in use by pod `{pod}` (hint: remove the pod first, or pass --force)"
+                    );
+                }
                 for removed in store.remove(n)? {
                     println!("Untagged: {removed}");
                 }

@@ -247,6 +247,33 @@ pub fn admission_lock(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, P
         .map_err(|(_, e)| PodError::io("lock", root, e.into()))
 }
 
+/// `(pod, image)` for every container image of the pods under `root` whose supervisor has
+/// not finished (their overlays may use the image's layers).
+pub fn images_in_use(root: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for name in super::list(root) {
+        let paths = PodPaths::new(root, &name);
+        let Ok(pod) = load_pod(&paths) else { continue };
+        if Record::load(&paths).is_ok_and(|r| r.supervisor_done) {
+            continue;
+        }
+        for c in pod.spec.iter().flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        }) {
+            if let Some(image) = c
+                .image
+                .as_deref()
+                .filter(|i| *i != super::sandbox::HOST_IMAGE)
+            {
+                out.push((name.clone(), image.to_string()));
+            }
+        }
+    }
+    out
+}
+
 /// Wait until the pod is Ready (every container ready) or `timeout` passes.
 pub fn wait_ready(root: &Path, name: &str, timeout: Duration) -> Result<(), PodError> {
     let paths = PodPaths::new(root, name);

@@ -933,12 +933,26 @@ spec:
     assert!(p.events("img").contains(
         &"Pulled: Container image \"busybox:1.36\" already present on machine".to_string()
     ));
+    // The pod still runs (one container waits): its image cannot be removed.
+    let mut rm = Command::new(bin());
+    rm.arg("--root")
+        .arg(p.root.path())
+        .arg("--storage")
+        .arg(p.store.path())
+        .args(["image", "rm", "busybox:1.36"]);
+    let o = captured(rm);
+    assert!(
+        !o.status.success()
+            && String::from_utf8_lossy(&o.stderr).contains("is in use by pod `img`"),
+        "{o:?}"
+    );
     let uid = p.inspect("img")["metadata"]["uid"]
         .as_str()
         .unwrap()
         .to_string();
     p.ok(&["pod", "rm", "-f", "img"]);
     crate::pods::nothing_left(p.root.path(), "img", &uid);
+    p.ok(&["image", "rm", "busybox:1.36"]);
 }
 
 #[test]
