@@ -322,7 +322,8 @@ pub fn stop(root: &Path, name: &str, grace: Option<u64>) -> Result<(), PodError>
         grace.unwrap_or_else(|| rec.machine.spec().termination_grace_period.as_secs()) + 30,
     );
     let t = Instant::now();
-    while Record::load(&paths).is_ok_and(|r| r.supervisor_alive() && !r.supervisor_done) {
+    // Done means its record says so and the process is gone (it exits right after writing).
+    while Record::load(&paths).is_ok_and(|r| r.supervisor_alive()) {
         if t.elapsed() > limit {
             return Err(PodError::Invalid(format!(
                 "pod `{name}` did not stop within {}s",
@@ -351,11 +352,12 @@ pub fn remove(root: &Path, name: &str, force: bool) -> Result<(), PodError> {
         && rec.supervisor_alive()
         && !rec.supervisor_done
     {
-        if !force {
+        if !force && rec.machine.finished().is_none() {
             return Err(PodError::Invalid(format!(
                 "pod `{name}` is running: stop it first (`peapod pod stop {name}`) or use -f"
             )));
         }
+        // A finished pod's supervisor may still be tearing the sandbox down: wait for it.
         stop(root, name, Some(0))?;
     }
     // Whatever a lost supervisor left behind.

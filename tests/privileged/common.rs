@@ -259,3 +259,140 @@ impl Bundle {
         }
     }
 }
+
+/// The real binary with a `--root` and a `--storage` of its own (temp dirs), for pod, node and
+/// image tests. Pods left at the end are removed with `pod rm -f`.
+pub struct Peapod {
+    pub root: tempfile::TempDir,
+    pub storage: tempfile::TempDir,
+    /// Scratch space for manifests.
+    pub dir: tempfile::TempDir,
+}
+
+impl Peapod {
+    pub fn new() -> Peapod {
+        let tmp = |prefix: &str| tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+        Peapod {
+            root: tmp("pp-root"),
+            storage: tmp("pp-storage"),
+            dir: tmp("pp-files"),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--root")
+            .arg(self.root.path())
+            .arg("--storage")
+            .arg(self.storage.path())
+            .args(args);
+        c
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        captured(self.command(args))
+    }
+
+    /// The command succeeds; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args);
+        assert!(
+            o.status.success(),
+            "peapod {args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The command fails; its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.cmd(args);
+        assert!(!o.status.success(), "peapod {args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    pub fn manifest(&self, name: &str, yaml: &str) -> PathBuf {
+        let p = self.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&p, yaml).unwrap();
+        p
+    }
+
+    /// `pod run` of `yaml`.
+    pub fn run(&self, yaml: &str) {
+        let p = self.manifest("m", yaml);
+        self.ok(&["pod", "run", p.to_str().unwrap()]);
+    }
+
+    pub fn inspect(&self, pod: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["pod", "inspect", pod, "-o", "json"])).unwrap()
+    }
+
+    /// The `pod ls` row of `name` as columns.
+    pub fn ls(&self, name: &str) -> Vec<String> {
+        let out = self.ok(&["pod", "ls"]);
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not in {out}"));
+        line.split("   ")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    pub fn wait(&self, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+        let t = std::time::Instant::now();
+        while !f() {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(secs),
+                "timed out waiting for {what}: {}",
+                self.ok(&["pod", "ls"])
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn uid(&self, pod: &str) -> String {
+        self.inspect(pod)["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub fn logs(&self, pod: &str, c: &str) -> String {
+        String::from_utf8_lossy(&self.cmd(&["pod", "logs", pod, "-c", c]).stdout).into_owned()
+    }
+
+    /// `reason: message` of the pod's events.
+    pub fn events(&self, pod: &str) -> Vec<(String, String)> {
+        self.inspect(pod)["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap_or_default().to_string(),
+                    e["message"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Peapod {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(self.root.path().join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = self.cmd(&[
+                "pod",
+                "rm",
+                "-f",
+                e.file_name().to_str().unwrap_or_default(),
+            ]);
+        }
+    }
+}

@@ -786,102 +786,27 @@ fn image_import_of_skopeo_written_archives() {
     assert_eq!(s.snapshot().2.len(), 2, "{ls}");
 }
 
-/// `peapod --root R --storage S ARGS`, for pods from the store.
-struct PodEnv {
-    root: tempfile::TempDir,
-    store: Storage,
+/// Pod tests with their own root and image store.
+type PodEnv = crate::common::Peapod;
+
+/// A container's status `state` in the pod's status.
+fn state(p: &PodEnv, pod: &str, c: &str) -> serde_json::Value {
+    let v = p.inspect(pod);
+    v["status"]["containerStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == c)
+        .map(|s| s["state"].clone())
+        .unwrap_or_default()
 }
 
-impl PodEnv {
-    fn new() -> PodEnv {
-        PodEnv {
-            root: tempfile::Builder::new()
-                .prefix("pp-imgpods")
-                .tempdir()
-                .unwrap(),
-            store: Storage::new(),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let mut c = Command::new(bin());
-        c.arg("--root")
-            .arg(self.root.path())
-            .arg("--storage")
-            .arg(self.store.path())
-            .args(args);
-        let o = captured(c);
-        assert!(
-            o.status.success(),
-            "peapod {args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn run(&self, name: &str, yaml: &str) {
-        let f = self.store.path().join(format!("{name}.yaml"));
-        std::fs::write(&f, yaml).unwrap();
-        self.ok(&["pod", "run", f.to_str().unwrap()]);
-    }
-
-    fn inspect(&self, pod: &str) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["pod", "inspect", pod, "-o", "json"])).unwrap()
-    }
-
-    fn state(&self, pod: &str, c: &str) -> serde_json::Value {
-        let v = self.inspect(pod);
-        v["status"]["containerStatuses"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == c)
-            .map(|s| s["state"].clone())
-            .unwrap_or_default()
-    }
-
-    fn wait(&self, what: &str, mut f: impl FnMut() -> bool) {
-        let t = std::time::Instant::now();
-        while !f() {
-            assert!(t.elapsed().as_secs() < 90, "timed out waiting for {what}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-
-    fn events(&self, pod: &str) -> Vec<String> {
-        self.inspect(pod)["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e["reason"].as_str().unwrap(),
-                    e["message"].as_str().unwrap()
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for PodEnv {
-    fn drop(&mut self) {
-        for e in std::fs::read_dir(self.root.path().join("pods"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let mut c = Command::new(bin());
-            c.arg("--root").arg(self.root.path()).args([
-                "pod",
-                "rm",
-                "-f",
-                e.file_name().to_str().unwrap_or_default(),
-            ]);
-            let _ = captured(c);
-        }
-    }
+/// `reason: message` lines of the pod's events.
+fn events(p: &PodEnv, pod: &str) -> Vec<String> {
+    p.events(pod)
+        .into_iter()
+        .map(|(r, m)| format!("{r}: {m}"))
+        .collect()
 }
 
 #[test]
@@ -890,10 +815,14 @@ fn pod_runs_containers_from_the_image_store() {
         return;
     }
     let p = PodEnv::new();
-    p.store.import(oci_tar(), &["--name", "busybox:1.36"]);
-    p.run(
-        "img",
-        r#"
+    p.ok(&[
+        "image",
+        "import",
+        oci_tar().to_str().unwrap(),
+        "--name",
+        "busybox:1.36",
+    ]);
+    p.run(r#"
 apiVersion: v1
 kind: Pod
 metadata: {name: img}
@@ -911,8 +840,8 @@ spec:
       imagePullPolicy: Never
 "#,
     );
-    let done = |c: &str| p.state("img", c)["terminated"]["exitCode"] == 0;
-    p.wait("both image containers to complete", || {
+    let done = |c: &str| state(&p, "img", c)["terminated"]["exitCode"] == 0;
+    p.wait("both image containers to complete", 90, || {
         done("entrypoint") && done("args")
     });
     assert_eq!(
@@ -924,23 +853,17 @@ spec:
         p.ok(&["pod", "logs", "img", "-c", "args"]),
         "hello from /tmp\nno-motd\nwritable\n"
     );
-    let w = p.state("img", "missing");
+    let w = state(&p, "img", "missing");
     assert_eq!(w["waiting"]["reason"], "ErrImageNeverPull", "{w}");
     assert_eq!(
         w["waiting"]["message"],
         "Container image \"nosuch:1.0\" is not present with pull policy of Never"
     );
-    assert!(p.events("img").contains(
+    assert!(events(&p, "img").contains(
         &"Pulled: Container image \"busybox:1.36\" already present on machine".to_string()
     ));
     // The pod still runs (one container waits): its image cannot be removed.
-    let mut rm = Command::new(bin());
-    rm.arg("--root")
-        .arg(p.root.path())
-        .arg("--storage")
-        .arg(p.store.path())
-        .args(["image", "rm", "busybox:1.36"]);
-    let o = captured(rm);
+    let o = p.cmd(&["image", "rm", "busybox:1.36"]);
     assert!(
         !o.status.success()
             && String::from_utf8_lossy(&o.stderr).contains("is in use by pod `img`"),
@@ -973,11 +896,11 @@ fn pod_pulls_its_image_by_policy() {
         )
     };
     // IfNotPresent with the image absent: pulled, then run.
-    p.run("a", &pod("a", "IfNotPresent", &image));
-    p.wait("a to complete", || {
-        p.state("a", "c")["terminated"]["exitCode"] == 0
+    p.run(&pod("a", "IfNotPresent", &image));
+    p.wait("a to complete", 90, || {
+        state(&p, "a", "c")["terminated"]["exitCode"] == 0
     });
-    let ev = p.events("a");
+    let ev = events(&p, "a");
     assert!(
         ev.contains(&format!("Pulling: Pulling image \"{image}\"")),
         "{ev:?}"
@@ -989,27 +912,27 @@ fn pod_pulls_its_image_by_policy() {
         "{ev:?}"
     );
     // IfNotPresent with the image present: no pull.
-    p.run("b", &pod("b", "IfNotPresent", &image));
-    p.wait("b to complete", || {
-        p.state("b", "c")["terminated"]["exitCode"] == 0
+    p.run(&pod("b", "IfNotPresent", &image));
+    p.wait("b to complete", 90, || {
+        state(&p, "b", "c")["terminated"]["exitCode"] == 0
     });
-    assert!(!p.events("b").iter().any(|e| e.starts_with("Pulling")));
+    assert!(!events(&p, "b").iter().any(|e| e.starts_with("Pulling")));
     // Always: pulled again.
-    p.run("c", &pod("c", "Always", &image));
-    p.wait("c to complete", || {
-        p.state("c", "c")["terminated"]["exitCode"] == 0
+    p.run(&pod("c", "Always", &image));
+    p.wait("c to complete", 90, || {
+        state(&p, "c", "c")["terminated"]["exitCode"] == 0
     });
-    assert!(p.events("c").iter().any(|e| e.starts_with("Pulling")));
+    assert!(events(&p, "c").iter().any(|e| e.starts_with("Pulling")));
     // A tag the registry does not have: ErrImagePull, then ImagePullBackOff.
     let gone = format!("127.0.0.1:{}/bb:gone", reg.port);
-    p.run("d", &pod("d", "IfNotPresent", &gone));
-    p.wait("ErrImagePull", || {
-        p.state("d", "c")["waiting"]["reason"] == "ErrImagePull"
+    p.run(&pod("d", "IfNotPresent", &gone));
+    p.wait("ErrImagePull", 90, || {
+        state(&p, "d", "c")["waiting"]["reason"] == "ErrImagePull"
     });
-    p.wait("ImagePullBackOff", || {
-        p.state("d", "c")["waiting"]["reason"] == "ImagePullBackOff"
+    p.wait("ImagePullBackOff", 90, || {
+        state(&p, "d", "c")["waiting"]["reason"] == "ImagePullBackOff"
     });
-    let w = p.state("d", "c");
+    let w = state(&p, "d", "c");
     assert!(
         w["waiting"]["message"]
             .as_str()

@@ -3,68 +3,17 @@
 //! (root: a refused pod must leave nothing under `--root`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::common::*;
 
-struct Node {
-    storage: tempfile::TempDir,
-    root: tempfile::TempDir,
-}
+type Node = Peapod;
 
-impl Node {
-    fn new() -> Node {
-        Node {
-            storage: tempfile::Builder::new()
-                .prefix("pp-node")
-                .tempdir()
-                .unwrap(),
-            root: tempfile::Builder::new()
-                .prefix("pp-node-root")
-                .tempdir()
-                .unwrap(),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Output {
-        let mut c = Command::new(bin());
-        c.arg("--storage")
-            .arg(self.storage.path())
-            .arg("--root")
-            .arg(self.root.path())
-            .args(args);
-        captured(c)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(
-            o.status.success(),
-            "peapod {args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    /// The command fails; its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let o = self.cmd(args);
-        assert!(!o.status.success(), "peapod {args:?} succeeded");
-        String::from_utf8_lossy(&o.stderr).into_owned()
-    }
-
-    fn name(&self) -> String {
-        let v: serde_json::Value =
-            serde_json::from_str(&self.ok(&["node", "show", "-o", "json"])).unwrap();
-        v["metadata"]["name"].as_str().unwrap().to_string()
-    }
-
-    fn manifest(&self, name: &str, yaml: &str) -> PathBuf {
-        let p = self.storage.path().join(format!("{name}.yaml"));
-        std::fs::write(&p, yaml).unwrap();
-        p
-    }
+/// The node's name, as `node show` reports it.
+fn node_name(n: &Node) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&n.ok(&["node", "show", "-o", "json"])).unwrap();
+    v["metadata"]["name"].as_str().unwrap().to_string()
 }
 
 /// Everything under `dir`, recursively.
@@ -82,7 +31,7 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn label_syntax_and_errors() {
     let n = Node::new();
-    let name = n.name();
+    let name = node_name(&n);
     assert_eq!(
         n.ok(&["node", "label", "disk=ssd", "env_role=yes"]),
         format!("node/{name} labeled\n")
@@ -118,7 +67,7 @@ fn label_syntax_and_errors() {
 #[test]
 fn taint_syntax_and_errors() {
     let n = Node::new();
-    let name = n.name();
+    let name = node_name(&n);
     assert_eq!(
         n.ok(&["node", "taint", "env_role=yes:NoSchedule"]),
         format!("node/{name} tainted\n")

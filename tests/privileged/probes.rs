@@ -13,20 +13,6 @@ fn restarts(p: &Pods, pod: &str) -> u32 {
         .unwrap_or(0)
 }
 
-fn events(p: &Pods, pod: &str) -> Vec<(String, String)> {
-    p.inspect(pod)["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            (
-                e["reason"].as_str().unwrap_or_default().to_string(),
-                e["message"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn liveness_exec_probe_restarts_the_container() {
     if !root_ok() {
@@ -53,7 +39,7 @@ spec:
 "#,
     );
     p.wait("two liveness restarts", 120, || restarts(&p, "live") >= 2);
-    let ev = events(&p, "live");
+    let ev = p.events("live");
     assert!(
         ev.iter().any(|(r, m)| r == "Unhealthy"
             && m.starts_with("Liveness probe failed: cat: ")
@@ -116,7 +102,7 @@ spec:
         .unwrap()
         .clone();
     assert_eq!(ready["status"], "True", "{ready}");
-    let ev = events(&p, "ready");
+    let ev = p.events("ready");
     assert!(
         ev.iter().any(|(r, m)| r == "Unhealthy"
             && m.starts_with(
@@ -159,7 +145,7 @@ spec:
     });
     // The liveness probe (threshold 1) would have killed it in the first 3 s.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(restarts(&p, "slow"), 0, "{:?}", events(&p, "slow"));
+    assert_eq!(restarts(&p, "slow"), 0, "{:?}", p.events("slow"));
     assert_eq!(p.ls("slow")[1], "1/1");
 }
 
@@ -228,7 +214,7 @@ spec:
     p.wait("the container to be killed", 60, || {
         p.inspect("badhook")["status"]["containerStatuses"][0]["state"]["terminated"].is_object()
     });
-    let ev = events(&p, "badhook");
+    let ev = p.events("badhook");
     assert!(
         ev.iter()
             .any(|(r, m)| r == "FailedPostStartHook" && m.contains("nope")),
