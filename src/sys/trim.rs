@@ -5,16 +5,15 @@
 
 use std::io;
 
-/// Unmap the resident pages of this executable's read-only segments (text and rodata) that
-/// hold no private copy (`Anonymous: 0 kB` in smaps), so a long-lived idle process keeps
-/// only what it touches again. The pages stay in the page cache: touching them later is a
-/// minor fault. Segments with private (relocated) pages, such as RELRO, are left alone.
+/// Unmap the resident pages of the read-only file mappings (text and rodata of the
+/// executable and its shared libraries) that hold no private copy (`Anonymous: 0 kB` in
+/// smaps), so a long-lived idle process keeps only what it touches again. The pages stay in
+/// the page cache: touching them later is a minor fault. Segments with private (relocated)
+/// pages, such as RELRO, are left alone, and so are the kernel's `[vdso]` and friends.
 /// Returns the number of bytes released from this process's resident set.
 pub fn release_text_pages() -> io::Result<u64> {
-    let exe = std::fs::read_link("/proc/self/exe")?;
-    let exe = exe.to_string_lossy();
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
-    // (start, end, rss, anonymous) of each read-only mapping of the executable.
+    // (start, end, rss, anonymous) of each read-only file mapping.
     let mut found: Vec<(usize, usize, u64, u64)> = Vec::new();
     let mut ours = false;
     for line in smaps.lines() {
@@ -26,7 +25,7 @@ pub fn release_text_pages() -> io::Result<u64> {
         {
             let perms = f.next().unwrap_or_default();
             let path = line.split_whitespace().nth(5).unwrap_or_default();
-            ours = (perms == "r-xp" || perms == "r--p") && path == exe;
+            ours = (perms == "r-xp" || perms == "r--p") && path.starts_with('/');
             if ours {
                 found.push((start, end, 0, u64::MAX));
             }
@@ -49,8 +48,8 @@ pub fn release_text_pages() -> io::Result<u64> {
     // Last, in a tight loop: code that runs after the madvise faults its pages back in.
     let mut released = 0;
     for &(start, end, rss, _) in &found {
-        // SAFETY: [start, end) is a whole read-only, file-backed, private mapping of our
-        // own executable with no anonymous (copied-on-write) pages: dropping its pages
+        // SAFETY: [start, end) is a whole read-only, file-backed, private mapping (of our
+        // executable or a shared library) with no anonymous (copied-on-write) pages: dropping its pages
         // only discards page-table entries that the kernel refills from the unchanged
         // file on the next access. No Rust object owns or aliases this memory mutably.
         let rc =
