@@ -310,3 +310,46 @@ spec:
     p.ok(&["pod", "rm", "-f", "spin"]);
     nothing_left(p.root.path(), "spin", &uid);
 }
+
+#[test]
+fn exec_probe_timeout_fails_and_kills_the_command() {
+    if !root_ok() {
+        return;
+    }
+    let p = Pods::new();
+    p.run(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: slowprobe}
+spec:
+  containers:
+    - name: c
+      image: host
+      command: ["sleep", "1000"]
+      readinessProbe:
+        exec: {command: ["sleep", "7"]}
+        timeoutSeconds: 1
+        periodSeconds: 2
+"#,
+    );
+    // Three timed-out runs (periods 2 s apart): without the kill, three `sleep 7` would live.
+    p.wait("three timed-out probes", 60, || {
+        p.events("slowprobe")
+            .iter()
+            .filter(|(r, m)| {
+                r == "Unhealthy"
+                    && m == "Readiness probe failed: command \"sleep 7\" timed out after 1s"
+            })
+            .count()
+            >= 3
+    });
+    assert_eq!(p.ls("slowprobe")[1], "0/1");
+    // The probe's command was killed at its timeout: no `sleep 7` lives on in the container
+    // (a new probe may have started one since: allow at most that one).
+    let ps = p.ok(&["pod", "exec", "slowprobe", "--", "ps", "-eo", "args"]);
+    assert!(
+        ps.lines().filter(|l| l.trim() == "sleep 7").count() <= 1,
+        "{ps}"
+    );
+}
