@@ -47,6 +47,10 @@ use super::status::{
 /// used here to retry a container whose creation failed.
 pub const CREATE_RETRY_PERIOD: Duration = Duration::from_secs(10);
 
+/// How long `ErrImagePull` shows before kubelet's next sync reports `ImagePullBackOff`
+/// (kubelet re-syncs a pod whose container waits within about a second).
+pub const PULL_BACKOFF_SHOWN_AFTER: Duration = Duration::from_secs(1);
+
 /// The exit code containerd reports for a container whose process could not be started.
 pub const START_ERROR_EXIT_CODE: i32 = 128;
 
@@ -229,6 +233,9 @@ struct Ctr {
     /// Failed image pulls in a row (image pull back-off).
     #[serde(default)]
     pull_failures: u32,
+    /// When `ErrImagePull` turns into `ImagePullBackOff`.
+    #[serde(default)]
+    pull_backoff_at: Option<Millis>,
 }
 
 impl Ctr {
@@ -431,6 +438,7 @@ impl PodMachine {
         c.waiting = None;
         c.retry_at = None;
         c.pull_failures = 0;
+        c.pull_backoff_at = None;
         c.probes.on_container_started(instance, at);
         if self.termination.is_some() {
             c.probes.on_terminating();
@@ -538,12 +546,8 @@ impl PodMachine {
                         .initial
                         .saturating_mul(1 << (c.pull_failures - 1).min(16))
                         .min(config.max);
-                    let reason = if c.pull_failures == 1 {
-                        "ErrImagePull"
-                    } else {
-                        "ImagePullBackOff"
-                    };
-                    (reason, wait)
+                    c.pull_backoff_at = Some(now + PULL_BACKOFF_SHOWN_AFTER);
+                    ("ErrImagePull", wait)
                 };
                 c.waiting = Some((reason.into(), message));
                 c.retry_at = Some(now + wait);
@@ -808,6 +812,22 @@ impl PodMachine {
     fn reconcile(&mut self, now: Millis, out: &mut Vec<Action>) {
         if self.finished.is_some() {
             return;
+        }
+        // A failed pull shows `ErrImagePull` until the next sync, then the back-off.
+        for c in &mut self.ctrs {
+            if c.pull_backoff_at.is_some_and(|t| t <= now) {
+                c.pull_backoff_at = None;
+                if c.waiting.as_ref().is_some_and(|(r, _)| r == "ErrImagePull") {
+                    let image = match c.role {
+                        Role::App => &self.spec.containers[c.index].image,
+                        _ => &self.spec.init_containers[c.index].image,
+                    };
+                    c.waiting = Some((
+                        "ImagePullBackOff".into(),
+                        format!("Back-off pulling image {image:?}"),
+                    ));
+                }
+            }
         }
         if self.termination.is_some() {
             self.drive_termination(now, out);
@@ -1102,6 +1122,7 @@ impl PodMachine {
             for c in &self.ctrs {
                 consider(c.release_at);
                 consider(c.retry_at);
+                consider(c.pull_backoff_at);
                 if matches!(c.run, Run::Running { .. }) {
                     consider(c.probes.next_wake());
                 }
@@ -1282,6 +1303,7 @@ impl Ctr {
             release_at: None,
             retry_at: None,
             pull_failures: 0,
+            pull_backoff_at: None,
         }
     }
 }

@@ -1035,8 +1035,17 @@ fn missing_images_wait_with_kubelets_reasons() {
             }
         })
         .start();
-    sim.run_until(s(5));
+    sim.run_until(Millis(500));
     assert_eq!(sim.status_col(), "ErrImagePull");
+    sim.run_until(s(5));
+    assert_eq!(sim.status_col(), "ImagePullBackOff");
+    assert_eq!(
+        sim.m.status().container_statuses[0].state,
+        ContainerState::Waiting {
+            reason: "ImagePullBackOff".into(),
+            message: "Back-off pulling image \"\"".into()
+        }
+    );
     sim.run_until(s(15));
     assert_eq!(sim.status_col(), "ImagePullBackOff");
     sim.run_until(s(100));

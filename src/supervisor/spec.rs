@@ -115,6 +115,8 @@ impl ProbeSpec {
 #[serde(rename_all = "camelCase", default)]
 pub struct ContainerSpec {
     pub name: String,
+    /// The image as the manifest names it (for kubelet's `Back-off pulling image` message).
+    pub image: String,
     /// Per-container policy. On an init container only `Always` is allowed and makes it a
     /// sidecar; on an app container it overrides the pod policy (gate `ContainerRestartRules`).
     pub restart_policy: Option<RestartPolicy>,

@@ -292,6 +292,7 @@ fn restart_policy(
 
 fn container_spec(c: &Container, path: &str, errors: &mut Vec<FieldError>) -> ContainerSpec {
     let mut out = ContainerSpec::new(c.name.clone());
+    out.image = c.image.clone().unwrap_or_default();
     match restart_policy(&format!("{path}.restartPolicy"), &c.restart_policy) {
         Ok(p) => out.restart_policy = p,
         Err(e) => errors.push(e),
