@@ -927,10 +927,12 @@ fn pod_pulls_its_image_by_policy() {
     let gone = format!("127.0.0.1:{}/bb:gone", reg.port);
     p.run(&pod("d", "IfNotPresent", &gone));
     // ErrImagePull shows for a second (too short to poll for reliably); its event stays.
+    // One snapshot: with a 1 s back-off the pod alternates between the two reasons.
+    let mut w = serde_json::Value::Null;
     p.wait("ImagePullBackOff", 90, || {
-        state(&p, "d", "c")["waiting"]["reason"] == "ImagePullBackOff"
+        w = state(&p, "d", "c");
+        w["waiting"]["reason"] == "ImagePullBackOff"
     });
-    let w = state(&p, "d", "c");
     assert_eq!(
         w["waiting"]["message"],
         format!("Back-off pulling image \"{gone}\""),
