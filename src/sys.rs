@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use nix::unistd::{ForkResult, Pid};
 
 mod trim;
-pub use trim::{release_free_memory, release_text_pages};
+pub use trim::release_idle_memory;
 
 /// Fork the calling process.
 ///
@@ -181,9 +181,7 @@ pub fn ensure_sealed_self() -> io::Result<()> {
     if seals >= 0 && seals & want == want {
         return Ok(());
     }
-    if nix::sys::statvfs::fstatvfs(&exe)
-        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
-    {
+    if on_read_only_mount(&exe) {
         return Ok(());
     }
     if std::env::var_os(PROTECTED_ENV).is_some() {
@@ -209,6 +207,12 @@ pub fn ensure_sealed_self() -> io::Result<()> {
         return Err(io::Error::from(err));
     }
     sealed_copy(exe, want)
+}
+
+/// Whether writes to the open file fail with EROFS, whoever asks (mount or superblock).
+fn on_read_only_mount(f: &impl std::os::fd::AsFd) -> bool {
+    nix::sys::statvfs::fstatvfs(f)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
 }
 
 /// `path` opened through a read-only bind mount of its directory that is attached nowhere.
@@ -267,9 +271,7 @@ pub fn detached_read_only(path: &std::path::Path) -> io::Result<OwnedFd> {
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )?;
-    if !nix::sys::statvfs::fstatvfs(&fd)
-        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
-    {
+    if !on_read_only_mount(&fd) {
         return Err(io::Error::other("the detached mount is not read-only"));
     }
     Ok(fd)

@@ -50,8 +50,7 @@ fn main() {
         std::process::exit(2);
     }
     // Start-up touched std's runtime; the loop below needs a page or two.
-    trim::release_free_memory();
-    let _ = trim::release_text_pages();
+    let _ = trim::release_idle_memory();
     loop {
         // SAFETY: pause just waits for a signal.
         unsafe { libc::pause() };

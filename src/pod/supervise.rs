@@ -89,6 +89,19 @@ struct HandlerRun {
     killed: bool,
 }
 
+impl HandlerRun {
+    /// SIGKILL the child (once); its reap then reports what it had, or a timeout.
+    fn kill(&mut self) {
+        if !self.killed {
+            let _ = nix::sys::signal::kill(
+                Pid::from_raw(self.pending.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            self.killed = true;
+        }
+    }
+}
+
 /// Slack over a probe's timeout before the supervisor kills its child.
 const HANDLER_SLACK: Duration = Duration::from_secs(2);
 /// kubelet's `minimumGracePeriodInSeconds`: what is left for the stop signal after a
@@ -375,12 +388,19 @@ impl Supervisor {
         }
     }
 
-    fn record_event(&mut self, type_: EventType, reason: &str, message: String, container: &str) {
+    /// Append an event of the executor's own (the machine's come as `RecordEvent`).
+    fn record_event(
+        &mut self,
+        type_: EventType,
+        reason: &str,
+        message: String,
+        container: Option<&str>,
+    ) {
         self.record.events.push(EventRecord {
             type_,
             reason: reason.into(),
             message,
-            container: Some(container.to_string()),
+            container: container.map(str::to_string),
             at: now(),
         });
     }
@@ -421,7 +441,7 @@ impl Supervisor {
                             EventType::Normal,
                             "Pulled",
                             image::already_present_message(&image),
-                            &c.name,
+                            Some(&c.name),
                         );
                     }
                     ImageReady::Image(Box::new(info))
@@ -440,7 +460,7 @@ impl Supervisor {
             EventType::Normal,
             "Pulling",
             format!("Pulling image {image:?}"),
-            &c.name,
+            Some(&c.name),
         );
         let pull = Handler::Pull {
             image: image.clone(),
@@ -562,13 +582,8 @@ impl Supervisor {
             Ok(Eviction::Now { taint }) => {
                 self.evict_at = None;
                 let ns = self.pod.metadata.namespace.as_deref().unwrap_or("default");
-                self.record.events.push(EventRecord {
-                    type_: EventType::Normal,
-                    reason: eviction::EVENT_REASON.into(),
-                    message: eviction::event_message(ns, &self.paths.name),
-                    container: None,
-                    at: t,
-                });
+                let message = eviction::event_message(ns, &self.paths.name);
+                self.record_event(EventType::Normal, eviction::EVENT_REASON, message, None);
                 self.record.evicted = Some(eviction::message(&taint));
                 self.handle(Event::StopRequested { grace: None });
             }
@@ -602,7 +617,7 @@ impl Supervisor {
                         "Successfully pulled image {image:?} in {}",
                         humantime::format_duration(Duration::from_millis(took.as_millis() as u64))
                     ),
-                    &container,
+                    Some(&container),
                 );
                 let mut queue = VecDeque::new();
                 self.start_reported(&container, instance, true, &mut queue);
@@ -614,7 +629,7 @@ impl Supervisor {
                     EventType::Warning,
                     "Failed",
                     format!("Failed to pull image {image:?}: {}", v.output),
-                    &container,
+                    Some(&container),
                 );
                 self.handle(Event::StartFailed {
                     container,
@@ -657,13 +672,12 @@ impl Supervisor {
             Purpose::PreStop => {
                 if !ok {
                     let message = hook_error("the hook failed");
-                    self.record.events.push(EventRecord {
-                        type_: EventType::Warning,
-                        reason: "FailedPreStopHook".into(),
+                    self.record_event(
+                        EventType::Warning,
+                        "FailedPreStopHook",
                         message,
-                        container: Some(container.clone()),
-                        at: now(),
-                    });
+                        Some(&container),
+                    );
                 }
                 if let Some(k) = self.kills.iter_mut().find(|k| k.prestop == Some(hook_pid)) {
                     k.prestop = None;
@@ -917,12 +931,8 @@ impl Supervisor {
             self.kills.retain(|k| k.pid != pid);
             // Probes and hooks of a finished instance have nothing left to check.
             for h in &mut self.handlers {
-                if h.container == inst.container && h.instance == inst.instance && !h.killed {
-                    let _ = nix::sys::signal::kill(
-                        Pid::from_raw(h.pending.pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                    h.killed = true;
+                if h.container == inst.container && h.instance == inst.instance {
+                    h.kill();
                 }
             }
             self.drain_logs(&inst.container, inst.instance);
@@ -1041,12 +1051,8 @@ impl Supervisor {
             }
             let t = now();
             for h in &mut self.handlers {
-                if h.deadline <= t && !h.killed {
-                    let _ = nix::sys::signal::kill(
-                        Pid::from_raw(h.pending.pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                    h.killed = true;
+                if h.deadline <= t {
+                    h.kill();
                 }
             }
             for k in std::mem::take(&mut self.kills) {
@@ -1169,8 +1175,7 @@ fn watch_node(storage: &Path) -> Option<nix::sys::inotify::Inotify> {
 const TRIM_PERIOD: Duration = Duration::from_secs(30);
 
 fn trim_text() {
-    crate::sys::release_free_memory();
-    if let Err(e) = crate::sys::release_text_pages() {
+    if let Err(e) = crate::sys::release_idle_memory() {
         log::debug!("release read-only pages: {e}");
     }
 }

@@ -91,3 +91,10 @@ pub fn release_free_memory() {
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
 }
+
+/// What an idle process can give back: free heap and deep stack first, then the read-only
+/// pages (last, since the code that runs after it faults its pages back in).
+pub fn release_idle_memory() -> io::Result<u64> {
+    release_free_memory();
+    release_text_pages()
+}

@@ -341,7 +341,8 @@ impl Peapod {
             .collect()
     }
 
-    pub fn wait(&self, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    /// Poll `f` until it holds (at most `secs`); how long that took.
+    pub fn wait(&self, what: &str, secs: u64, mut f: impl FnMut() -> bool) -> std::time::Duration {
         let t = std::time::Instant::now();
         while !f() {
             assert!(
@@ -351,6 +352,7 @@ impl Peapod {
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        t.elapsed()
     }
 
     pub fn uid(&self, pod: &str) -> String {

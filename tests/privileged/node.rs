@@ -186,25 +186,6 @@ fn pod_run_refused_by_selector_taint_and_cpu() {
     n.ok(&["pod", "rm", "-f", "tol"]);
 }
 
-/// `pod ls` STATUS of `pod`.
-fn status_of(n: &Node, pod: &str) -> String {
-    let out = n.ok(&["pod", "ls"]);
-    out.lines()
-        .find(|l| l.split_whitespace().next() == Some(pod))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> std::time::Duration {
-    let t = std::time::Instant::now();
-    while !f() {
-        assert!(t.elapsed().as_secs() < secs, "timed out waiting for {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    t.elapsed()
-}
-
 #[test]
 fn no_execute_taints_evict_running_pods() {
     if !root_ok() {
@@ -231,12 +212,10 @@ fn no_execute_taints_evict_running_pods() {
         "{key: maint, operator: Exists, effect: NoExecute}",
     );
     n.ok(&["node", "taint", "maint=now:NoExecute"]);
-    wait_for("plain to be evicted", 30, || {
-        status_of(&n, "plain") == "Evicted"
-    });
-    assert_eq!(status_of(&n, "patient"), "Running");
-    let waited = wait_for("patient to be evicted", 30, || {
-        status_of(&n, "patient") == "Evicted"
+    n.wait("plain to be evicted", 30, || n.ls("plain")[2] == "Evicted");
+    assert_eq!(n.ls("patient")[2], "Running");
+    let waited = n.wait("patient to be evicted", 30, || {
+        n.ls("patient")[2] == "Evicted"
     });
     assert!(
         waited.as_millis() > 500,
@@ -250,13 +229,13 @@ fn no_execute_taints_evict_running_pods() {
         v["status"]["message"],
         "Taint manager: deleting due to NoExecute taint maint=now:NoExecute"
     );
-    wait_for("plain's container to stop", 30, || {
+    n.wait("plain's container to stop", 30, || {
         let v: serde_json::Value =
             serde_json::from_str(&n.ok(&["pod", "inspect", "plain", "-o", "json"])).unwrap();
         v["status"]["containerStatuses"][0]["state"]["terminated"].is_object()
     });
     // Tolerated without a time limit: stays.
-    assert_eq!(status_of(&n, "forever"), "Running");
+    assert_eq!(n.ls("forever")[2], "Running");
 
     // Removing the taint before tolerationSeconds cancels the eviction.
     n.ok(&["node", "taint", "maint-"]);
@@ -268,7 +247,7 @@ fn no_execute_taints_evict_running_pods() {
     std::thread::sleep(std::time::Duration::from_secs(1));
     n.ok(&["node", "taint", "maint-"]);
     std::thread::sleep(std::time::Duration::from_secs(4));
-    assert_eq!(status_of(&n, "saved"), "Running");
+    assert_eq!(n.ls("saved")[2], "Running");
     for p in ["plain", "patient", "forever", "saved"] {
         n.ok(&["pod", "rm", "-f", p]);
     }
