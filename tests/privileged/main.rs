@@ -10,3 +10,4 @@ mod images;
 mod node;
 mod pods;
 mod probes;
+mod security;

@@ -1,0 +1,1 @@
+//! OCI runtime: sysctls, foreign cgroups, locks after crashes, bounded work on big configs.

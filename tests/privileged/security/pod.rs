@@ -1,0 +1,1 @@
+//! Pods: subPath escapes, name traversal, private state, sandbox name collisions, forced removal.
