@@ -17,7 +17,7 @@ use crate::process::{Launch, Mode, spawn};
 pub struct ExecOpts {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
-    pub preserve_fds: i32,
+    pub preserve_fds: u32,
     pub ignore_paused: bool,
 }
 
@@ -115,7 +115,7 @@ pub fn exec(
         new_user: false,
         time_offsets: Vec::new(),
         seccomp,
-        preserve_fds: opts.preserve_fds + listen,
+        preserve_fds: super::create::preserved_fds(opts.preserve_fds, listen)?,
         no_new_keyring: true,
         console,
         extra_env,
