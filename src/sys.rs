@@ -59,42 +59,6 @@ pub fn die_with_parent(expected_parent: u32) -> bool {
     nix::unistd::getppid().as_raw() as u32 == expected_parent
 }
 
-/// Set the extended attribute `name` of the directory or file at `path`.
-pub fn set_xattr(path: &std::path::Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let p = c_path(path)?;
-    let n = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: both strings are NUL-terminated and alive across the call; `value` is valid for
-    // `value.len()` bytes.
-    let rc = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Read the extended attribute `name` of `path` (at most 4 KiB).
-pub fn get_xattr(path: &std::path::Path, name: &str) -> io::Result<Vec<u8>> {
-    let p = c_path(path)?;
-    let n = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: both strings are NUL-terminated and alive across the call; `buf` is writable for
-    // `buf.len()` bytes and the kernel writes at most that many.
-    let rc = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(rc as usize);
-    Ok(buf)
-}
-
 /// Set by [`interrupt_handler`] to the signal that asked a slow command to stop.
 static INTERRUPTED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 

@@ -391,12 +391,10 @@ pub trait CgroupManager: fmt::Debug + Send + Sync {
     /// every hierarchy; cgroupfs keeps trusted xattrs in memory for root).
     fn claim(&self, token: &str) -> Result<()> {
         for d in self.leaf_dirs().into_iter().filter(|d| d.is_dir()) {
-            crate::sys::set_xattr(&d, OWNER_XATTR, token.as_bytes()).map_err(|source| {
-                CgroupError::Io {
-                    op: "mark owner of",
-                    path: d.clone(),
-                    err: source,
-                }
+            xattr::set(&d, OWNER_XATTR, token.as_bytes()).map_err(|source| CgroupError::Io {
+                op: "mark owner of",
+                path: d.clone(),
+                err: source,
             })?;
         }
         Ok(())
@@ -405,8 +403,9 @@ pub trait CgroupManager: fmt::Debug + Send + Sync {
     /// The owner mark of the cgroup, `None` when it has none (or does not exist).
     fn owner(&self) -> Option<String> {
         let d = self.marker_dir()?;
-        crate::sys::get_xattr(&d, OWNER_XATTR)
+        xattr::get(&d, OWNER_XATTR)
             .ok()
+            .flatten()
             .and_then(|v| String::from_utf8(v).ok())
     }
 }

@@ -246,6 +246,9 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
     // runc's rule: a cgroupsPath that exists must be empty. peapod then never removes it, and
     // kills in it only what it marked as this container's.
     let preexisting = cgroup.exists();
+    // An empty cgroup that another peapod container made and marked: that container's
+    // `delete` will see its mark replaced and leave the directory, so this one removes it.
+    let takes_over = preexisting && cgroup.owner().is_some();
     let refusal = if preexisting {
         match cgroup.all_pids() {
             Ok(p) if !p.is_empty() => Some(ContainerError::CgroupNotEmpty(p.len())),
@@ -284,7 +287,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             cgroup_path: cgroup.path().to_string(),
             private_pid_ns: ns.private_pid,
             cgroup_owner: token.clone(),
-            cgroup_created: !preexisting,
+            cgroup_created: !preexisting || takes_over,
         };
         // First of all: a create killed from here on leaves a state (`creating`, pid 0) that
         // `list` shows and `delete -f` removes, cgroup included.
@@ -292,7 +295,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         cgroups::create_with_retry(|| cgroup.create())?;
         let cg = cgroups::manager(Some(cgroup.path()), id)?;
         cg.claim(&token)?;
-        undo.cgroup = Some((cg, !preexisting));
+        undo.cgroup = Some((cg, !preexisting || takes_over));
         let spec_json =
             serde_json::to_vec(&spec).map_err(|e| ContainerError::Other(e.to_string()))?;
         dir.write_atomic(CONFIG_FILE, &spec_json)?;
