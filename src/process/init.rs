@@ -353,11 +353,28 @@ fn setup_console(launch: &Launch<'_>, is_init: bool) -> R<OwnedFd> {
             ),
             || "open /".into(),
         )?;
+        // CVE-2025-52565: a /dev/console the image made a symlink would carry the bind mount to
+        // wherever it points. It is replaced by a plain file (as runc does since 1.2.8), and
+        // the mount source is the verified slave fd, not its path, which could be swapped.
+        let dev = rootfs::safe::open(
+            root.as_fd(),
+            Path::new("/dev"),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        )
+        .map_err(|e| format!("open /dev: {e}"))?;
+        if nix::sys::stat::fstatat(&dev, "console", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+        {
+            ctx(
+                nix::unistd::unlinkat(&dev, "console", nix::unistd::UnlinkatFlags::NoRemoveDir),
+                || "remove the /dev/console symlink".into(),
+            )?;
+        }
         let target = rootfs::safe::ensure_file(root.as_fd(), Path::new("/dev/console"))
             .map_err(|e| e.to_string())?;
         ctx(
             nix::mount::mount(
-                Some(slave_path.as_str()),
+                Some(&rootfs::safe::fd_path(&slave)),
                 &rootfs::safe::fd_path(&target),
                 None::<&str>,
                 nix::mount::MsFlags::MS_BIND,
