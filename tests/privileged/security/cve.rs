@@ -38,7 +38,9 @@ fn mounts_with_dev_from(b: &Bundle, dev: &Path) -> serde_json::Value {
 /// peapod runs any more reopens it for writing through `/proc/self/fd/3` (the attack's
 /// second step; `4>>` only opens, no byte is written). peapod runs from a detached read-only
 /// view of its binary, so the reopen fails with EROFS. Checked with `ensure_sealed_self`
-/// returning `Ok(())` at its top: the reopen succeeded (OPENED) and the test failed.
+/// returning `Ok(())` at its top: the test failed, the reopen was no longer refused as
+/// read-only (on the 6.18 host only the kernel's own text-busy check, ETXTBSY, was left
+/// between the container and the on-disk binary for the 20 s the watcher tried).
 #[test]
 fn cve_2019_5736_runtime_binary_cannot_be_opened_for_write() {
     if !root_ok() {
