@@ -288,6 +288,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             private_pid_ns: ns.private_pid,
             cgroup_owner: token.clone(),
             cgroup_created: !preexisting || takes_over,
+            init_exe: None,
         };
         // First of all: a create killed from here on leaves a state (`creating`, pid 0) that
         // `list` shows and `delete -f` removes, cgroup included.
@@ -370,6 +371,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
                     spawned.reap_stage1();
                     st.pid = p;
                     st.pid_start_time = state::proc_stat(p).map(|(_, t)| t).unwrap_or(0);
+                    st.init_exe = state::exe_id(p);
                     // A create killed from here on leaves an init that `delete -f` finds.
                     dir.save(&st)?;
                 }

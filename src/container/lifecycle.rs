@@ -201,11 +201,23 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
                 cg.remove()?;
             }
         }
-        None if !c.state.cgroup_path.is_empty() => log::warn!(
-            "cgroup `{}` is left in place: it no longer carries container `{id}`'s mark",
-            c.state.cgroup_path
-        ),
-        None => {}
+        None => {
+            if let Some(unmarked) = c.cgroup()?.filter(|cg| cg.exists()) {
+                // A create killed between making the directories and marking them: they
+                // are ours, and empty (no process joins before the mark); rmdir only.
+                if c.state.cgroup_created
+                    && unmarked.owner().is_none()
+                    && unmarked.pids()?.is_empty()
+                {
+                    unmarked.remove()?;
+                } else {
+                    log::warn!(
+                        "cgroup `{}` is left in place: it no longer carries container `{id}`'s mark",
+                        c.state.cgroup_path
+                    );
+                }
+            }
+        }
     }
     if let Ok(spec) = c.spec()
         && let Err(e) = hooks::run(

@@ -147,7 +147,11 @@ impl Container {
         {
             return Status::Paused;
         }
-        if self.dir.file(state::EXEC_FIFO).exists() {
+        let released = self
+            .state
+            .init_exe
+            .is_some_and(|rec| state::exe_id(self.state.pid).is_some_and(|now| now != rec));
+        if self.dir.file(state::EXEC_FIFO).exists() && !released {
             Status::Created
         } else {
             Status::Running

@@ -96,6 +96,17 @@ pub struct State {
     /// remove it); false for a cgroupsPath that existed already.
     #[serde(default = "default_true")]
     pub cgroup_created: bool,
+    /// (device, inode) of the init's executable while it is still peapod's stage, recorded at
+    /// create: once it differs, the init has passed `start` (even if the `start` that released
+    /// it was killed before it removed `exec.fifo`).
+    #[serde(default)]
+    pub init_exe: Option<(u64, u64)>,
+}
+
+/// (device, inode) of `/proc/<pid>/exe`.
+pub fn exe_id(pid: i32) -> Option<(u64, u64)> {
+    let st = nix::sys::stat::stat(format!("/proc/{pid}/exe").as_str()).ok()?;
+    Some((st.st_dev, st.st_ino))
 }
 
 fn default_true() -> bool {
