@@ -661,6 +661,129 @@ mod tests {
     }
 
     #[test]
+    fn sysctl_rule_is_runcs() {
+        let ns_without = |ty: &str| {
+            let s = serde_json::to_value(spec(serde_json::json!({}))).unwrap();
+            let mut list = s["linux"]["namespaces"].as_array().unwrap().clone();
+            list.retain(|n| n["type"] != ty);
+            serde_json::Value::Array(list)
+        };
+        let host = |_: CloneFlags, p: &Path| Ok(p == Path::new("/proc/self/ns/x"));
+        let check = |patch: serde_json::Value| {
+            let s = spec(patch);
+            let plan = namespaces(&s).unwrap();
+            check_sysctls(&s, &plan, &host).map_err(|e| e.to_string())
+        };
+        let refused = |key: &str, ns: serde_json::Value| {
+            check(serde_json::json!({"linux": {"sysctl": {key: "1"}, "namespaces": ns}}))
+                .unwrap_err()
+        };
+        let all = ns_without("none");
+        for key in [
+            "kernel.core_pattern",
+            "vm.swappiness",
+            "kernel.panic",
+            "fs.file-max",
+        ] {
+            assert_eq!(
+                refused(key, all.clone()),
+                format!(
+                    "invalid config.json: sysctl \"{key}\" is not in a separate kernel namespace"
+                )
+            );
+        }
+        assert!(
+            refused("net.ipv4.ip_forward", ns_without("network"))
+                .ends_with("sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace")
+        );
+        // The slash form is converted as runc does (a dot inside a component stays).
+        assert!(
+            refused("net/ipv4/conf/eno2.100/rp_filter", ns_without("network"))
+                .contains("\"net.ipv4.conf.eno2/100.rp_filter\"")
+        );
+        for key in [
+            "kernel.msgmax",
+            "kernel.shm_rmid_forced",
+            "fs.mqueue.msg_max",
+        ] {
+            assert!(refused(key, ns_without("ipc")).ends_with(&format!(
+                "sysctl \"{key}\" is not allowed in the hosts ipc namespace"
+            )));
+        }
+        assert!(refused("kernel.hostname", all.clone()).ends_with(
+            "sysctl \"kernel.hostname\" is not allowed as it conflicts with the OCI \"hostname\" field"
+        ));
+        assert!(
+            refused("kernel.domainname", ns_without("uts"))
+                .ends_with("sysctl \"kernel.domainname\" is not in a separate kernel namespace")
+        );
+        // Joined by path: owned unless it is the runtime's own namespace.
+        let mut joined = all.clone();
+        for n in joined.as_array_mut().unwrap() {
+            if n["type"] == "ipc" {
+                n["path"] = "/proc/self/ns/x".into();
+            }
+        }
+        assert!(refused("kernel.sem", joined.clone()).contains("hosts ipc namespace"));
+        for n in joined.as_array_mut().unwrap() {
+            if n["type"] == "ipc" {
+                n["path"] = "/proc/42/ns/ipc".into();
+            }
+        }
+        for (key, ns) in [
+            ("kernel.sem", joined),
+            ("net.core.somaxconn", all.clone()),
+            ("kernel.domainname", all.clone()),
+            ("fs.mqueue.queues_max", all),
+        ] {
+            check(serde_json::json!({"linux": {"sysctl": {key: "1"}, "namespaces": ns}})).unwrap();
+        }
+        assert_eq!(
+            sysctl_file("net/ipv4/conf/eno2.100/rp_filter"),
+            Path::new("/proc/sys/net/ipv4/conf/eno2.100/rp_filter")
+        );
+        assert_eq!(
+            sysctl_file("kernel.msgmax"),
+            Path::new("/proc/sys/kernel/msgmax")
+        );
+    }
+
+    #[test]
+    fn list_limits_name_the_field() {
+        let at = |field: &str, n: usize| {
+            let v: Vec<String> = (0..n).map(|i| format!("/p{i}")).collect();
+            let patch = match field {
+                "maskedPaths" => serde_json::json!({"linux": {"maskedPaths": v}}),
+                "readonlyPaths" => serde_json::json!({"linux": {"readonlyPaths": v}}),
+                _ => serde_json::json!({"process": {"env": v}}),
+            };
+            check_limits(&spec(patch))
+        };
+        assert!(at("maskedPaths", limits::PATHS).is_ok());
+        assert_eq!(
+            at("maskedPaths", limits::PATHS + 1)
+                .unwrap_err()
+                .to_string(),
+            "invalid config.json: linux.maskedPaths has 4097 entries, more than peapod's limit of 4096"
+        );
+        assert!(at("readonlyPaths", limits::PATHS + 1).is_err());
+        assert!(at("env", limits::STRINGS).is_ok());
+        assert!(
+            at("env", limits::STRINGS + 1)
+                .unwrap_err()
+                .to_string()
+                .contains("process.env has 65537 entries")
+        );
+        let maps: Vec<serde_json::Value> = (0..341)
+            .map(|i| serde_json::json!({"containerID": i, "hostID": 100000 + i, "size": 1}))
+            .collect();
+        let e = check_limits(&spec(serde_json::json!({"linux": {"uidMappings": maps}})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("linux.uidMappings has 341 entries"), "{e}");
+    }
+
+    #[test]
     fn namespace_plan_orders_joins() {
         let s = spec(serde_json::json!({"linux": {"namespaces": [
             {"type": "mount", "path": "/proc/1/ns/mnt"},
