@@ -294,6 +294,7 @@ pub fn resume(root: &Path, id: &str) -> Result<(), ContainerError> {
 
 /// Apply new resources live and remember them in the saved spec.
 pub fn update(root: &Path, id: &str, r: &LinuxResources) -> Result<(), ContainerError> {
+    super::spec::check_resources_limits(r)?;
     let (c, _lock) = load_locked(root, id)?;
     c.require("update", Status::can_kill, "")?;
     let mut spec = c.spec()?;

@@ -224,18 +224,7 @@ pub fn check_limits(spec: &Spec) -> Result<(), ContainerError> {
     let len = |v: Option<&Vec<String>>| v.map_or(0, Vec::len);
     within("mounts", spec.mounts().as_ref().map_or(0, Vec::len), PATHS)?;
     if let Some(p) = spec.process() {
-        within("process.args", len(p.args().as_ref()), STRINGS)?;
-        within("process.env", len(p.env().as_ref()), STRINGS)?;
-        within(
-            "process.rlimits",
-            p.rlimits().as_ref().map_or(0, Vec::len),
-            RLIMITS,
-        )?;
-        within(
-            "process.user.additionalGids",
-            p.user().additional_gids().as_ref().map_or(0, Vec::len),
-            GIDS,
-        )?;
+        check_process_limits(p)?;
     }
     if let Some(h) = spec.hooks() {
         #[allow(deprecated)]
@@ -282,15 +271,9 @@ pub fn check_limits(spec: &Spec) -> Result<(), ContainerError> {
         linux.devices().as_ref().map_or(0, Vec::len),
         PATHS,
     )?;
-    within(
-        "linux.resources.devices",
-        linux
-            .resources()
-            .as_ref()
-            .and_then(|r| r.devices().as_ref())
-            .map_or(0, Vec::len),
-        PATHS,
-    )?;
+    if let Some(r) = linux.resources() {
+        check_resources_limits(r)?;
+    }
     within(
         "linux.uidMappings",
         linux.uid_mappings().as_ref().map_or(0, Vec::len),
@@ -316,6 +299,33 @@ pub fn check_limits(spec: &Spec) -> Result<(), ContainerError> {
         )?;
     }
     Ok(())
+}
+
+/// [`limits`] for a process: the container's, or one `exec` starts (`--process`).
+pub fn check_process_limits(p: &oci_spec::runtime::Process) -> Result<(), ContainerError> {
+    use limits::*;
+    let len = |v: Option<&Vec<String>>| v.map_or(0, Vec::len);
+    within("process.args", len(p.args().as_ref()), STRINGS)?;
+    within("process.env", len(p.env().as_ref()), STRINGS)?;
+    within(
+        "process.rlimits",
+        p.rlimits().as_ref().map_or(0, Vec::len),
+        RLIMITS,
+    )?;
+    within(
+        "process.user.additionalGids",
+        p.user().additional_gids().as_ref().map_or(0, Vec::len),
+        GIDS,
+    )
+}
+
+/// [`limits`] for resources: the container's, or those `update` applies.
+pub fn check_resources_limits(r: &oci_spec::runtime::LinuxResources) -> Result<(), ContainerError> {
+    within(
+        "linux.resources.devices",
+        r.devices().as_ref().map_or(0, Vec::len),
+        limits::PATHS,
+    )
 }
 
 /// A sysctl key in dotted form: runc accepts `net/ipv4/ip_forward` too, where a dot inside a

@@ -587,3 +587,45 @@ fn preserve_fds_is_unsigned_and_loud_hooks_do_not_hang() {
     let o = output_within(c, 60).expect("run hung on a hook writing 256 KiB to stderr");
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+// --- found on the way: the same bounds through the other entry points ---
+
+/// The bounds of config.json also hold for what `update --resources` and `exec --process`
+/// bring in later (the same class as item 7, reached without `create`). Fails on main: 4097
+/// device rules were applied one by one and an exec with 65537 environment entries ran.
+#[test]
+fn update_and_exec_inputs_are_bounded() {
+    if !root_ok() {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "300"], json!({}));
+    let id = unique("bounded");
+    b.create(&id);
+    b.ok(&["start", &id]);
+    let rules: Vec<serde_json::Value> = (0..4097)
+        .map(|i| json!({"allow": false, "type": "c", "major": 250, "minor": i, "access": "rwm"}))
+        .collect();
+    let res = b.path().join("resources.json");
+    std::fs::write(&res, json!({"devices": rules}).to_string()).unwrap();
+    let o = b.out(&["update", "--resources", res.to_str().unwrap(), &id]);
+    assert!(
+        !o.status.success()
+            && stderr(&o)
+                .contains("linux.resources.devices has 4097 entries, more than peapod's limit"),
+        "{}",
+        stderr(&o)
+    );
+    let mut process = b.config()["process"].clone();
+    process["args"] = json!(["true"]);
+    process["env"] = json!((0..65_537).map(|i| format!("V{i}=1")).collect::<Vec<_>>());
+    let pj = b.path().join("process.json");
+    std::fs::write(&pj, process.to_string()).unwrap();
+    let o = b.out(&["exec", "--process", pj.to_str().unwrap(), &id]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("process.env has 65537 entries"),
+        "{}",
+        stderr(&o)
+    );
+    let o = peapod_within(&b.state_root, &["delete", "-f", &id], 30);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
