@@ -77,20 +77,17 @@ impl Crash {
         vec!["create", "--bundle", self.b.path().to_str().unwrap(), id]
     }
 
-    /// Run to completion within 30 s; true on success.
+    /// Run to completion within 30 s; true on success (the error is printed otherwise).
     fn run(&self, args: &[&str]) -> bool {
-        let mut child = self.cmd(args).spawn().unwrap();
-        let t = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return st.success();
-            }
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "peapod {args:?} blocked for 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(2));
+        let mut c = self.b.cmd(args);
+        let (k, v) = self.mark.split_once('=').unwrap();
+        c.env(k, v);
+        let o = super::oci::output_within(c, 30)
+            .unwrap_or_else(|| panic!("peapod {args:?} blocked for 30 s"));
+        if !o.status.success() {
+            eprintln!("peapod {args:?}: {}", String::from_utf8_lossy(&o.stderr));
         }
+        o.status.success()
     }
 
     /// How long `args` usually takes (the slowest of three runs, after `prepare`).
