@@ -206,7 +206,13 @@ fn exec_supervisor(root: &Path, storage: &Path, name: &str, ready: std::os::fd::
 pub fn supervise(root: &Path, storage: &Path, name: &str, ready_fd: i32) -> ! {
     let _ = nix::sys::prctl::set_name(c"peapod:[POD]");
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    let mut ready = std::fs::File::from(sys::adopt_fd(ready_fd));
+    let mut ready = match sys::adopt_inherited_fd(ready_fd) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) => {
+            eprintln!("peapod supervisor: readiness fd {ready_fd}: {e}");
+            std::process::exit(1)
+        }
+    };
     let paths = PodPaths::new(root, name);
     let log = std::fs::OpenOptions::new()
         .create(true)
