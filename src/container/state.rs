@@ -232,9 +232,23 @@ impl StateDir {
 
 /// tmp + fsync + rename in the same directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ContainerError> {
+    write_atomic_mode(path, data, 0o666)
+}
+
+/// [`write_atomic`] creating the file with `mode` (less the umask) from the start, e.g. 0600
+/// for private state: no moment where another user could open it.
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), ContainerError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        // A leftover of a killed writer with the same pid keeps its old mode: start afresh.
+        let _ = fs::remove_file(&tmp);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_data()?;
         fs::rename(&tmp, path)
