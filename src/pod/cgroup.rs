@@ -88,10 +88,13 @@ impl PodCgroup {
                 return Ok(());
             }
             let pids = m.pids().unwrap_or_default();
-            if !pids.is_empty()
-                && let Err(e) = m.kill_all(libc::SIGKILL)
-            {
-                log::warn!("kill the processes of pod cgroup `{}`: {e}", self.path);
+            if !pids.is_empty() {
+                if let Err(e) = m.kill_all(libc::SIGKILL) {
+                    log::warn!("kill the processes of pod cgroup `{}`: {e}", self.path);
+                }
+                // A v1 freezer left frozen (a `pod rm` or `delete` killed between freeze and
+                // thaw) holds SIGKILL back: thaw the pod and every container.
+                self.thaw_all(m.as_ref());
             }
             let err = match m.remove() {
                 Ok(()) => return Ok(()),
@@ -113,6 +116,19 @@ impl PodCgroup {
                 )));
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn thaw_all(&self, m: &dyn CgroupManager) {
+        if m.is_frozen().unwrap_or(false) {
+            let _ = m.thaw();
+        }
+        for child in self.children() {
+            if let Ok(c) = self.manager(Some(&child))
+                && c.is_frozen().unwrap_or(false)
+            {
+                let _ = c.thaw();
+            }
         }
     }
 

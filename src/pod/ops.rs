@@ -66,17 +66,12 @@ pub fn load_manifest(
     let mut warnings = Vec::new();
     let node = crate::node::load(storage).map_err(|e| PodError::Invalid(e.to_string()))?;
     let mut admitted = crate::node::admitted_pods(root);
-    let mut seen = std::collections::BTreeSet::new();
+    // The whole manifest is admitted before anything is created: a second document of the
+    // same name, or a name already taken, fails `pod run` with nothing made.
+    check_unique(&pods)?;
     for p in &pods {
         warnings.extend(manifest::validate(p)?.into_iter().map(|w| w.to_string()));
         let name = p.metadata.name.as_deref().unwrap_or_default();
-        // The whole manifest is admitted before anything is created: a second document of the
-        // same name, or a name already taken, fails `pod run` with nothing made.
-        if !seen.insert(name.to_string()) {
-            return Err(PodError::Invalid(format!(
-                "pod `{name}` appears more than once in the manifest: pod names must be unique"
-            )));
-        }
         check_free(root, name)?;
         // Checked here so a bad DNS setting fails `pod run`, not the sandbox.
         super::sandbox::resolv_conf("", p)?;
@@ -95,6 +90,19 @@ pub fn load_manifest(
         }
     }
     Ok((pods, warnings))
+}
+
+/// Every pod of a manifest has its own name.
+fn check_unique(pods: &[Pod]) -> Result<(), PodError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in pods.iter().filter_map(|p| p.metadata.name.as_deref()) {
+        if !seen.insert(name) {
+            return Err(PodError::Invalid(format!(
+                "pod `{name}` appears more than once in the manifest: pod names must be unique"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Admission: `name` is a valid pod name, no pod of that name exists under `root`, and no
@@ -615,4 +623,43 @@ pub fn container_target(
         .map_err(|_| PodError::NotFound(format!("{name}/{c}")))?;
     let process = spec.process().clone().unwrap_or_default();
     Ok((paths.oci_root(), c, process))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_names_each_pod_once() {
+        let doc = |n: &str| {
+            format!(
+                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {n}}}\nspec: {{containers: [{{name: c, image: host, command: [x]}}]}}\n"
+            )
+        };
+        let pods = manifest::parse_manifests(&(doc("a") + &doc("b"))).unwrap();
+        check_unique(&pods).unwrap();
+        let pods = manifest::parse_manifests(&(doc("a") + &doc("b") + &doc("a"))).unwrap();
+        assert_eq!(
+            check_unique(&pods).unwrap_err().to_string(),
+            "pod `a` appears more than once in the manifest: pod names must be unique"
+        );
+    }
+
+    #[test]
+    fn container_names_from_the_command_line_must_be_the_pods() {
+        let pod: Pod = manifest::parse_manifests(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers: [{name: init, image: host, command: [x]}]\n  containers: [{name: app, image: host, command: [x]}, {name: pause, image: host, command: [x]}]\n",
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(container_of(&pod, None).unwrap(), "app");
+        assert_eq!(container_of(&pod, Some("init")).unwrap(), "init");
+        assert_eq!(container_of(&pod, Some("pause")).unwrap(), "pause");
+        for bad in ["../../x", "_pause", "nosuch", "", "APP"] {
+            assert_eq!(
+                container_of(&pod, Some(bad)).unwrap_err().to_string(),
+                format!("container {bad} is not valid for pod p")
+            );
+        }
+    }
 }

@@ -885,3 +885,84 @@ mod dns_tests {
         assert_eq!(resolv_conf(HOST, &p).unwrap(), "nameserver 1.1.1.1\n");
     }
 }
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn pod_names_are_dns_subdomains_before_any_path() {
+        for bad in ["../x", "..", ".", "a/b", "", "A", "_pause", "x\0y", "-a"] {
+            let e = PodPaths::new(Path::new("/run/peapod"), bad).unwrap_err();
+            assert!(
+                e.to_string().starts_with("invalid pod name"),
+                "{bad:?}: {e}"
+            );
+        }
+        let p = PodPaths::new(Path::new("/run/peapod"), "web.example-1").unwrap();
+        assert_eq!(p.dir, Path::new("/run/peapod/pods/web.example-1"));
+        assert!(p.cgroup.starts_with("/peapod/pod-"));
+        assert_eq!(p.cgroup.len(), "/peapod/pod-".len() + 32);
+    }
+
+    #[test]
+    fn sandbox_and_supervisor_names_are_no_container_names() {
+        assert!(!manifest::container_name_errors(SANDBOX_ID).is_empty());
+        assert!(!manifest::container_name_errors(SUPERVISOR_CGROUP).is_empty());
+        assert!(manifest::container_name_errors("pause").is_empty());
+    }
+
+    #[test]
+    fn the_cgroup_key_depends_on_the_root_and_the_name_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
+        let key = |root: PathBuf, name: &str| PodPaths::new(&root, name).unwrap().cgroup;
+        let a = key(real.join("root"), "p");
+        // Another spelling of the same directory, existing or not (a wiped root).
+        assert_eq!(a, key(dir.path().join("link/root"), "p"));
+        assert_eq!(a, key(real.join("x/../root"), "p"));
+        assert_eq!(a, key(real.join("./root/."), "p"));
+        std::fs::create_dir(real.join("root")).unwrap();
+        assert_eq!(a, key(dir.path().join("link/root"), "p"));
+        assert_ne!(a, key(real.join("root"), "q"));
+        assert_ne!(a, key(real.join("other"), "p"));
+        assert_eq!(canonical_root(&dir.path().join("link/root/sub")), {
+            real.canonicalize().unwrap().join("root/sub")
+        });
+    }
+
+    #[test]
+    fn sub_paths_are_plain_relative_paths() {
+        let f = "spec.containers[c].volumeMounts[0].subPath";
+        assert_eq!(
+            sub_path_components("a/./b//c/", f).unwrap(),
+            Path::new("a/b/c")
+        );
+        for bad in ["/etc", "../x", "a/../../b"] {
+            let e = sub_path_components(bad, f).unwrap_err().to_string();
+            assert!(e.contains("must be a relative path without `..`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn sub_path_mounts_name_the_volume_and_never_join_a_path() {
+        let pod: Pod = crate::pod::manifest::parse_manifests(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes: [{name: v, emptyDir: {}}, {name: h, hostPath: {path: /srv/data}}]\n  containers:\n  - name: c\n    image: host\n    command: [x]\n    volumeMounts: [{name: v, mountPath: /a}, {name: v, mountPath: /b, subPath: x/y}, {name: h, mountPath: /c, subPath: z}]\n",
+        )
+        .unwrap()
+        .remove(0);
+        let paths = PodPaths::new(Path::new("/r"), "p").unwrap();
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let got = sub_path_mounts(&pod, c, &paths).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (1, paths.volume("v"), PathBuf::from("x/y")),
+                (2, PathBuf::from("/srv/data"), PathBuf::from("z")),
+            ]
+        );
+        assert_eq!(paths.sub_path("c", 1), Path::new("/r/pods/p/subpaths/c/1"));
+    }
+}
