@@ -371,13 +371,15 @@ fn pod_sandbox_name_and_whole_manifest_admission() {
     assert_eq!(pods, vec!["sbx".to_string()], "admission created a pod");
 }
 
+/// A pod whose containers ignore SIGTERM (one `sleep` each, which inherits the ignored
+/// signal), with 30 s of grace.
 fn stubborn(name: &str, containers: usize) -> String {
     let mut y = format!(
         "kind: Pod\napiVersion: v1\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 30\n  containers:\n"
     );
     for i in 0..containers {
         y.push_str(&format!(
-            "    - {{name: c{i}, image: host, command: [sh, -c, \"trap '' TERM; while :; do sleep 1; done\"]}}\n"
+            "    - {{name: c{i}, image: host, command: [sh, -c, \"trap '' TERM; exec sleep 100000\"]}}\n"
         ));
     }
     y
@@ -527,4 +529,56 @@ fn pod_supervisor_deadlines_ignore_wall_clock_steps() {
     p.ok(&["pod", "rm", "-f", "clock"]);
     nothing_left(p.root.path(), "clock", &cg);
     assert!(still, "killed before its grace period ended: {state}");
+}
+
+/// A tmpfs mounted on a directory this test makes below the host's `/etc`, removed on drop.
+struct HostSubmount(PathBuf);
+
+impl HostSubmount {
+    fn new() -> HostSubmount {
+        let dir = Path::new("/etc").join(unique("peapod-submount"));
+        std::fs::create_dir(&dir).unwrap();
+        let m = HostSubmount(dir);
+        nix::mount::mount(
+            Some("tmpfs"),
+            &m.0,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .unwrap();
+        m
+    }
+}
+
+impl Drop for HostSubmount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The next hole of the class, found on the way: `image: host` is "a read-only view of this
+/// machine", but its directories were `rbind, ro`, and `ro` covers only the top mount of a
+/// recursive bind: a mount below `/etc` (a bind-mounted `resolv.conf` on many hosts) was
+/// writable from any pod, and the writes landed on the host.
+/// Checked against main: the container's `touch` succeeded and the file appeared in the
+/// host's tmpfs.
+#[test]
+fn pod_host_view_has_no_writable_host_mounts() {
+    if !root_ok() {
+        return;
+    }
+    let sub = HostSubmount::new();
+    let p = Peapod::new();
+    let d = sub.0.display();
+    p.run(&format!(
+        "kind: Pod\napiVersion: v1\nmetadata: {{name: view}}\nspec:\n  restartPolicy: Never\n  containers: [{{name: c, image: host, command: [sh, -c, \"touch {d}/x 2>/dev/null && echo WRITABLE || echo refused\"]}}]\n"
+    ));
+    wait_completed(&p, "view", 60);
+    assert_eq!(p.logs("view", "c"), "refused\n");
+    assert!(
+        !sub.0.join("x").exists(),
+        "a pod wrote below the host's /etc"
+    );
 }
