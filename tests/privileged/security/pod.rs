@@ -74,9 +74,9 @@ fn wait_completed(p: &Peapod, pod: &str, secs: u64) {
 /// Item 1 (CVE-2017-1002101): symlinks planted in a volume by an init container (to `/`,
 /// `../../..` relative, to a host file, to a file inside the volume) and a missing subPath.
 /// Every subPath must resolve inside the volume; the missing one is created there.
-/// Checked against main: the container read the host's marker through `/s1` and `/s3` (the
-/// subPath was joined to the volume path and the bind followed the symlink), and the
-/// missing `m/n` failed the start with "No such file or directory".
+/// Checked against main: the missing `m/n` failed the start ("No such file or directory");
+/// without that mount, the container read the host's marker through `/s1` and `/s3` (the
+/// subPath was joined to the volume path and the bind followed the symlink).
 #[test]
 fn pod_sub_path_symlinks_stay_inside_the_volume() {
     if !root_ok() {
@@ -200,6 +200,8 @@ fn pod_names_never_leave_the_root() {
         r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"victim"}}"#,
     )
     .unwrap();
+    // A real pod first, so that `<root>/pods` exists and `..` can climb out of it.
+    p.run("kind: Pod\napiVersion: v1\nmetadata: {name: names}\nspec: {containers: [{name: c, image: host, command: [sleep, \"1000\"]}]}\n");
     // From `<root>/pods/`: up twice is the temp directory holding both root and victim.
     let rel = format!(
         "../../{}/victim",
@@ -213,11 +215,15 @@ fn pod_names_never_leave_the_root() {
         vec!["pod", "logs", &rel],
         vec!["pod", "exec", &rel, "--", "true"],
     ] {
-        let err = p.fails(&args);
-        assert!(err.contains("invalid pod name"), "{args:?}: {err}");
+        let o = p.cmd(&args);
         assert!(
             victim.join("pod.json").is_file(),
-            "{args:?} touched the victim"
+            "{args:?} removed the victim"
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains("invalid pod name"),
+            "{args:?}: {err}"
         );
     }
     // The hidden supervisor verb as well (fd 1 stands for the ready pipe).
@@ -232,7 +238,6 @@ fn pod_names_never_leave_the_root() {
         "__supervise wrote into the victim"
     );
     // Container names given with -c.
-    p.run("kind: Pod\napiVersion: v1\nmetadata: {name: names}\nspec: {containers: [{name: c, image: host, command: [sleep, \"1000\"]}]}\n");
     for c in ["../../../victim", "_pause", "nosuch"] {
         let err = p.fails(&["pod", "logs", "names", "-c", c]);
         assert!(err.contains("is not valid for pod names"), "-c {c}: {err}");
@@ -293,8 +298,9 @@ fn pod_state_is_private() {
 /// Item 8: `--root` wiped while a pod runs. Its supervisor, pause process and container live
 /// in the pod cgroup, found again from the root and the pod name: `pod run` of that name is
 /// refused while they run, and `pod rm -f` kills and removes them, saying so.
-/// Checked against main: `pod rm -f` answered "not found" and left all three processes
-/// running (killed by this test's guard).
+/// Checked against main: `pod run` of the name was admitted next to the orphans, and
+/// `pod rm -f` answered "not found" and left the processes running (killed by this test's
+/// guard).
 #[test]
 fn pod_rm_force_finds_a_pod_whose_root_was_wiped() {
     if !root_ok() {
@@ -307,11 +313,9 @@ fn pod_rm_force_finds_a_pod_whose_root_was_wiped() {
     let sup = v["peapod"]["supervisorPid"].as_i64().unwrap() as i32;
     let pause = v["peapod"]["pausePid"].as_i64().unwrap() as i32;
     let _guard = KillOnDrop(vec![sup, pause]);
-    let cgroup = v["peapod"]["cgroup"].as_str().unwrap().to_string();
+    let cgroup = format!("/peapod/{}", p.cgroup("wiped"));
     let pids = cgroup_pids(&cgroup);
     let _guard2 = KillOnDrop(pids.clone());
-    assert!(pids.contains(&sup) && pids.contains(&pause), "{pids:?}");
-    assert!(pids.len() >= 3, "supervisor, pause and container: {pids:?}");
     // As `rm -rf` would, again while the running supervisor adds a file in the meantime.
     let pods = p.root.path().join("pods");
     p.wait("the state to be wiped", 10, || {
@@ -324,6 +328,8 @@ fn pod_rm_force_finds_a_pod_whose_root_was_wiped() {
     assert!(o.status.success(), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&cgroup) && err.contains("killed"), "{err}");
+    assert!(pids.contains(&sup) && pids.contains(&pause), "{pids:?}");
+    assert!(pids.len() >= 3, "supervisor, pause and container: {pids:?}");
     for pid in &pids {
         assert!(!alive(*pid), "process {pid} of the wiped pod still runs");
     }
@@ -388,7 +394,7 @@ fn stubborn(name: &str, containers: usize) -> String {
 /// Item 10: `pod rm -f` has no grace period (kubectl's `--force --grace-period=0`) and
 /// removes several pods at once: three pods whose containers ignore SIGTERM, with 30 s of
 /// grace each, are gone in well under the 2 s that main waited per pod, one after another.
-/// Checked against main: 6.4 s on the host.
+/// Checked against main: 6.3 s on the host.
 #[test]
 fn pod_rm_force_is_immediate_and_concurrent() {
     if !root_ok() {
@@ -420,7 +426,9 @@ fn pod_rm_force_is_immediate_and_concurrent() {
 
 /// Item 10: a pod of 300 containers starts, and `pod rm -f` removes it completely, however
 /// long its 300 containers take to die (no fixed time limit).
-/// Checked against main: see the report of issue 12 (the VM left the pod behind after 30 s).
+/// Checked against main: in the VM, main's `pod rm -f` gave up after its fixed 30 s and left
+/// the pod behind; on the host main's 30 s were enough for 300 containers (the host needs
+/// thousands to hit the limit), so this test passes there against main.
 #[test]
 fn pod_rm_force_removes_a_pod_of_300_containers() {
     if !root_ok() {
