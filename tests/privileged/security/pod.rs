@@ -426,8 +426,8 @@ fn pod_rm_force_is_immediate_and_concurrent() {
 
 /// Item 10: a pod of 300 containers starts, and `pod rm -f` removes it completely, however
 /// long its 300 containers take to die (no fixed time limit).
-/// Checked against main: in the VM, main's `pod rm -f` gave up after its fixed 30 s and left
-/// the pod behind; on the host main's 30 s were enough for 300 containers (the host needs
+/// Checked against main: in the VM, main's `pod rm -f` gave up ("did not stop within 30s")
+/// and left the pod behind; on the host main's 30 s were enough for 300 containers (the host needs
 /// thousands to hit the limit), so this test passes there against main.
 #[test]
 fn pod_rm_force_removes_a_pod_of_300_containers() {
