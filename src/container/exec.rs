@@ -203,7 +203,7 @@ pub fn exec(
         None => None,
     };
     if let Some(pf) = &opts.pid_file {
-        state::write_atomic(pf, pid.to_string().as_bytes())?;
+        state::write_atomic_mode(pf, pid.to_string().as_bytes(), 0o644)?;
     }
     Ok(Execed { pid, tty })
 }

@@ -87,6 +87,18 @@ pub fn validate(pod: &Pod) -> Result<Vec<Warning>, ManifestError> {
     Ok(warnings)
 }
 
+/// What is wrong with `name` as a pod's `metadata.name` (a DNS-1123 subdomain), in the API
+/// server's words; empty when it is valid. Pod verbs check a name given on the command line
+/// with it before they build a path from it.
+pub fn pod_name_errors(name: &str) -> Vec<String> {
+    names::dns1123_subdomain(name)
+}
+
+/// What is wrong with `name` as a container's name (a DNS-1123 label); empty when valid.
+pub fn container_name_errors(name: &str) -> Vec<String> {
+    names::dns1123_label(name)
+}
+
 fn pod_name(pod: &Pod) -> String {
     pod.metadata.name.clone().unwrap_or_default()
 }
