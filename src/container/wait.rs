@@ -154,16 +154,16 @@ pub struct Terminal {
 }
 
 impl Terminal {
-    /// Take the pty master of a process whose terminal the caller proxies: clear ONLCR on the
-    /// pty (runc does, so `\n` is not doubled into `\r\n` by both terminals), give it the
-    /// caller's window size, and put the caller's terminal into raw mode until drop.
+    /// Take the pty master of a process whose terminal the caller proxies (its ONLCR was
+    /// cleared in the container, `Launch::proxy_console`), give it the caller's window size,
+    /// and put the caller's terminal into raw mode until drop.
     pub fn new(master: OwnedFd) -> Result<Terminal, WaitError> {
-        let err = |op| move |source| WaitError::Terminal { op, source };
-        let mut t = termios::tcgetattr(&master).map_err(err("read the pty mode"))?;
-        t.output_flags.remove(OutputFlags::ONLCR);
-        termios::tcsetattr(&master, SetArg::TCSANOW, &t).map_err(err("clear onlcr"))?;
-        fcntl(&master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-            .map_err(err("make the pty master non-blocking"))?;
+        fcntl(&master, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(|source| {
+            WaitError::Terminal {
+                op: "make the pty master non-blocking",
+                source,
+            }
+        })?;
         resize(master.as_fd());
         Ok(Terminal {
             master,
