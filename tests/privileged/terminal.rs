@@ -538,9 +538,11 @@ fn all_output_arrives_through_a_slow_reader() {
     assert!(seen.iter().all(|&n| n == want.len()));
 }
 
-/// A terminal-to-terminal session: the process prints its size, says `ready`, reads a line
-/// and prints it and its size again. At `ready` the caller's terminal must be raw; then it is
-/// resized (SIGWINCH) and a line typed. Returns the terminal's bytes.
+/// A terminal-to-terminal session: the process prints its size and says `ready`; the caller's
+/// terminal must then be raw. It is resized (the kernel signals SIGWINCH to the runtime,
+/// whose pty must follow: the process waits for its new size and says `resized`), then a
+/// line is typed, which the process reads and prints with its size. Returns the terminal's
+/// bytes, whether it was raw, whether its mode came back.
 fn interactive(rt: &Runtime, args: &[&str]) -> (Finished, bool, bool) {
     let s = Session::start(rt, args, Caller::Tty(37, 101));
     let master = s.master.as_ref().unwrap().try_clone().unwrap();
@@ -551,6 +553,8 @@ fn interactive(rt: &Runtime, args: &[&str]) -> (Finished, bool, bool) {
         .local_flags
         .intersects(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ISIG);
     peapod::sys::set_winsize(master.as_raw_fd(), 50, 132).unwrap();
+    // Typed only once the resize arrived: runc handles both in separate goroutines.
+    s.wait_for("resized");
     nix::unistd::write(&master, b"hello\r").unwrap();
     let f = s.finish();
     let after = tcgetattr(&master).unwrap();
@@ -565,9 +569,10 @@ fn a_terminal_caller_gets_raw_mode_its_size_and_its_input_through() {
     if !root_ok() {
         return;
     }
-    let script = "stty size; echo ready; read x; echo got-$x; stty size; exit 6";
+    let script = "stty size; echo ready; while [ \"$(stty size)\" != '50 132' ]; do :; done; \
+        echo resized; read x; echo got-$x; stty size; exit 6";
     let b = terminal_bundle(&["sh", "-c", script]);
-    let want = "37 101\r\nready\r\nhello\r\ngot-hello\r\n50 132\r\n";
+    let want = "37 101\r\nready\r\nresized\r\nhello\r\ngot-hello\r\n50 132\r\n";
     for rt in runtimes(&b) {
         let id = unique(&format!("tty-{}", rt.name));
         let (f, raw, restored) =
