@@ -219,6 +219,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         .iter()
         .map(|(k, p)| open_ns(*k, p))
         .collect::<Result<Vec<_>, _>>()?;
+    let proxy_console = opts.console_fd.is_some();
     let console = match opts.console_fd.take() {
         Some(fd) => Some(fd),
         None => connect_console(
@@ -341,6 +342,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             preserve_fds: preserved_fds(opts.preserve_fds, listen)?,
             no_new_keyring: opts.no_new_keyring,
             console,
+            proxy_console,
             extra_env,
             stdio: opts.stdio.take(),
         };

@@ -129,6 +129,7 @@ pub fn exec(
         .map_err(|e| ContainerError::io("open", Path::new(&path), e.into()))?;
         joins.push((CloneFlags::from_bits_retain(t as libc::c_int), fd));
     }
+    let proxy_console = tty_pair.is_some();
     let (console, ours) = match tty_pair {
         Some((mine, theirs)) => (Some(theirs), Some(mine)),
         None => (
@@ -152,6 +153,7 @@ pub fn exec(
         preserve_fds: super::create::preserved_fds(opts.preserve_fds, listen)?,
         no_new_keyring: true,
         console,
+        proxy_console,
         extra_env,
         stdio: None,
     };

@@ -341,6 +341,16 @@ fn setup_console(launch: &Launch<'_>, is_init: bool) -> R<OwnedFd> {
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || !(136..=143).contains(&major) {
         return Err(format!("`{slave_path}` is not a pty"));
     }
+    if launch.proxy_console {
+        let mut t = ctx(nix::sys::termios::tcgetattr(&slave), || {
+            format!("read the mode of `{slave_path}`")
+        })?;
+        t.output_flags.remove(nix::sys::termios::OutputFlags::ONLCR);
+        ctx(
+            nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &t),
+            || format!("clear onlcr on `{slave_path}`"),
+        )?;
+    }
     if let Some(size) = launch.process.console_size() {
         let _ = sys::set_winsize(slave.as_raw_fd(), size.height() as u16, size.width() as u16);
     }

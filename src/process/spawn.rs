@@ -47,6 +47,10 @@ pub struct Launch<'a> {
     pub no_new_keyring: bool,
     /// Connected `--console-socket` when the process has a terminal.
     pub console: Option<OwnedFd>,
+    /// The runtime itself proxies the terminal (foreground `run`/`exec`): the pty's ONLCR is
+    /// cleared before the process runs, as runc clears it on the master it receives, so `\n`
+    /// is not turned into `\r\n` by both the pty and the caller's terminal.
+    pub proxy_console: bool,
     /// Extra environment (LISTEN_FDS).
     pub extra_env: Vec<String>,
     /// stdio for the process instead of the runtime's own (the pod supervisor's log pipes).

@@ -11,3 +11,4 @@ mod node;
 mod pods;
 mod probes;
 mod security;
+mod terminal;
