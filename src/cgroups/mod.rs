@@ -18,8 +18,8 @@
 
 #[allow(unsafe_code)]
 mod bpf;
-mod devices;
-mod stats;
+pub(crate) mod devices;
+pub(crate) mod stats;
 mod v1;
 mod v2;
 
