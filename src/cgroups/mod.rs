@@ -18,8 +18,8 @@
 
 #[allow(unsafe_code)]
 mod bpf;
-mod devices;
-mod stats;
+pub(crate) mod devices;
+pub(crate) mod stats;
 mod v1;
 mod v2;
 
@@ -249,12 +249,17 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // `\ooo` is one byte; `\4xx`-`\7xx` would not fit (the kernel never writes them), so
+        // they stay as written (found by the mountinfo fuzz target: the sum overflowed u8).
         let octal = b
             .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .and_then(|d| {
+                u8::try_from(d.iter().fold(0u16, |n, c| n * 8 + u16::from(c - b'0'))).ok()
+            });
         match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+            (b'\\', Some(byte)) => {
+                out.push(byte);
                 i += 4;
             }
             (c, _) => {

@@ -12,7 +12,7 @@ use peapod::container::{Container, wait};
 /// applied (runc `getProcess`).
 fn process(root: &Path, args: &Exec) -> Result<Process> {
     if let Some(f) = &args.process {
-        let data = std::fs::read(f).with_context(|| format!("read `{}`", f.display()))?;
+        let data = peapod::container::spec::read_bounded(f)?;
         return serde_json::from_slice(&data)
             .with_context(|| format!("parse process `{}`", f.display()));
     }

@@ -10,22 +10,37 @@ use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
 
 use super::ContainerError;
 
+/// The largest config.json (or `exec --process` file) read: [`limits::CONFIG_BYTES`], far past
+/// any real config; nesting is limited by serde_json's recursion limit (128 levels).
+pub const MAX_CONFIG_BYTES: usize = limits::CONFIG_BYTES as usize;
+
 /// Read and parse `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec, ContainerError> {
     let path = bundle.join("config.json");
-    let size = std::fs::metadata(&path)
-        .map_err(|e| ContainerError::io("read", &path, e))?
-        .len();
-    if size > limits::CONFIG_BYTES {
-        return Err(bad(format!(
-            "`{}` is {size} bytes, more than peapod's limit of {} bytes",
-            path.display(),
-            limits::CONFIG_BYTES
+    let data = read_bounded(&path)?;
+    parse(&data).map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))
+}
+
+/// Parse a config.json text (what [`load`] does after reading it).
+pub fn parse(data: &[u8]) -> Result<Spec, serde_json::Error> {
+    serde_json::from_slice(data)
+}
+
+/// Read a JSON file of the bundle or the command line, refusing one over
+/// [`MAX_CONFIG_BYTES`] without reading past the limit (`/dev/zero` ends there too).
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>, ContainerError> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut data))
+        .map_err(|e| ContainerError::io("read", path, e))?;
+    if data.len() > MAX_CONFIG_BYTES {
+        return Err(ContainerError::BadConfig(format!(
+            "`{}` is larger than {MAX_CONFIG_BYTES} bytes, peapod's limit",
+            path.display()
         )));
     }
-    let data = std::fs::read(&path).map_err(|e| ContainerError::io("read", &path, e))?;
-    serde_json::from_slice(&data)
-        .map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))
+    Ok(data)
 }
 
 /// nix has no constant for the time namespace.

@@ -61,7 +61,7 @@ pub fn load_manifest(
     root: &Path,
     storage: &Path,
 ) -> Result<(Vec<Pod>, Vec<String>), PodError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PodError::io("read", path, e))?;
+    let text = manifest::read_manifest(path).map_err(|e| PodError::io("read", path, e))?;
     let pods = manifest::parse_manifests(&text)?;
     let mut warnings = Vec::new();
     let node = crate::node::load(storage).map_err(|e| PodError::Invalid(e.to_string()))?;
