@@ -226,12 +226,20 @@ fn pod_names_never_leave_the_root() {
             "{args:?}: {err}"
         );
     }
-    // The hidden supervisor verb as well (fd 1 stands for the ready pipe).
-    let o = p.cmd(&["__supervise", &rel, "1"]);
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("invalid pod name"),
-        "{o:?}"
-    );
+    // The hidden supervisor verb as well, given a real inherited ready pipe.
+    let (rd, wr) = nix::unistd::pipe().unwrap();
+    nix::fcntl::fcntl(
+        &wr,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
+    let wr_no = std::os::fd::AsRawFd::as_raw_fd(&wr).to_string();
+    let mut cmd = p.command(&["__supervise", &rel, &wr_no]);
+    let o = cmd.output().unwrap();
+    drop(wr);
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(rd), &mut said).unwrap();
+    assert!(said.contains("invalid pod name"), "{said:?} {o:?}");
     assert_eq!(
         std::fs::read_dir(&victim).unwrap().count(),
         1,
