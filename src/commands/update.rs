@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use oci_spec::runtime::LinuxResources;
 
 use crate::cli::oci::Update;
-use peapod::container::lifecycle;
+use peapod_oci::container::lifecycle;
 
 /// `512m` style sizes as runc's update takes them; -1 means unlimited.
 fn size(s: &str) -> Result<i64> {
