@@ -16,7 +16,7 @@ use peapod_kube::manifest;
 use peapod_oci::spec_template::{HostEntry, host_view_spec};
 
 /// The reserved image name for a read-only view of the host (no download).
-pub const HOST_IMAGE: &str = "host";
+pub use peapod_kube::manifest::HOST_IMAGE;
 
 /// The capabilities containerd gives a container by default (`oci.WithDefaultSpec`).
 pub const DEFAULT_CAPS: &[&str] = &[
@@ -965,5 +965,15 @@ mod path_tests {
             ]
         );
         assert_eq!(paths.sub_path("c", 1), Path::new("/r/pods/p/subpaths/c/1"));
+    }
+}
+
+#[cfg(test)]
+mod host_image_tests {
+    /// The store refuses to hold an image under the name pods use for the host view: kube (the
+    /// manifest) and image (the store) each spell it, as neither depends on the other.
+    #[test]
+    fn kube_and_image_agree_on_the_host_image_name() {
+        assert_eq!(super::HOST_IMAGE, peapod_image::HOST_IMAGE);
     }
 }
