@@ -59,17 +59,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i3
         ImageCommand::Rm(a) => {
             for n in &a.names {
                 if !a.force
-                    && let Some(info) = store.resolve(n)?
-                    && let Some((pod, _)) =
-                        peapod_pod::ops::images_in_use(root)
-                            .into_iter()
-                            .find(|(_, image)| {
-                                store
-                                    .resolve(image)
-                                    .ok()
-                                    .flatten()
-                                    .is_some_and(|i| i.id == info.id)
-                            })
+                    && let Some(pod) = peapod_pod::ops::image_user(root, &store, n)?
                 {
                     anyhow::bail!(
                         "image `{n}` is in use by pod `{pod}` (hint: remove the pod first, or pass --force)"

@@ -373,6 +373,29 @@ pub fn images_in_use(root: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// The pod (one of them) that uses the image `name` of `store`, as [`images_in_use`] counts
+/// them; `None` when none does or the store has no such image. `image rm` refuses such an
+/// image unless forced.
+pub fn image_user(
+    root: &Path,
+    store: &peapod_image::Store,
+    name: &str,
+) -> Result<Option<String>, peapod_image::ImageError> {
+    let Some(info) = store.resolve(name)? else {
+        return Ok(None);
+    };
+    Ok(images_in_use(root)
+        .into_iter()
+        .find(|(_, image)| {
+            store
+                .resolve(image)
+                .ok()
+                .flatten()
+                .is_some_and(|i| i.id == info.id)
+        })
+        .map(|(pod, _)| pod))
+}
+
 /// Wait until the pod is Ready (every container ready) or `timeout` passes.
 pub fn wait_ready(root: &Path, name: &str, timeout: Duration) -> Result<(), PodError> {
     let paths = PodPaths::new(root, name)?;

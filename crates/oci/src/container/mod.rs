@@ -6,6 +6,7 @@ pub mod exec;
 pub mod lifecycle;
 pub mod spec;
 pub mod state;
+pub mod update;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
