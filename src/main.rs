@@ -6,7 +6,7 @@ mod commands;
 use clap::FromArgMatches;
 
 use cli::{Cli, Command, LogFormat};
-use peapod::logger;
+use peapod_oci::logger;
 
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     let root = &cli.global.root;
@@ -34,7 +34,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Node(n) => commands::node::run(root, &cli.global.storage, n),
         Command::Schedule(a) => commands::node::schedule(a),
         Command::Supervise(a) => {
-            peapod::pod::ops::supervise(root, &cli.global.storage, &a.name, a.ready_fd)
+            peapod_pod::ops::supervise(root, &cli.global.storage, &a.name, a.ready_fd)
         }
     }
 }
@@ -70,7 +70,7 @@ fn chain_message(e: &anyhow::Error) -> String {
 
 fn main() {
     if may_enter_container()
-        && let Err(e) = peapod::sys::ensure_sealed_self()
+        && let Err(e) = peapod_sys::ensure_sealed_self()
     {
         eprintln!("run from a sealed copy of peapod: {e}");
         std::process::exit(1);
@@ -79,8 +79,8 @@ fn main() {
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if cli.global.version {
         println!("peapod version {}", env!("CARGO_PKG_VERSION"));
-        println!("spec: {}", peapod::container::state::OCI_VERSION);
-        println!("libseccomp: {}", peapod::seccomp::library_version());
+        println!("spec: {}", peapod_oci::container::state::OCI_VERSION);
+        println!("libseccomp: {}", peapod_oci::seccomp::library_version());
         return;
     }
     let format = match cli.global.log_format {
@@ -103,7 +103,7 @@ fn main() {
         ))
     } else {
         if cli.command.as_ref().is_some_and(Command::enters_container)
-            && let Err(e) = peapod::sys::ensure_sealed_self()
+            && let Err(e) = peapod_sys::ensure_sealed_self()
         {
             eprintln!("run from a sealed copy of peapod: {e}");
             std::process::exit(1);

@@ -28,7 +28,7 @@ pub struct CreateFlags {
     #[arg(long)]
     pub no_new_keyring: bool,
     /// Pass N extra fds (3..3+N) to the container process
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=peapod::process::MAX_PRESERVE_FDS as i64))]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=peapod_oci::process::MAX_PRESERVE_FDS as i64))]
     pub preserve_fds: u32,
 }
 
@@ -108,7 +108,7 @@ pub struct Exec {
     #[arg(long)]
     pub no_new_privs: bool,
     /// Pass N extra fds (3..3+N) to the process
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=peapod::process::MAX_PRESERVE_FDS as i64))]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=peapod_oci::process::MAX_PRESERVE_FDS as i64))]
     pub preserve_fds: u32,
     /// Allow exec in a paused container
     #[arg(long)]

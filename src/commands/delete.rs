@@ -3,7 +3,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::cli::oci::Delete;
-use peapod::container::lifecycle;
+use peapod_oci::container::lifecycle;
 
 pub fn run(root: &Path, args: &Delete) -> Result<i32> {
     lifecycle::delete(root, &args.id, args.force)

@@ -4,7 +4,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::cli::oci::Events;
-use peapod::container::{Container, Status, lifecycle};
+use peapod_oci::container::{Container, Status, lifecycle};
 
 pub fn run(root: &Path, args: &Events) -> Result<i32> {
     if args.stats {

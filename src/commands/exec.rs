@@ -5,14 +5,14 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use oci_spec::runtime::{Capability, Process};
 
 use crate::cli::oci::Exec;
-use peapod::container::exec::{ExecOpts, exec};
-use peapod::container::{Container, wait};
+use peapod_oci::container::exec::{ExecOpts, exec};
+use peapod_oci::container::{Container, wait};
 
 /// The process to run: `--process FILE`, or the container's own process with the flags
 /// applied (runc `getProcess`).
 fn process(root: &Path, args: &Exec) -> Result<Process> {
     if let Some(f) = &args.process {
-        let data = peapod::container::spec::read_bounded(f)?;
+        let data = peapod_oci::container::spec::read_bounded(f)?;
         return serde_json::from_slice(&data)
             .with_context(|| format!("parse process `{}`", f.display()));
     }

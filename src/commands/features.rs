@@ -1,7 +1,7 @@
 use anyhow::Result;
 
-use peapod::rootfs::options;
-use peapod::seccomp;
+use peapod_oci::rootfs::options;
+use peapod_oci::seccomp;
 
 /// The runtime-spec `features` document: only what peapod really implements.
 pub fn run() -> Result<i32> {
@@ -13,7 +13,7 @@ pub fn run() -> Result<i32> {
         .collect();
     let v = serde_json::json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": peapod::container::state::OCI_VERSION,
+        "ociVersionMax": peapod_oci::container::state::OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": options::KNOWN,
         "linux": {

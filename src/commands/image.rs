@@ -1,12 +1,12 @@
-//! `peapod image ...`: glue between the flags and [`peapod::image::Store`].
+//! `peapod image ...`: glue between the flags and [`peapod_image::Store`].
 
 use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use peapod::image::registry::PullOptions;
-use peapod::image::{ImportOptions, ImportProgress, ImportReport, Store};
+use peapod_image::registry::PullOptions;
+use peapod_image::{ImportOptions, ImportProgress, ImportReport, Store};
 
 use crate::cli::image::{ImageCommand, ListFormat};
 
@@ -49,7 +49,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i3
         ImageCommand::Inspect(a) => {
             let i = store
                 .resolve(&a.name)?
-                .ok_or_else(|| peapod::image::ImageError::NotFound(a.name.clone()))?;
+                .ok_or_else(|| peapod_image::ImageError::NotFound(a.name.clone()))?;
             let v = serde_json::json!([{
                 "Name": i.name, "Digest": i.digest, "Id": i.id, "Size": i.size,
                 "Config": i.config, "LayerDirs": i.layer_dirs,
@@ -59,17 +59,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i3
         ImageCommand::Rm(a) => {
             for n in &a.names {
                 if !a.force
-                    && let Some(info) = store.resolve(n)?
-                    && let Some((pod, _)) =
-                        peapod::pod::ops::images_in_use(root)
-                            .into_iter()
-                            .find(|(_, image)| {
-                                store
-                                    .resolve(image)
-                                    .ok()
-                                    .flatten()
-                                    .is_some_and(|i| i.id == info.id)
-                            })
+                    && let Some(pod) = peapod_pod::ops::image_user(root, &store, n)?
                 {
                     anyhow::bail!(
                         "image `{n}` is in use by pod `{pod}` (hint: remove the pod first, or pass --force)"
@@ -106,7 +96,7 @@ fn progress_bar() -> Option<Bar> {
 
 fn loaded(
     bar: Option<&Bar>,
-    rep: Result<ImportReport, peapod::image::ImageError>,
+    rep: Result<ImportReport, peapod_image::ImageError>,
 ) -> anyhow::Result<()> {
     if let Some(b) = bar {
         b.0.finish_and_clear();

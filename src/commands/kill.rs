@@ -3,8 +3,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::cli::oci::Kill;
-use peapod::container::lifecycle;
-use peapod::signal;
+use peapod_oci::container::lifecycle;
+use peapod_oci::signal;
 
 pub fn run(root: &Path, args: &Kill) -> Result<i32> {
     let sig = signal::parse(&args.signal)?;

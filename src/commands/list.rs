@@ -4,7 +4,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::cli::oci::{Format, List};
-use peapod::container::lifecycle;
+use peapod_oci::container::lifecycle;
 
 pub fn run(root: &Path, args: &List) -> Result<i32> {
     let all = lifecycle::list(root)?;
@@ -24,7 +24,7 @@ pub fn run(root: &Path, args: &List) -> Result<i32> {
             let rows: Vec<[String; 6]> = all
                 .iter()
                 .map(|(s, st)| {
-                    let pid = if *st == peapod::container::Status::Stopped {
+                    let pid = if *st == peapod_oci::container::Status::Stopped {
                         0
                     } else {
                         s.pid

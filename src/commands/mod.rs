@@ -19,7 +19,7 @@ pub mod state;
 pub mod update;
 
 use crate::cli::oci::CreateFlags;
-use peapod::container::create::CreateOpts;
+use peapod_oci::container::create::CreateOpts;
 
 /// Print rows in aligned columns separated by three spaces (runc's and kubectl's look).
 pub fn print_table<const N: usize>(rows: &[[String; N]]) -> std::io::Result<()> {

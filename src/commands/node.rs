@@ -5,23 +5,24 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::cli::node::{NodeCommand, NodeOutput, Schedule};
-use peapod::k8s::{Format, Quantity};
-use peapod::node::{self, fit::Amounts, labels, object, schedule, taints};
+use peapod_kube::node::{self, fit::Amounts, labels, object, schedule, taints};
+use peapod_kube::{Format, Quantity};
+use peapod_pod::node as node_io;
 
 pub fn run(root: &Path, storage: &Path, cmd: &NodeCommand) -> Result<i32> {
     match cmd {
         NodeCommand::Show(a) => {
-            let n = node::load(storage).context("node show")?;
+            let n = node_io::load(storage).context("node show")?;
             match a.output {
                 Some(NodeOutput::Json) => println!("{}", serde_json::to_string_pretty(&n)?),
                 Some(NodeOutput::Yaml) => print!("{}", yaml_serde::to_string(&n)?),
-                None => show(&n, &node::admitted_pods(root)),
+                None => show(&n, &node_io::admitted_pods(root)),
             }
             Ok(0)
         }
         NodeCommand::Label(a) => {
             let ops = labels::parse(&a.labels)?;
-            let (n, outcome) = node::edit(storage, |n| {
+            let (n, outcome) = node_io::edit(storage, |n| {
                 let labels = n.metadata.labels.get_or_insert_with(Default::default);
                 labels::apply(labels, &ops, a.overwrite)
             })?;
@@ -33,7 +34,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &NodeCommand) -> Result<i32> {
         }
         NodeCommand::Taint(a) => {
             let ops = taints::parse(&a.taints)?;
-            let (n, verb) = node::edit(storage, |n| {
+            let (n, verb) = node_io::edit(storage, |n| {
                 let node_name = n.metadata.name.clone().unwrap_or_default();
                 let spec = n.spec.get_or_insert_with(Default::default);
                 let mut list = spec.taints.take().unwrap_or_default();
@@ -42,7 +43,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &NodeCommand) -> Result<i32> {
                     &ops,
                     a.overwrite,
                     &node_name,
-                    node::timestamp(peapod::pod::now()),
+                    node::timestamp(peapod_pod::now()),
                 );
                 spec.taints = Some(list).filter(|l| !l.is_empty());
                 verb
@@ -52,7 +53,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &NodeCommand) -> Result<i32> {
         }
         NodeCommand::Cordon | NodeCommand::Uncordon => {
             let cordon = matches!(cmd, NodeCommand::Cordon);
-            let (n, changed) = node::edit(storage, |n| {
+            let (n, changed) = node_io::edit(storage, |n| {
                 let spec = n.spec.get_or_insert_with(Default::default);
                 let was = spec.unschedulable == Some(true);
                 spec.unschedulable = cordon.then_some(true);

@@ -3,7 +3,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::cli::oci::Id;
-use peapod::container::lifecycle;
+use peapod_oci::container::lifecycle;
 
 pub fn pause(root: &Path, args: &Id) -> Result<i32> {
     lifecycle::pause(root, &args.id).with_context(|| format!("pause container `{}`", args.id))?;

@@ -5,8 +5,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::pod::{Output, PodCommand};
-use peapod::container::{exec, wait};
-use peapod::pod::{self, logs, ops};
+use peapod_oci::container::{exec, wait};
+use peapod_pod::{self as pod, logs, ops};
 
 fn print(v: &serde_json::Value, out: Output) -> Result<()> {
     match out {
@@ -130,7 +130,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
             process.set_terminal(Some(a.tty));
             if !a.interactive {
                 let null = std::fs::File::open("/dev/null")?;
-                peapod::sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0)?;
+                peapod_sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0)?;
             }
             let pair = if a.tty {
                 Some(nix::sys::socket::socketpair(

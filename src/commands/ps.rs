@@ -4,7 +4,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::oci::{Format, Ps};
-use peapod::container::lifecycle;
+use peapod_oci::container::lifecycle;
 
 pub fn run(root: &Path, args: &Ps) -> Result<i32> {
     let pids = lifecycle::pids(root, &args.id)

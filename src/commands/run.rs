@@ -5,8 +5,8 @@ use anyhow::{Context, Result};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
 use crate::cli::oci::Run;
-use peapod::container::{create, lifecycle, spec, wait};
-use peapod::process::channel::recv_fd;
+use peapod_oci::container::{create, lifecycle, spec, wait};
+use peapod_oci::process::channel::recv_fd;
 
 /// create + start; in the foreground, wait with signal forwarding, then delete unless --keep.
 pub fn run(root: &Path, args: &Run) -> Result<i32> {

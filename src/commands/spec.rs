@@ -1,7 +1,7 @@
 use anyhow::{Context, Result, bail};
 
 use crate::cli::oci::Spec;
-use peapod::spec_template::{default_spec, host_entries, host_view_spec, prepare_host_root};
+use peapod_oci::spec_template::{default_spec, host_entries, host_view_spec, prepare_host_root};
 
 pub fn run(args: &Spec) -> Result<i32> {
     let path = args.bundle.join("config.json");

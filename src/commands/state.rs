@@ -3,7 +3,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::cli::oci::Id;
-use peapod::container::Container;
+use peapod_oci::container::Container;
 
 pub fn run(root: &Path, args: &Id) -> Result<i32> {
     let c = Container::load(root, &args.id)

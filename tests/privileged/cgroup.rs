@@ -28,7 +28,7 @@ fn memory_limit_oom_kills_and_is_reported() {
         json!({"linux": {"resources": {"memory": {"limit": 33554432}}}}),
     );
     b.create(&id);
-    let cg = peapod::cgroups::manager(Some(&b.cgroup_path(&id)), &id).unwrap();
+    let cg = peapod_oci::cgroups::manager(Some(&b.cgroup_path(&id)), &id).unwrap();
     assert_eq!(cg.oom_kill_count().unwrap(), 0);
     b.ok(&["start", &id]);
     b.wait_status(&id, "stopped");

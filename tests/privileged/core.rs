@@ -222,7 +222,7 @@ fn terminal_goes_to_the_console_socket() {
     let listener = UnixListener::bind(&sock).unwrap();
     let recv = std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        peapod::process::channel::recv_fd(&conn)
+        peapod_oci::process::channel::recv_fd(&conn)
             .unwrap()
             .expect("a pty master")
     });

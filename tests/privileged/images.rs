@@ -215,7 +215,7 @@ fn image_whiteouts_hold_in_the_overlay_and_a_container_runs_from_it() {
     }
     let s = Storage::new();
     s.import(oci_tar(), &[]);
-    let store = peapod::image::Store::open(s.path()).unwrap();
+    let store = peapod_image::Store::open(s.path()).unwrap();
     let img = store.resolve("localhost/busybox").unwrap().unwrap();
     assert_eq!(img.layer_dirs.len(), 2);
     // Layer 1 alone still has the files layer 2 deletes.
@@ -224,7 +224,7 @@ fn image_whiteouts_hold_in_the_overlay_and_a_container_runs_from_it() {
 
     let ro = s.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
-    peapod::image::mount_overlay(&img.layer_dirs, None, &ro).unwrap();
+    peapod_image::mount_overlay(&img.layer_dirs, None, &ro).unwrap();
     let m = Mounted(ro.clone());
     assert!(ro.join("etc/passwd").is_file());
     assert!(ro.join("bin/sh").exists());
@@ -255,16 +255,16 @@ fn image_whiteouts_hold_in_the_overlay_and_a_container_runs_from_it() {
     for d in [&upper, &work, &root] {
         std::fs::create_dir(d).unwrap();
     }
-    peapod::image::mount_overlay(&img.layer_dirs, Some((&upper, &work)), &root).unwrap();
+    peapod_image::mount_overlay(&img.layer_dirs, Some((&upper, &work)), &root).unwrap();
     let _m = Mounted(root.clone());
-    let argv = peapod::image::merge_process(
+    let argv = peapod_image::merge_process(
         &img.config,
         None,
         Some(&["echo \"$GREETING from $(pwd)\" > out; rm /etc/passwd; ls /etc".to_string()]),
     );
     assert_eq!(argv[..2], ["/bin/sh", "-c"]);
-    let env = peapod::image::merge_env(&img.config, &[("EXTRA".into(), "1".into())]);
-    let cwd = peapod::image::working_dir(&img.config, None);
+    let env = peapod_image::merge_env(&img.config, &[("EXTRA".into(), "1".into())]);
+    let cwd = peapod_image::working_dir(&img.config, None);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let b = Bundle::new(
         &argv,
@@ -583,11 +583,11 @@ fn image_pull_from_a_local_registry() {
     );
 
     // The pulled image runs: whiteouts hold as with an imported one.
-    let store = peapod::image::Store::open(s.path()).unwrap();
+    let store = peapod_image::Store::open(s.path()).unwrap();
     let img = store.resolve(&name("docker")).unwrap().unwrap();
     let ro = s.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
-    peapod::image::mount_overlay(&img.layer_dirs, None, &ro).unwrap();
+    peapod_image::mount_overlay(&img.layer_dirs, None, &ro).unwrap();
     let _m = Mounted(ro.clone());
     assert!(ro.join("bin/busybox").is_file() && !ro.join("etc/motd").exists());
 }

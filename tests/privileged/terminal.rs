@@ -235,7 +235,7 @@ impl Session {
             }
             Caller::Tty(rows, cols) => {
                 let (m, s) = pty();
-                peapod::sys::set_winsize(m.as_raw_fd(), rows, cols).unwrap();
+                peapod_sys::set_winsize(m.as_raw_fd(), rows, cols).unwrap();
                 let mut c = Command::new("setsid");
                 c.args(["-w", "-c"])
                     .arg(cmd.get_program())
@@ -552,7 +552,7 @@ fn interactive(rt: &Runtime, args: &[&str]) -> (Finished, bool, bool) {
     let raw = !during
         .local_flags
         .intersects(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ISIG);
-    peapod::sys::set_winsize(master.as_raw_fd(), 50, 132).unwrap();
+    peapod_sys::set_winsize(master.as_raw_fd(), 50, 132).unwrap();
     // Typed only once the resize arrived: runc handles both in separate goroutines.
     s.wait_for("resized");
     nix::unistd::write(&master, b"hello\r").unwrap();
@@ -709,7 +709,7 @@ fn console_socket(sock: &Path) -> std::thread::JoinHandle<OwnedFd> {
     let listener = UnixListener::bind(sock).unwrap();
     std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        peapod::process::channel::recv_fd(&conn)
+        peapod_oci::process::channel::recv_fd(&conn)
             .unwrap()
             .expect("a pty master")
     })

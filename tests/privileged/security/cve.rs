@@ -219,7 +219,7 @@ fn cve_2025_52565_dev_console_symlink_is_replaced() {
     let listener = UnixListener::bind(&sock).unwrap();
     let recv = std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        peapod::process::channel::recv_fd(&conn)
+        peapod_oci::process::channel::recv_fd(&conn)
             .unwrap()
             .expect("a pty master")
     });

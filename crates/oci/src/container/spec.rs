@@ -1,0 +1,744 @@
+//! config.json: load it, refuse what peapod does not implement (naming the field), and
+//! turn it into the plain values the stages need. Pure apart from `load`.
+
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use super::ContainerError;
+use crate::linux::sysctl_dotted;
+
+/// The largest config.json (or `exec --process` file) read: [`limits::CONFIG_BYTES`], far past
+/// any real config; nesting is limited by serde_json's recursion limit (128 levels).
+pub const MAX_CONFIG_BYTES: usize = limits::CONFIG_BYTES as usize;
+
+/// Read and parse `<bundle>/config.json`.
+pub fn load(bundle: &Path) -> Result<Spec, ContainerError> {
+    let path = bundle.join("config.json");
+    let data = read_bounded(&path)?;
+    parse(&data).map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))
+}
+
+/// Parse a config.json text (what [`load`] does after reading it).
+pub fn parse(data: &[u8]) -> Result<Spec, serde_json::Error> {
+    serde_json::from_slice(data)
+}
+
+/// Read a JSON file of the bundle or the command line, refusing one over
+/// [`MAX_CONFIG_BYTES`] without reading past the limit (`/dev/zero` ends there too).
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>, ContainerError> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut data))
+        .map_err(|e| ContainerError::io("read", path, e))?;
+    if data.len() > MAX_CONFIG_BYTES {
+        return Err(ContainerError::BadConfig(format!(
+            "`{}` is larger than {MAX_CONFIG_BYTES} bytes, peapod's limit",
+            path.display()
+        )));
+    }
+    Ok(data)
+}
+
+/// nix has no constant for the time namespace.
+pub const CLONE_NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+
+fn unsupported(field: &str) -> ContainerError {
+    ContainerError::BadConfig(format!("{field} is not supported by peapod"))
+}
+
+fn bad(msg: String) -> ContainerError {
+    ContainerError::BadConfig(msg)
+}
+
+/// Check everything that can be checked before any side effect.
+pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| bad("process is required".into()))?;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(bad("process.args must not be empty".into()));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(bad(format!(
+            "process.cwd `{}` must be an absolute path",
+            process.cwd().display()
+        )));
+    }
+    if process
+        .apparmor_profile()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(unsupported("process.apparmorProfile"));
+    }
+    if process
+        .selinux_label()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(unsupported("process.selinuxLabel"));
+    }
+    if process.scheduler().is_some() {
+        return Err(unsupported("process.scheduler"));
+    }
+    if process.io_priority().is_some() {
+        return Err(unsupported("process.ioPriority"));
+    }
+    if process.exec_cpu_affinity().is_some() {
+        return Err(unsupported("process.execCPUAffinity"));
+    }
+    if process.user().username().is_some() {
+        return Err(unsupported("process.user.username"));
+    }
+    if spec.root().is_none() {
+        return Err(bad("root is required".into()));
+    }
+    if spec.solaris().is_some() || spec.windows().is_some() || spec.vm().is_some() {
+        return Err(bad(
+            "only linux containers are supported (solaris, windows or vm is set)".into(),
+        ));
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(unsupported(&format!(
+                "mounts[{i}].uidMappings (idmapped mounts)"
+            )));
+        }
+        crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
+            .map_err(|e| bad(format!("mounts[{i}] `{}`: {e}", m.destination().display())))?;
+        if !m.destination().is_absolute() {
+            return Err(bad(format!(
+                "mounts[{i}].destination `{}` must be absolute",
+                m.destination().display()
+            )));
+        }
+    }
+    let has_proc = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.destination() == Path::new("/proc") && m.typ().as_deref() == Some("proc"));
+    if !has_proc {
+        return Err(bad("mounts must include a proc mount at /proc: the init reopens its start fifo through /proc/self/fd (as runc does)".into()));
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| bad("linux is required".into()))?;
+    if linux
+        .mount_label()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(unsupported("linux.mountLabel"));
+    }
+    if linux.intel_rdt().is_some() {
+        return Err(unsupported("linux.intelRdt"));
+    }
+    if linux.memory_policy().is_some() {
+        return Err(unsupported("linux.memoryPolicy"));
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(unsupported("linux.netDevices"));
+    }
+    if let Some(p) = linux.personality() {
+        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+            return Err(unsupported("linux.personality.flags"));
+        }
+        return Err(unsupported("linux.personality"));
+    }
+    if let Some(p) = linux.rootfs_propagation().as_deref()
+        && crate::rootfs::options::propagation_flags(p).is_none()
+    {
+        return Err(bad(format!(
+            "linux.rootfsPropagation `{p}` is not a propagation type"
+        )));
+    }
+    for k in linux.sysctl().iter().flat_map(|s| s.keys()) {
+        if k.is_empty() || k.split(['.', '/']).any(|c| c.is_empty() || c == "..") {
+            return Err(bad(format!(
+                "linux.sysctl key `{k}` is not a valid sysctl name"
+            )));
+        }
+    }
+    check_limits(spec)?;
+    let ns = namespaces(spec)?;
+    check_sysctls(spec, &ns, &joined_is_current)?;
+    if ns.new_user && linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
+        return Err(bad(
+            "linux.uidMappings are required with a new user namespace".into(),
+        ));
+    }
+    if !ns.new_user
+        && (linux.uid_mappings().is_some() || linux.gid_mappings().is_some())
+        && !ns.joins_user
+    {
+        return Err(bad(
+            "linux.uidMappings need a user namespace in linux.namespaces".into(),
+        ));
+    }
+    if linux.time_offsets().is_some() && !ns.unshare.contains(CLONE_NEWTIME) {
+        return Err(bad(
+            "linux.timeOffsets need a new time namespace in linux.namespaces".into(),
+        ));
+    }
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        && !ns.unshare.contains(CloneFlags::CLONE_NEWUTS)
+        && !ns.joins_uts
+    {
+        return Err(bad("hostname needs a uts namespace in linux.namespaces (setting it would change the host's)".into()));
+    }
+    Ok(())
+}
+
+/// Upper bounds on the lists of config.json. Each is far above what runc users, containerd or
+/// kubelet produce (kubelet sends about 15 masked paths, some dozens of mounts), and keeps the
+/// work of a `create` small and linear: a list past its bound is refused before anything
+/// exists, naming the field.
+pub mod limits {
+    /// `mounts`, `linux.maskedPaths`, `linux.readonlyPaths`, `linux.devices`,
+    /// `linux.resources.devices`: each entry is at least one mount or one cgroup write.
+    pub const PATHS: usize = 4096;
+    /// `process.args` and `process.env`, `hooks.*[].args` and `.env` (execve's own limit on the
+    /// total size, `ARG_MAX`, applies too).
+    pub const STRINGS: usize = 65_536;
+    /// Hooks of one kind: each is a process the runtime waits for.
+    pub const HOOKS: usize = 256;
+    /// `process.rlimits` (there are 16 resources).
+    pub const RLIMITS: usize = 64;
+    /// `linux.uidMappings` / `gidMappings`: the kernel takes at most 340 lines.
+    pub const ID_MAPPINGS: usize = 340;
+    /// `linux.seccomp.syscalls`, and the names in all of them together.
+    pub const SECCOMP_RULES: usize = 4096;
+    pub const SECCOMP_NAMES: usize = 16_384;
+    /// `linux.sysctl`.
+    pub const SYSCTLS: usize = 1024;
+    /// `process.user.additionalGids` (the kernel's `NGROUPS_MAX`).
+    pub const GIDS: usize = 65_536;
+    /// The size of config.json itself.
+    pub const CONFIG_BYTES: u64 = 64 << 20;
+}
+
+fn within(field: &str, n: usize, limit: usize) -> Result<(), ContainerError> {
+    if n > limit {
+        return Err(bad(format!(
+            "{field} has {n} entries, more than peapod's limit of {limit}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse lists longer than [`limits`] allow.
+pub fn check_limits(spec: &Spec) -> Result<(), ContainerError> {
+    use limits::*;
+    let len = |v: Option<&Vec<String>>| v.map_or(0, Vec::len);
+    within("mounts", spec.mounts().as_ref().map_or(0, Vec::len), PATHS)?;
+    if let Some(p) = spec.process() {
+        check_process_limits(p)?;
+    }
+    if let Some(h) = spec.hooks() {
+        #[allow(deprecated)]
+        let kinds = [
+            ("hooks.prestart", h.prestart()),
+            ("hooks.createRuntime", h.create_runtime()),
+            ("hooks.createContainer", h.create_container()),
+            ("hooks.startContainer", h.start_container()),
+            ("hooks.poststart", h.poststart()),
+            ("hooks.poststop", h.poststop()),
+        ];
+        for (field, hooks) in kinds {
+            let hooks = hooks.as_deref().unwrap_or_default();
+            within(field, hooks.len(), HOOKS)?;
+            for (i, hook) in hooks.iter().enumerate() {
+                within(
+                    &format!("{field}[{i}].args"),
+                    len(hook.args().as_ref()),
+                    STRINGS,
+                )?;
+                within(
+                    &format!("{field}[{i}].env"),
+                    len(hook.env().as_ref()),
+                    STRINGS,
+                )?;
+            }
+        }
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    within(
+        "linux.maskedPaths",
+        len(linux.masked_paths().as_ref()),
+        PATHS,
+    )?;
+    within(
+        "linux.readonlyPaths",
+        len(linux.readonly_paths().as_ref()),
+        PATHS,
+    )?;
+    within(
+        "linux.devices",
+        linux.devices().as_ref().map_or(0, Vec::len),
+        PATHS,
+    )?;
+    if let Some(r) = linux.resources() {
+        check_resources_limits(r)?;
+    }
+    within(
+        "linux.uidMappings",
+        linux.uid_mappings().as_ref().map_or(0, Vec::len),
+        ID_MAPPINGS,
+    )?;
+    within(
+        "linux.gidMappings",
+        linux.gid_mappings().as_ref().map_or(0, Vec::len),
+        ID_MAPPINGS,
+    )?;
+    within(
+        "linux.sysctl",
+        linux.sysctl().as_ref().map_or(0, |m| m.len()),
+        SYSCTLS,
+    )?;
+    if let Some(sc) = linux.seccomp() {
+        let rules = sc.syscalls().as_deref().unwrap_or_default();
+        within("linux.seccomp.syscalls", rules.len(), SECCOMP_RULES)?;
+        within(
+            "linux.seccomp.syscalls[].names",
+            rules.iter().map(|r| r.names().len()).sum(),
+            SECCOMP_NAMES,
+        )?;
+    }
+    Ok(())
+}
+
+/// [`limits`] for a process: the container's, or one `exec` starts (`--process`).
+pub fn check_process_limits(p: &oci_spec::runtime::Process) -> Result<(), ContainerError> {
+    use limits::*;
+    let len = |v: Option<&Vec<String>>| v.map_or(0, Vec::len);
+    within("process.args", len(p.args().as_ref()), STRINGS)?;
+    within("process.env", len(p.env().as_ref()), STRINGS)?;
+    within(
+        "process.rlimits",
+        p.rlimits().as_ref().map_or(0, Vec::len),
+        RLIMITS,
+    )?;
+    within(
+        "process.user.additionalGids",
+        p.user().additional_gids().as_ref().map_or(0, Vec::len),
+        GIDS,
+    )
+}
+
+/// [`limits`] for resources: the container's, or those `update` applies.
+pub fn check_resources_limits(r: &oci_spec::runtime::LinuxResources) -> Result<(), ContainerError> {
+    within(
+        "linux.resources.devices",
+        r.devices().as_ref().map_or(0, Vec::len),
+        limits::PATHS,
+    )
+}
+
+/// The namespace a sysctl lives in, by runc's table (`libcontainer/configs/validate`); `None`
+/// for a sysctl that is global to the kernel.
+pub fn sysctl_namespace(dotted: &str) -> Option<CloneFlags> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&dotted) || dotted.starts_with("fs.mqueue.") {
+        Some(CloneFlags::CLONE_NEWIPC)
+    } else if dotted.starts_with("net.") {
+        Some(CloneFlags::CLONE_NEWNET)
+    } else if dotted == "kernel.hostname" || dotted == "kernel.domainname" {
+        Some(CloneFlags::CLONE_NEWUTS)
+    } else {
+        None
+    }
+}
+
+/// Refuse every sysctl the container could only write to a namespace it does not own, with
+/// runc's rule and words: a global sysctl (`kernel.core_pattern`, `vm.*`...) always; a
+/// namespaced one unless the namespace is new or joined by a path that is not the runtime's
+/// own (runc checks that only for the network namespace; peapod checks IPC and UTS the same
+/// way, since joining `/proc/1/ns/ipc` would make `kernel.shmmax` the host's).
+/// `kernel.hostname` conflicts with the OCI `hostname` field, as in runc.
+pub fn check_sysctls(
+    spec: &Spec,
+    plan: &NamespacePlan,
+    is_current: &dyn Fn(CloneFlags, &Path) -> Result<bool, String>,
+) -> Result<(), ContainerError> {
+    let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    let owns = |kind: CloneFlags| -> Result<bool, ContainerError> {
+        if plan.unshare.contains(kind) {
+            return Ok(true);
+        }
+        match plan.joins.iter().find(|(k, _)| *k == kind) {
+            Some((_, path)) => is_current(kind, path)
+                .map(|host| !host)
+                .map_err(|e| bad(format!("invalid {} namespace path: {e}", ns_label(kind)))),
+            None => Ok(false),
+        }
+    };
+    let mut keys: Vec<&String> = sysctls.keys().collect();
+    keys.sort();
+    for key in keys {
+        let s = sysctl_dotted(key);
+        let refusal = match sysctl_namespace(&s) {
+            Some(CloneFlags::CLONE_NEWIPC) if !owns(CloneFlags::CLONE_NEWIPC)? => {
+                format!("sysctl {s:?} is not allowed in the hosts ipc namespace")
+            }
+            Some(CloneFlags::CLONE_NEWNET) if !owns(CloneFlags::CLONE_NEWNET)? => {
+                format!("sysctl {s:?} not allowed in host network namespace")
+            }
+            Some(CloneFlags::CLONE_NEWUTS) if owns(CloneFlags::CLONE_NEWUTS)? => {
+                if s == "kernel.hostname" {
+                    format!(
+                        "sysctl {s:?} is not allowed as it conflicts with the OCI \"hostname\" field"
+                    )
+                } else {
+                    continue;
+                }
+            }
+            Some(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNET) => continue,
+            _ => format!("sysctl {s:?} is not in a separate kernel namespace"),
+        };
+        return Err(bad(refusal));
+    }
+    Ok(())
+}
+
+fn ns_label(kind: CloneFlags) -> &'static str {
+    match kind {
+        CloneFlags::CLONE_NEWIPC => "ipc",
+        CloneFlags::CLONE_NEWUTS => "uts",
+        CloneFlags::CLONE_NEWNET => "net",
+        _ => "other",
+    }
+}
+
+/// Whether the namespace file at `path` is the one this process is in (same inode as
+/// `/proc/self/ns/<kind>`): joining it is no separation at all.
+fn joined_is_current(kind: CloneFlags, path: &Path) -> Result<bool, String> {
+    let own = format!("/proc/self/ns/{}", ns_label(kind));
+    let a = nix::sys::stat::stat(own.as_str()).map_err(|e| format!("stat `{own}`: {e}"))?;
+    let b = nix::sys::stat::stat(path).map_err(|e| format!("stat `{}`: {e}", path.display()))?;
+    Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+}
+
+/// Which namespaces to create and which to join.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NamespacePlan {
+    /// (kind, path) in join order: user first, mount last.
+    pub joins: Vec<(CloneFlags, PathBuf)>,
+    /// New namespaces other than user.
+    pub unshare: CloneFlags,
+    pub new_user: bool,
+    pub joins_user: bool,
+    pub joins_uts: bool,
+    /// The container has a pid namespace of its own (new, not joined).
+    pub private_pid: bool,
+}
+
+fn join_rank(k: CloneFlags) -> u8 {
+    match k {
+        CloneFlags::CLONE_NEWUSER => 0,
+        CloneFlags::CLONE_NEWNS => 9,
+        _ => 5,
+    }
+}
+
+/// Namespaces from `linux.namespaces`; a duplicate type is an error.
+pub fn namespaces(spec: &Spec) -> Result<NamespacePlan, ContainerError> {
+    let mut plan = NamespacePlan {
+        joins: Vec::new(),
+        unshare: CloneFlags::empty(),
+        new_user: false,
+        joins_user: false,
+        joins_uts: false,
+        private_pid: false,
+    };
+    let mut seen = CloneFlags::empty();
+    let list = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    for ns in &list {
+        let flag = CloneFlags::from_bits_retain(ns.typ() as libc::c_int);
+        if seen.contains(flag) {
+            return Err(bad(format!("linux.namespaces lists `{}` twice", ns.typ())));
+        }
+        seen |= flag;
+        match ns.path() {
+            Some(p) if !p.as_os_str().is_empty() => {
+                if ns.typ() == LinuxNamespaceType::User {
+                    plan.joins_user = true;
+                }
+                if ns.typ() == LinuxNamespaceType::Uts {
+                    plan.joins_uts = true;
+                }
+                plan.joins.push((flag, p.clone()));
+            }
+            _ => {
+                if ns.typ() == LinuxNamespaceType::User {
+                    plan.new_user = true;
+                } else {
+                    plan.unshare |= flag;
+                }
+                if ns.typ() == LinuxNamespaceType::Pid {
+                    plan.private_pid = true;
+                }
+            }
+        }
+    }
+    if !seen.contains(CloneFlags::CLONE_NEWNS) {
+        return Err(bad("linux.namespaces must include a mount namespace".into()));
+    }
+    plan.joins.sort_by_key(|(k, _)| join_rank(*k));
+    Ok(plan)
+}
+
+/// `linux.timeOffsets` as lines for `/proc/self/timens_offsets`.
+pub fn time_offsets(spec: &Spec) -> Vec<String> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+        .map(|m| {
+            m.iter()
+                .map(|(clock, off)| {
+                    format!(
+                        "{clock} {} {}",
+                        off.secs().unwrap_or(0),
+                        off.nanosecs().unwrap_or(0)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: serde_json::Value) -> Spec {
+        let mut base = serde_json::to_value(crate::spec_template::default_spec(false)).unwrap();
+        merge(&mut base, json);
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+        match (a, b) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
+
+    #[test]
+    fn default_spec_is_valid() {
+        validate(&spec(serde_json::json!({}))).unwrap();
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let cases = [
+            (
+                serde_json::json!({"process": {"apparmorProfile": "x"}}),
+                "process.apparmorProfile is not supported by peapod",
+            ),
+            (
+                serde_json::json!({"mounts": []}),
+                "mounts must include a proc mount at /proc: the init reopens its start fifo through /proc/self/fd (as runc does)",
+            ),
+            (
+                serde_json::json!({"process": {"args": []}}),
+                "process.args must not be empty",
+            ),
+            (
+                serde_json::json!({"process": {"cwd": "rel"}}),
+                "process.cwd `rel` must be an absolute path",
+            ),
+            (
+                serde_json::json!({"linux": {"intelRdt": {}}}),
+                "linux.intelRdt is not supported by peapod",
+            ),
+            (
+                serde_json::json!({"linux": {"rootfsPropagation": "sideways"}}),
+                "linux.rootfsPropagation `sideways` is not a propagation type",
+            ),
+            (
+                serde_json::json!({"linux": {"sysctl": {"net..x": "1"}}}),
+                "linux.sysctl key `net..x` is not a valid sysctl name",
+            ),
+            (
+                serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "pid"}, {"type": "mount"}]}}),
+                "linux.namespaces lists `pid` twice",
+            ),
+            (
+                serde_json::json!({"linux": {"namespaces": [{"type": "mount"}, {"type": "user"}]}}),
+                "linux.uidMappings are required with a new user namespace",
+            ),
+            (
+                serde_json::json!({"mounts": [{"destination": "/x", "type": "bind", "source": "/tmp", "options": ["idmap"]}]}),
+                "mounts[0] `/x`: mount option `idmap` is not supported by peapod",
+            ),
+        ];
+        for (patch, want) in cases {
+            let e = validate(&spec(patch.clone())).unwrap_err().to_string();
+            assert_eq!(e, format!("invalid config.json: {want}"), "{patch}");
+        }
+    }
+
+    #[test]
+    fn sysctl_rule_is_runcs() {
+        let ns_without = |ty: &str| {
+            let s = serde_json::to_value(spec(serde_json::json!({}))).unwrap();
+            let mut list = s["linux"]["namespaces"].as_array().unwrap().clone();
+            list.retain(|n| n["type"] != ty);
+            serde_json::Value::Array(list)
+        };
+        let host = |_: CloneFlags, p: &Path| Ok(p == Path::new("/proc/self/ns/x"));
+        let check = |patch: serde_json::Value| {
+            let s = spec(patch);
+            let plan = namespaces(&s).unwrap();
+            check_sysctls(&s, &plan, &host).map_err(|e| e.to_string())
+        };
+        let refused = |key: &str, ns: serde_json::Value| {
+            check(serde_json::json!({"linux": {"sysctl": {key: "1"}, "namespaces": ns}}))
+                .unwrap_err()
+        };
+        let all = ns_without("none");
+        for key in [
+            "kernel.core_pattern",
+            "vm.swappiness",
+            "kernel.panic",
+            "fs.file-max",
+        ] {
+            assert_eq!(
+                refused(key, all.clone()),
+                format!(
+                    "invalid config.json: sysctl \"{key}\" is not in a separate kernel namespace"
+                )
+            );
+        }
+        assert!(
+            refused("net.ipv4.ip_forward", ns_without("network"))
+                .ends_with("sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace")
+        );
+        // The slash form is converted as runc does (a dot inside a component stays).
+        assert!(
+            refused("net/ipv4/conf/eno2.100/rp_filter", ns_without("network"))
+                .contains("\"net.ipv4.conf.eno2/100.rp_filter\"")
+        );
+        for key in [
+            "kernel.msgmax",
+            "kernel.shm_rmid_forced",
+            "fs.mqueue.msg_max",
+        ] {
+            assert!(refused(key, ns_without("ipc")).ends_with(&format!(
+                "sysctl \"{key}\" is not allowed in the hosts ipc namespace"
+            )));
+        }
+        assert!(refused("kernel.hostname", all.clone()).ends_with(
+            "sysctl \"kernel.hostname\" is not allowed as it conflicts with the OCI \"hostname\" field"
+        ));
+        assert!(
+            refused("kernel.domainname", ns_without("uts"))
+                .ends_with("sysctl \"kernel.domainname\" is not in a separate kernel namespace")
+        );
+        // Joined by path: owned unless it is the runtime's own namespace.
+        let mut joined = all.clone();
+        for n in joined.as_array_mut().unwrap() {
+            if n["type"] == "ipc" {
+                n["path"] = "/proc/self/ns/x".into();
+            }
+        }
+        assert!(refused("kernel.sem", joined.clone()).contains("hosts ipc namespace"));
+        for n in joined.as_array_mut().unwrap() {
+            if n["type"] == "ipc" {
+                n["path"] = "/proc/42/ns/ipc".into();
+            }
+        }
+        for (key, ns) in [
+            ("kernel.sem", joined),
+            ("net.core.somaxconn", all.clone()),
+            ("kernel.domainname", all.clone()),
+            ("fs.mqueue.queues_max", all),
+        ] {
+            check(serde_json::json!({"linux": {"sysctl": {key: "1"}, "namespaces": ns}})).unwrap();
+        }
+    }
+
+    #[test]
+    fn list_limits_name_the_field() {
+        let at = |field: &str, n: usize| {
+            let v: Vec<String> = (0..n).map(|i| format!("/p{i}")).collect();
+            let patch = match field {
+                "maskedPaths" => serde_json::json!({"linux": {"maskedPaths": v}}),
+                "readonlyPaths" => serde_json::json!({"linux": {"readonlyPaths": v}}),
+                _ => serde_json::json!({"process": {"env": v}}),
+            };
+            check_limits(&spec(patch))
+        };
+        assert!(at("maskedPaths", limits::PATHS).is_ok());
+        assert_eq!(
+            at("maskedPaths", limits::PATHS + 1)
+                .unwrap_err()
+                .to_string(),
+            "invalid config.json: linux.maskedPaths has 4097 entries, more than peapod's limit of 4096"
+        );
+        assert!(at("readonlyPaths", limits::PATHS + 1).is_err());
+        assert!(at("env", limits::STRINGS).is_ok());
+        assert!(
+            at("env", limits::STRINGS + 1)
+                .unwrap_err()
+                .to_string()
+                .contains("process.env has 65537 entries")
+        );
+        let maps: Vec<serde_json::Value> = (0..341)
+            .map(|i| serde_json::json!({"containerID": i, "hostID": 100000 + i, "size": 1}))
+            .collect();
+        let e = check_limits(&spec(serde_json::json!({"linux": {"uidMappings": maps}})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("linux.uidMappings has 341 entries"), "{e}");
+    }
+
+    #[test]
+    fn namespace_plan_orders_joins() {
+        let s = spec(serde_json::json!({"linux": {"namespaces": [
+            {"type": "mount", "path": "/proc/1/ns/mnt"},
+            {"type": "network", "path": "/proc/1/ns/net"},
+            {"type": "pid"},
+            {"type": "user", "path": "/proc/1/ns/user"},
+        ]}}));
+        let p = namespaces(&s).unwrap();
+        let kinds: Vec<_> = p.joins.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                CloneFlags::CLONE_NEWUSER,
+                CloneFlags::CLONE_NEWNET,
+                CloneFlags::CLONE_NEWNS
+            ]
+        );
+        assert_eq!(p.unshare, CloneFlags::CLONE_NEWPID);
+        assert!(p.private_pid && p.joins_user && !p.new_user);
+    }
+}

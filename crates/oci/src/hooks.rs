@@ -1,0 +1,234 @@
+//! OCI hooks: run each with the container state on stdin, its args and env, and its timeout.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum HookError {
+    #[error("{kind} hook `{path}`: {err}")]
+    Spawn {
+        kind: &'static str,
+        path: String,
+        err: std::io::Error,
+    },
+    #[error("{kind} hook `{path}` exited with {status}{stderr}")]
+    Failed {
+        kind: &'static str,
+        path: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{kind} hook `{path}` was killed: the runtime was interrupted")]
+    Interrupted { kind: &'static str, path: String },
+    #[error("{kind} hook `{path}` timed out after {secs}s")]
+    Timeout {
+        kind: &'static str,
+        path: String,
+        secs: i64,
+    },
+}
+
+/// Run `hooks` in order; the first failure stops the sequence.
+pub fn run(
+    kind: &'static str,
+    hooks: Option<&Vec<Hook>>,
+    state_json: &[u8],
+) -> Result<(), HookError> {
+    for h in hooks.into_iter().flatten() {
+        run_one(kind, h, state_json)?;
+    }
+    Ok(())
+}
+
+fn run_one(kind: &'static str, h: &Hook, state_json: &[u8]) -> Result<(), HookError> {
+    let path = h.path().display().to_string();
+    let mut cmd = Command::new(h.path());
+    let args = h.args().clone().unwrap_or_default();
+    if let Some(argv0) = args.first() {
+        std::os::unix::process::CommandExt::arg0(&mut cmd, argv0);
+    }
+    cmd.args(args.iter().skip(1));
+    cmd.env_clear();
+    for kv in h.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::piped());
+    let spawn_err = |err| HookError::Spawn {
+        kind,
+        path: path.clone(),
+        err,
+    };
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine (EPIPE).
+        let _ = stdin.write_all(state_json);
+    }
+    let deadline = h
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| (t, Instant::now() + Duration::from_secs(t as u64)));
+    // stderr is drained while the hook runs: a hook that writes more than a pipe holds
+    // (64 KiB) would otherwise block forever on a full pipe while we wait for its exit.
+    let mut stderr = StderrTail::default();
+    let mut pipe = child.stderr.take();
+    loop {
+        if let Some(p) = &mut pipe
+            && !stderr.drain(p, Duration::from_millis(5))
+        {
+            pipe = None;
+        }
+        if let Some(status) = child.try_wait().map_err(spawn_err)? {
+            if let Some(p) = &mut pipe {
+                while stderr.drain(p, Duration::ZERO) {}
+            }
+            if status.success() {
+                return Ok(());
+            }
+            let text = stderr.text();
+            return Err(HookError::Failed {
+                kind,
+                path,
+                status: status.to_string(),
+                stderr: if text.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {text}")
+                },
+            });
+        }
+        if let Some((secs, at)) = deadline
+            && Instant::now() >= at
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HookError::Timeout { kind, path, secs });
+        }
+        if peapod_sys::interrupted().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HookError::Interrupted { kind, path });
+        }
+        if pipe.is_none() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// What a hook wrote to stderr: the first [`StderrTail::KEEP`] bytes are kept for the error
+/// message, the rest is read and dropped.
+#[derive(Default)]
+struct StderrTail {
+    kept: Vec<u8>,
+    dropped: usize,
+}
+
+impl StderrTail {
+    const KEEP: usize = 16 * 1024;
+
+    /// Wait up to `wait` for data and read what is there; false at EOF (or on error).
+    fn drain(&mut self, pipe: &mut std::process::ChildStderr, wait: Duration) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return true,
+            Err(_) => return false,
+        }
+        let mut buf = [0u8; 8192];
+        match std::io::Read::read(pipe, &mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                let room = Self::KEEP.saturating_sub(self.kept.len()).min(n);
+                self.kept.extend_from_slice(&buf[..room]);
+                self.dropped += n - room;
+                true
+            }
+            Err(e) => e.kind() == std::io::ErrorKind::Interrupted,
+        }
+    }
+
+    fn text(&self) -> String {
+        let s = String::from_utf8_lossy(&self.kept).trim().to_string();
+        if self.dropped > 0 {
+            format!("{s}... ({} more bytes)", self.dropped)
+        } else {
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::HookBuilder;
+
+    fn hook(args: &[&str], timeout: Option<i64>) -> Hook {
+        let mut b = HookBuilder::default()
+            .path("/bin/sh")
+            .args(args.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        if let Some(t) = timeout {
+            b = b.timeout(t);
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn state_reaches_stdin_and_failures_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("state");
+        let ok = hook(&["sh", "-c", &format!("cat > {}", out.display())], None);
+        run("prestart", Some(&vec![ok]), b"{\"id\":\"x\"}").unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"{\"id\":\"x\"}");
+        let bad = hook(&["sh", "-c", "echo nope >&2; exit 3"], None);
+        let e = run("poststop", Some(&vec![bad]), b"")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "poststop hook `/bin/sh` exited with exit status: 3: nope"
+        );
+    }
+
+    #[test]
+    fn a_hook_filling_the_stderr_pipe_does_not_hang() {
+        // 256 KiB to stderr with no timeout: before stderr was drained while waiting, the hook
+        // blocked on the full pipe and `run` waited for its exit forever.
+        let loud = hook(
+            &[
+                "sh",
+                "-c",
+                "head -c 262144 /dev/zero | tr '\\0' x >&2; exit 1",
+            ],
+            None,
+        );
+        let t = Instant::now();
+        let e = run("poststart", Some(&vec![loud]), b"")
+            .unwrap_err()
+            .to_string();
+        assert!(t.elapsed() < Duration::from_secs(10));
+        assert!(
+            e.ends_with(&format!("... ({} more bytes)", 262_144 - 16 * 1024)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn timeout_kills_the_hook() {
+        let slow = hook(&["sh", "-c", "sleep 5"], Some(1));
+        let t = Instant::now();
+        let e = run("createRuntime", Some(&vec![slow]), b"").unwrap_err();
+        assert!(matches!(e, HookError::Timeout { secs: 1, .. }));
+        assert!(t.elapsed() < Duration::from_secs(3));
+    }
+}

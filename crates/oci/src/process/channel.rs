@@ -1,0 +1,170 @@
+//! The typed protocol between the runtime and the stages it forks, over a
+//! `SOCK_SEQPACKET` socketpair: one JSON message per packet, errors sent as data.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, recv, send, sendmsg, socketpair,
+};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// runtime → stage 1: the process sits in its cgroup; go on. Also runtime → an exec'd
+    /// process once stage 1 is reaped.
+    Go,
+    /// stage 1 → runtime: I unshared a user namespace; write my id maps.
+    WriteIdMaps,
+    /// runtime → stage 1: maps are written.
+    IdMapsWritten,
+    /// stage 1 → runtime: the container process exists, with this host pid.
+    Pid(i32),
+    /// init → runtime: mounts are done; run prestart/createRuntime hooks now.
+    RunCreateRuntimeHooks,
+    /// runtime → init: hooks done.
+    HooksDone,
+    /// init → runtime: set up, waiting for `start`.
+    Ready,
+    /// any stage → runtime: what failed.
+    Error(String),
+}
+
+#[derive(Debug, Error)]
+pub enum ChannelError {
+    #[error("channel {op}: {errno}")]
+    Sys {
+        op: &'static str,
+        errno: nix::errno::Errno,
+    },
+    #[error("channel: bad message: {0}")]
+    Decode(String),
+    #[error("container process exited before it was ready")]
+    Closed,
+    #[error("container process: {0}")]
+    Remote(String),
+    #[error("channel: expected {expected}, received {received:?}")]
+    Unexpected {
+        expected: &'static str,
+        received: Message,
+    },
+}
+
+/// One end of the socketpair.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+impl Channel {
+    /// A connected pair; both ends are close-on-exec so a successful `execve` closes them
+    /// (the runtime then reads EOF, which means "exec succeeded").
+    pub fn pair() -> Result<(Channel, Channel), ChannelError> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|errno| ChannelError::Sys {
+            op: "socketpair",
+            errno,
+        })?;
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    pub fn send(&self, m: &Message) -> Result<(), ChannelError> {
+        let data = serde_json::to_vec(m).map_err(|e| ChannelError::Decode(e.to_string()))?;
+        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL)
+            .map_err(|errno| ChannelError::Sys { op: "send", errno })?;
+        Ok(())
+    }
+
+    /// Receive one message; `Ok(None)` at EOF.
+    pub fn recv_opt(&self) -> Result<Option<Message>, ChannelError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                // A signal the runtime caught to stop (`sys::catch_interrupts`) ends the wait.
+                Err(nix::errno::Errno::EINTR) if peapod_sys::interrupted().is_none() => continue,
+                r => break r.map_err(|errno| ChannelError::Sys { op: "recv", errno })?,
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .map_err(|e| ChannelError::Decode(e.to_string()))
+    }
+
+    /// Receive one message; EOF and `Error` become errors.
+    pub fn recv(&self) -> Result<Message, ChannelError> {
+        match self.recv_opt()? {
+            None => Err(ChannelError::Closed),
+            Some(Message::Error(e)) => Err(ChannelError::Remote(e)),
+            Some(m) => Ok(m),
+        }
+    }
+
+    /// Receive and insist on one message.
+    pub fn expect(&self, want: Message, name: &'static str) -> Result<(), ChannelError> {
+        let got = self.recv()?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(ChannelError::Unexpected {
+                expected: name,
+                received: got,
+            })
+        }
+    }
+
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Send `fd` with a text payload over a unix socket (the `--console-socket` protocol: runc
+/// sends the pty master with the payload `/dev/ptmx`... callers read only the fd).
+pub fn send_fd(sock: &impl AsFd, payload: &str, fd: RawFd) -> nix::Result<()> {
+    let iov = [std::io::IoSlice::new(payload.as_bytes())];
+    let fds = [fd];
+    sendmsg::<()>(
+        sock.as_fd().as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )?;
+    Ok(())
+}
+
+/// Receive one fd sent by [`send_fd`].
+pub fn recv_fd(sock: &impl AsFd) -> nix::Result<Option<OwnedFd>> {
+    peapod_sys::recv_fd(sock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_errors() {
+        let (a, b) = Channel::pair().unwrap();
+        a.send(&Message::Pid(42)).unwrap();
+        assert_eq!(b.recv().unwrap(), Message::Pid(42));
+        a.send(&Message::Error("mount `/x`: EPERM".into())).unwrap();
+        assert_eq!(
+            b.recv().unwrap_err().to_string(),
+            "container process: mount `/x`: EPERM"
+        );
+        a.send(&Message::Ready).unwrap();
+        assert!(matches!(
+            b.expect(Message::Go, "go"),
+            Err(ChannelError::Unexpected { .. })
+        ));
+        drop(a);
+        assert!(matches!(b.recv(), Err(ChannelError::Closed)));
+    }
+}

@@ -1,0 +1,572 @@
+//! Code that runs in the forked stages. Errors are strings because they travel back to the
+//! runtime over the channel; each names the operation and the path.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use caps::{CapSet, CapsHashSet};
+use nix::fcntl::OFlag;
+use nix::sched::{CloneFlags, setns, unshare};
+use nix::sys::stat::Mode as FileMode;
+use nix::unistd::{ForkResult, Gid, Uid, setresgid, setresuid};
+use oci_spec::runtime::{LinuxCapabilities, Process};
+
+use super::channel::{Channel, Message, send_fd};
+use super::spawn::{Launch, Mode};
+use crate::{hooks, rootfs, seccomp};
+use peapod_sys as sys;
+
+type R<T> = Result<T, String>;
+
+fn ctx<T, E: std::fmt::Display>(r: Result<T, E>, what: impl FnOnce() -> String) -> R<T> {
+    r.map_err(|e| format!("{}: {e}", what()))
+}
+
+/// Stage 1: join and create namespaces, then fork the init.
+pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
+    let _ = nix::sys::prctl::set_name(c"peapod:[1:STAGE]");
+    // Stage 1 dies with the runtime: a `create` or `exec` killed before stage 1 ran leaves no
+    // process behind (the init notices through the channel, see `stage2`).
+    sys::default_interrupts();
+    if !sys::die_with_parent(runtime) {
+        return Err("the runtime exited before stage 1 started".into());
+    }
+    ch.expect(Message::Go, "go").map_err(|e| e.to_string())?;
+    if let Some(adj) = launch.process.oom_score_adj() {
+        ctx(
+            std::fs::write("/proc/self/oom_score_adj", adj.to_string()),
+            || "write /proc/self/oom_score_adj".into(),
+        )?;
+    }
+    // The user namespace comes first: the others are owned by it.
+    for (kind, fd) in &launch.joins {
+        ctx(setns(fd.as_fd(), *kind), || {
+            format!("setns {}", ns_name(*kind))
+        })?;
+    }
+    if launch.new_user {
+        ctx(unshare(CloneFlags::CLONE_NEWUSER), || {
+            "unshare user namespace".into()
+        })?;
+        ch.send(&Message::WriteIdMaps).map_err(|e| e.to_string())?;
+        ch.expect(Message::IdMapsWritten, "id maps written")
+            .map_err(|e| e.to_string())?;
+        ctx(
+            setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)),
+            || "setgid 0 in user namespace".into(),
+        )?;
+        ctx(
+            setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)),
+            || "setuid 0 in user namespace".into(),
+        )?;
+    }
+    ctx(unshare(launch.unshare), || "unshare namespaces".into())?;
+    if !launch.time_offsets.is_empty() {
+        ctx(
+            std::fs::write("/proc/self/timens_offsets", launch.time_offsets.join("\n")),
+            || "write /proc/self/timens_offsets".into(),
+        )?;
+    }
+    match ctx(sys::fork(), || "fork init".into())? {
+        ForkResult::Parent { child } => {
+            ch.send(&Message::Pid(child.as_raw()))
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        ForkResult::Child => {
+            let code = match stage2(launch, ch) {
+                Ok(never) => match never {},
+                Err(e) => {
+                    if ch.send(&Message::Error(e.clone())).is_err() {
+                        // The runtime is gone (after `create` returned): say it where the
+                        // container's output goes.
+                        eprintln!("peapod init: {e}");
+                    }
+                    127
+                }
+            };
+            sys::exit_now(code)
+        }
+    }
+}
+
+fn ns_name(k: CloneFlags) -> &'static str {
+    match k {
+        CloneFlags::CLONE_NEWUSER => "user",
+        CloneFlags::CLONE_NEWNS => "mount",
+        CloneFlags::CLONE_NEWPID => "pid",
+        CloneFlags::CLONE_NEWNET => "network",
+        CloneFlags::CLONE_NEWIPC => "ipc",
+        CloneFlags::CLONE_NEWUTS => "uts",
+        CloneFlags::CLONE_NEWCGROUP => "cgroup",
+        _ => "time",
+    }
+}
+
+enum Never {}
+
+/// Stage 2, the container init (or the exec'd process): filesystem, identity, exec.
+fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
+    let _ = nix::sys::prctl::set_name(c"peapod:[2:INIT]");
+    if matches!(launch.mode, Mode::Exec) {
+        // Until the runtime has reaped stage 1, its zombie still counts in the container's
+        // pids.max: wait, so the process never runs with one task less than the limit.
+        ch.expect(Message::Go, "go after stage 1")
+            .map_err(|e| e.to_string())?;
+    }
+    ctx(nix::unistd::setsid(), || "setsid".into())?;
+    if let Some(stdio) = &launch.stdio {
+        for (target, fd) in stdio.iter().enumerate() {
+            ctx(sys::dup2(fd.as_raw_fd(), target as i32), || {
+                "set up stdio".into()
+            })?;
+        }
+    }
+    let spec = launch.spec;
+    let process = launch.process;
+    let mut console_slave: Option<OwnedFd> = None;
+    match &launch.mode {
+        Mode::Create {
+            rootfs: root,
+            bundle,
+            no_pivot,
+            cgroup_sources,
+            runtime_hooks,
+            state_json,
+            ..
+        } => {
+            ctx(std::env::set_current_dir(bundle), || {
+                format!("chdir `{}`", bundle.display())
+            })?;
+            if launch.unshare.contains(CloneFlags::CLONE_NEWNET) {
+                ctx(sys::set_loopback_up(), || {
+                    "bring up lo in the new network namespace".into()
+                })?;
+            }
+            rootfs::prepare(spec, root, bundle, cgroup_sources).map_err(|e| e.to_string())?;
+            if *runtime_hooks {
+                ch.send(&Message::RunCreateRuntimeHooks)
+                    .map_err(|e| e.to_string())?;
+                ch.expect(Message::HooksDone, "hooks done")
+                    .map_err(|e| e.to_string())?;
+            }
+            let h = spec.hooks().as_ref();
+            hooks::run(
+                "createContainer",
+                h.and_then(|h| h.create_container().as_ref()),
+                state_json,
+            )
+            .map_err(|e| e.to_string())?;
+            rootfs::pivot(root, *no_pivot).map_err(|e| e.to_string())?;
+            if process.terminal().unwrap_or(false) {
+                console_slave = Some(setup_console(&launch, true)?);
+            }
+            if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+                ctx(nix::unistd::sethostname(h), || format!("sethostname `{h}`"))?;
+            }
+            if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+                ctx(sys::setdomainname(d), || format!("setdomainname `{d}`"))?;
+            }
+            for (k, v) in spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.sysctl().as_ref())
+                .into_iter()
+                .flatten()
+            {
+                write_sysctl(k, v)?;
+            }
+            // Last: readonlyPaths make /proc/sys read-only, so sysctls go first (runc's order).
+            rootfs::finish(spec).map_err(|e| e.to_string())?;
+        }
+        Mode::Exec => {
+            if process.terminal().unwrap_or(false) {
+                console_slave = Some(setup_console(&launch, false)?);
+            }
+        }
+    }
+    if let Some(slave) = console_slave {
+        for fd in 0..3 {
+            ctx(sys::dup2(slave.as_raw_fd(), fd), || "dup2 console".into())?;
+        }
+        ctx(sys::set_controlling_tty(0), || {
+            "set controlling terminal".into()
+        })?;
+    }
+    if !launch.no_new_keyring && matches!(launch.mode, Mode::Create { .. }) {
+        join_session_keyring();
+    }
+    set_rlimits(process)?;
+    if process.no_new_privileges().unwrap_or(false) {
+        ctx(nix::sys::prctl::set_no_new_privs(), || {
+            "set no_new_privs".into()
+        })?;
+    }
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the
+    // capabilities are dropped. With it, load as late as possible (runc's order).
+    if let (Some(f), false) = (&launch.seccomp, nnp) {
+        seccomp::load(f).map_err(|e| e.to_string())?;
+    }
+    set_identity(process)?;
+    let cwd = process.cwd();
+    ctx(nix::unistd::chdir(cwd), || {
+        format!("chdir to cwd `{}` set in config.json", cwd.display())
+    })?;
+    verify_cwd()?;
+    if let Some(mask) = process.user().umask() {
+        nix::sys::stat::umask(FileMode::from_bits_truncate(mask as libc::mode_t));
+    }
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    env.extend(launch.extra_env.iter().cloned());
+    let args = process.args().clone().unwrap_or_default();
+    let exe = resolve_exe(args.first().map(String::as_str).unwrap_or(""), &env)?;
+    if let Mode::Create {
+        fifo, state_json, ..
+    } = &launch.mode
+    {
+        ch.send(&Message::Ready).map_err(|e| e.to_string())?;
+        // Wait for the runtime to record the container: if it dies first (killed `create`),
+        // the channel closes and this init exits instead of waiting for a `start` that no
+        // state would ever lead to.
+        ch.expect(Message::Go, "state saved")
+            .map_err(|e| e.to_string())?;
+        wait_for_start(fifo)?;
+        let h = spec.hooks().as_ref();
+        hooks::run(
+            "startContainer",
+            h.and_then(|h| h.start_container().as_ref()),
+            state_json,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    if let (Some(f), true) = (&launch.seccomp, nnp) {
+        seccomp::load(f).map_err(|e| e.to_string())?;
+    }
+    prepare_fds(launch.preserve_fds)?;
+    reset_signals()?;
+    let cargs: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let cenv: Vec<CString> = env
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let err = nix::unistd::execve(&exe, &cargs, &cenv).unwrap_err();
+    Err(format!("exec `{}`: {err}", exe.to_string_lossy()))
+}
+
+/// Block until `start` opens the fifo for reading, then signal it with one byte.
+fn wait_for_start(fifo: &OwnedFd) -> R<()> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let fd = ctx(
+        nix::fcntl::open(
+            path.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        ),
+        || "reopen exec.fifo through /proc/self/fd (does the container mount /proc?)".into(),
+    )?;
+    ctx(nix::unistd::write(&fd, b"0"), || "write exec.fifo".into())?;
+    Ok(())
+}
+
+/// `key` was checked by `container::spec::validate` (no empty or `..` components, and in a
+/// namespace the container owns).
+fn write_sysctl(key: &str, value: &str) -> R<()> {
+    let path = crate::linux::sysctl_file(key);
+    // The write must reach procfs, not a file an image placed at that path.
+    let fd = ctx(
+        nix::fcntl::open(
+            &path,
+            OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        ),
+        || format!("open `{}` for linux.sysctl `{key}`", path.display()),
+    )?;
+    let st = ctx(nix::sys::statfs::fstatfs(&fd), || {
+        format!("statfs `{}`", path.display())
+    })?;
+    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Err(format!(
+            "`{}` is not on procfs; refusing linux.sysctl `{key}`",
+            path.display()
+        ));
+    }
+    ctx(nix::unistd::write(&fd, value.as_bytes()), || {
+        format!("write linux.sysctl `{key}`")
+    })?;
+    Ok(())
+}
+
+/// Open the pty from the container's own devpts (CVE-2025-52565), check both ends are real
+/// pty devices, bind the slave at /dev/console for an init, and send the master to the
+/// console socket.
+fn setup_console(launch: &Launch<'_>, is_init: bool) -> R<OwnedFd> {
+    let sock = launch
+        .console
+        .as_ref()
+        .ok_or("process.terminal is true but no --console-socket was given")?;
+    let master = ctx(
+        nix::fcntl::open(
+            "/dev/pts/ptmx",
+            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        ),
+        || "open /dev/pts/ptmx (process.terminal needs a devpts mount at /dev/pts)".into(),
+    )?;
+    let st = ctx(nix::sys::stat::fstat(&master), || {
+        "stat /dev/pts/ptmx".into()
+    })?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || nix::sys::stat::major(st.st_rdev) != 5 {
+        return Err("/dev/pts/ptmx is not a pty multiplexer".into());
+    }
+    let n = ctx(sys::unlock_pty(master.as_raw_fd()), || "unlock pty".into())?;
+    let slave_path = format!("/dev/pts/{n}");
+    let slave = ctx(
+        nix::fcntl::open(
+            slave_path.as_str(),
+            OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        ),
+        || format!("open `{slave_path}`"),
+    )?;
+    let st = ctx(nix::sys::stat::fstat(&slave), || {
+        format!("stat `{slave_path}`")
+    })?;
+    let major = nix::sys::stat::major(st.st_rdev);
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || !(136..=143).contains(&major) {
+        return Err(format!("`{slave_path}` is not a pty"));
+    }
+    if launch.proxy_console {
+        let mut t = ctx(nix::sys::termios::tcgetattr(&slave), || {
+            format!("read the mode of `{slave_path}`")
+        })?;
+        t.output_flags.remove(nix::sys::termios::OutputFlags::ONLCR);
+        ctx(
+            nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &t),
+            || format!("clear onlcr on `{slave_path}`"),
+        )?;
+    }
+    if let Some(size) = launch.process.console_size() {
+        let _ = sys::set_winsize(slave.as_raw_fd(), size.height() as u16, size.width() as u16);
+    }
+    if is_init {
+        let root = ctx(
+            nix::fcntl::open(
+                "/",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                FileMode::empty(),
+            ),
+            || "open /".into(),
+        )?;
+        // CVE-2025-52565: a /dev/console the image made a symlink would carry the bind mount to
+        // wherever it points. It is replaced by a plain file (as runc does since 1.2.8), and
+        // the mount source is the verified slave fd, not its path, which could be swapped.
+        let dev = rootfs::safe::open(
+            root.as_fd(),
+            Path::new("/dev"),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        )
+        .map_err(|e| format!("open /dev: {e}"))?;
+        if nix::sys::stat::fstatat(&dev, "console", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+        {
+            ctx(
+                nix::unistd::unlinkat(&dev, "console", nix::unistd::UnlinkatFlags::NoRemoveDir),
+                || "remove the /dev/console symlink".into(),
+            )?;
+        }
+        let target = rootfs::safe::ensure_file(root.as_fd(), Path::new("/dev/console"))
+            .map_err(|e| e.to_string())?;
+        ctx(
+            nix::mount::mount(
+                Some(&rootfs::safe::fd_path(&slave)),
+                &rootfs::safe::fd_path(&target),
+                None::<&str>,
+                nix::mount::MsFlags::MS_BIND,
+                None::<&str>,
+            ),
+            || "bind mount /dev/console".into(),
+        )?;
+    }
+    ctx(send_fd(sock, "/dev/ptmx", master.as_raw_fd()), || {
+        "send pty master to --console-socket".into()
+    })?;
+    Ok(slave)
+}
+
+/// A fresh session keyring, so containers do not share the host's (runc `--no-new-keyring`
+/// turns this off). Best effort: keyrings can be disabled.
+fn join_session_keyring() {
+    if let Err(e) = sys::join_session_keyring() {
+        log::debug!("join session keyring: {e}");
+    }
+}
+
+fn set_rlimits(process: &Process) -> R<()> {
+    for rl in process.rlimits().iter().flatten() {
+        let res = crate::linux::rlimit_resource(&rl.typ());
+        ctx(
+            nix::sys::resource::setrlimit(res, rl.soft(), rl.hard()),
+            || {
+                format!(
+                    "setrlimit {:?} soft {} hard {}",
+                    rl.typ(),
+                    rl.soft(),
+                    rl.hard()
+                )
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn cap_set(caps: Option<&oci_spec::runtime::Capabilities>) -> CapsHashSet {
+    caps.into_iter()
+        .flatten()
+        .filter_map(crate::linux::to_caps)
+        .collect()
+}
+
+/// Drop the bounding set, switch user (keeping capabilities across setuid), then set the
+/// other four sets (runc `finalizeNamespace`). `exec --cap` CVE-2022-29162: inheritable is
+/// exactly what the spec says, never more.
+fn set_identity(process: &Process) -> R<()> {
+    let user = process.user();
+    let c: Option<&LinuxCapabilities> = process.capabilities().as_ref();
+    let bounding = cap_set(c.and_then(|c| c.bounding().as_ref()));
+    if c.is_some() {
+        let all = ctx(caps::read(None, CapSet::Bounding), || {
+            "read bounding set".into()
+        })?;
+        for cap in all.difference(&bounding) {
+            ctx(caps::drop(None, CapSet::Bounding, *cap), || {
+                format!("drop {cap} from the bounding set")
+            })?;
+        }
+    }
+    ctx(nix::sys::prctl::set_keepcaps(true), || {
+        "set keepcaps".into()
+    })?;
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    // setgroups is denied in a user namespace with setgroups=deny; only call it when needed.
+    if !gids.is_empty()
+        || std::fs::read_to_string("/proc/self/setgroups")
+            .map(|s| s.trim() != "deny")
+            .unwrap_or(true)
+    {
+        ctx(nix::unistd::setgroups(&gids), || "setgroups".into())?;
+    }
+    let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
+    ctx(setresgid(gid, gid, gid), || format!("setgid {gid}"))?;
+    ctx(setresuid(uid, uid, uid), || format!("setuid {uid}"))?;
+    ctx(nix::sys::prctl::set_keepcaps(false), || {
+        "clear keepcaps".into()
+    })?;
+    if let Some(c) = c {
+        let eff = cap_set(c.effective().as_ref());
+        let perm = cap_set(c.permitted().as_ref());
+        let inh = cap_set(c.inheritable().as_ref());
+        let amb = cap_set(c.ambient().as_ref());
+        // Order matters: inheritable while CAP_SETPCAP is still effective, then effective
+        // (which must stay a subset of permitted), then permitted.
+        ctx(caps::set(None, CapSet::Inheritable, &inh), || {
+            "set inheritable capabilities".into()
+        })?;
+        ctx(caps::set(None, CapSet::Effective, &eff), || {
+            "set effective capabilities (is one missing from the permitted set?)".into()
+        })?;
+        ctx(caps::set(None, CapSet::Permitted, &perm), || {
+            "set permitted capabilities (is one missing from the host's bounding set?)".into()
+        })?;
+        ctx(caps::clear(None, CapSet::Ambient), || {
+            "clear ambient capabilities".into()
+        })?;
+        // The kernel only holds an ambient capability that is both permitted and
+        // inheritable; runc skips the others (`runc spec` of runc 1.1 lists ambient caps
+        // with an empty inheritable set, and its containers run with CapAmb 0).
+        for cap in amb.iter().filter(|c| perm.contains(c) && inh.contains(c)) {
+            ctx(caps::raise(None, CapSet::Ambient, *cap), || {
+                format!("raise ambient {cap}")
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// `getcwd` reports "(unreachable)" when the cwd lies outside the root: a leaked host
+/// directory (CVE-2024-21626). Refuse to run there.
+fn verify_cwd() -> R<()> {
+    let cwd = ctx(nix::unistd::getcwd(), || {
+        "getcwd (cwd is outside the container root?)".into()
+    })?;
+    if !cwd.is_absolute() {
+        return Err(format!(
+            "current working directory `{}` is outside the container root",
+            cwd.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Find `name` the way execvp would, with the container's PATH, before `start`, so a
+/// missing binary is a create-time error (as runc does).
+fn resolve_exe(name: &str, env: &[String]) -> R<CString> {
+    if name.is_empty() {
+        return Err("process.args must not be empty".into());
+    }
+    let executable =
+        |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
+    let found = if name.contains('/') {
+        // runc's wording, which podman maps to exit code 126 (found, not executable).
+        if Path::new(name).exists() && !executable(Path::new(name)) {
+            return Err(format!("exec: `{name}`: permission denied"));
+        }
+        executable(Path::new(name)).then(|| PathBuf::from(name))
+    } else {
+        let path = env
+            .iter()
+            .find_map(|kv| kv.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/bin:/usr/bin:/bin");
+        path.split(':')
+            .map(|d| Path::new(d).join(name))
+            .find(|p| executable(p))
+    };
+    let p = found.ok_or_else(|| {
+        format!("exec: `{name}`: executable file not found in $PATH or not executable")
+    })?;
+    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())
+}
+
+/// The process starts with no blocked signals and default dispositions: the runtime blocks
+/// signals to forward them, and Rust's runtime ignores SIGPIPE, neither of which the
+/// container should inherit.
+fn reset_signals() -> R<()> {
+    ctx(nix::sys::signal::SigSet::empty().thread_set_mask(), || {
+        "reset the signal mask".into()
+    })?;
+    ctx(sys::reset_signal_dispositions(), || {
+        "reset signal dispositions".into()
+    })
+}
+
+/// Every fd the runtime holds is close-on-exec; the preserved ones (3..3+N) are not. `preserve`
+/// is at most `MAX_PRESERVE_FDS` (checked by the runtime), so the range fits an fd number.
+fn prepare_fds(preserve: u32) -> R<()> {
+    let end = 3 + preserve.min(super::MAX_PRESERVE_FDS) as i32;
+    ctx(sys::cloexec_from(end), || "mark fds close-on-exec".into())?;
+    for fd in 3..end {
+        ctx(sys::clear_cloexec(fd), || format!("preserve fd {fd}"))?;
+    }
+    Ok(())
+}
