@@ -9,8 +9,9 @@
 //! is not in its `KNOWN_PEAPOD_FAILURES` list, when a listed step passes (the list is the
 //! to-do of issue 14 and must shrink with each fix), or when anything is left over.
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use crate::common::*;
 
@@ -42,21 +43,29 @@ fn crictl_walkthrough_runc_and_peapod() {
     let _run_containerd = crate::clients::HostPath::hold("/run/containerd");
     let peapod = bin();
     let pause = peapod.with_file_name("peapod-pause");
-    let out = captured({
-        let mut c = Command::new(repo.join("rootfs-tools/cri-test"));
-        c.args(["--handlers", "runc,peapod", "--peapod"])
-            .arg(&peapod)
-            .arg("--pause")
-            .arg(&pause);
-        c
-    });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "cri-test failed ({}):\n{stdout}\n--- stderr:\n{stderr}",
-        out.status
-    );
+    // The walk-through takes minutes (about 8 in the VM): its progress lines go straight to
+    // the test's stderr as they come (not through libtest's capture), and are kept for the
+    // checks below.
+    let mut child = Command::new("sh")
+        .args(["-c", "exec \"$0\" \"$@\" 2>&1"])
+        .arg(repo.join("rootfs-tools/cri-test"))
+        .args(["--handlers", "runc,peapod", "--peapod"])
+        .arg(&peapod)
+        .arg("--pause")
+        .arg(&pause)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run rootfs-tools/cri-test");
+    let mut stdout = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap_or_default();
+        let _ = writeln!(std::io::stderr(), "cri-test: {line}");
+        stdout.push_str(&line);
+        stdout.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "cri-test failed ({status}):\n{stdout}");
     // The table covers both handlers and the reference passed the whole walk-through.
     let table: Vec<&str> = stdout
         .lines()
