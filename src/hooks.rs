@@ -9,11 +9,11 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum HookError {
-    #[error("{kind} hook `{path}`: {source}")]
+    #[error("{kind} hook `{path}`: {err}")]
     Spawn {
         kind: &'static str,
         path: String,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("{kind} hook `{path}` exited with {status}{stderr}")]
     Failed {
@@ -22,6 +22,8 @@ pub enum HookError {
         status: String,
         stderr: String,
     },
+    #[error("{kind} hook `{path}` was killed: the runtime was interrupted")]
+    Interrupted { kind: &'static str, path: String },
     #[error("{kind} hook `{path}` timed out after {secs}s")]
     Timeout {
         kind: &'static str,
@@ -59,10 +61,10 @@ fn run_one(kind: &'static str, h: &Hook, state_json: &[u8]) -> Result<(), HookEr
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped());
-    let spawn_err = |source| HookError::Spawn {
+    let spawn_err = |err| HookError::Spawn {
         kind,
         path: path.clone(),
-        source,
+        err,
     };
     let mut child = cmd.spawn().map_err(spawn_err)?;
     if let Some(mut stdin) = child.stdin.take() {
@@ -73,24 +75,32 @@ fn run_one(kind: &'static str, h: &Hook, state_json: &[u8]) -> Result<(), HookEr
         .timeout()
         .filter(|t| *t > 0)
         .map(|t| (t, Instant::now() + Duration::from_secs(t as u64)));
+    // stderr is drained while the hook runs: a hook that writes more than a pipe holds
+    // (64 KiB) would otherwise block forever on a full pipe while we wait for its exit.
+    let mut stderr = StderrTail::default();
+    let mut pipe = child.stderr.take();
     loop {
+        if let Some(p) = &mut pipe
+            && !stderr.drain(p, Duration::from_millis(5))
+        {
+            pipe = None;
+        }
         if let Some(status) = child.try_wait().map_err(spawn_err)? {
+            if let Some(p) = &mut pipe {
+                while stderr.drain(p, Duration::ZERO) {}
+            }
             if status.success() {
                 return Ok(());
             }
-            let mut stderr = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-            }
-            let stderr = stderr.trim();
+            let text = stderr.text();
             return Err(HookError::Failed {
                 kind,
                 path,
                 status: status.to_string(),
-                stderr: if stderr.is_empty() {
+                stderr: if text.is_empty() {
                     String::new()
                 } else {
-                    format!(": {stderr}")
+                    format!(": {text}")
                 },
             });
         }
@@ -101,7 +111,60 @@ fn run_one(kind: &'static str, h: &Hook, state_json: &[u8]) -> Result<(), HookEr
             let _ = child.wait();
             return Err(HookError::Timeout { kind, path, secs });
         }
-        std::thread::sleep(Duration::from_millis(2));
+        if crate::sys::interrupted().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HookError::Interrupted { kind, path });
+        }
+        if pipe.is_none() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// What a hook wrote to stderr: the first [`StderrTail::KEEP`] bytes are kept for the error
+/// message, the rest is read and dropped.
+#[derive(Default)]
+struct StderrTail {
+    kept: Vec<u8>,
+    dropped: usize,
+}
+
+impl StderrTail {
+    const KEEP: usize = 16 * 1024;
+
+    /// Wait up to `wait` for data and read what is there; false at EOF (or on error).
+    fn drain(&mut self, pipe: &mut std::process::ChildStderr, wait: Duration) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => return true,
+            Err(_) => return false,
+        }
+        let mut buf = [0u8; 8192];
+        match std::io::Read::read(pipe, &mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                let room = Self::KEEP.saturating_sub(self.kept.len()).min(n);
+                self.kept.extend_from_slice(&buf[..room]);
+                self.dropped += n - room;
+                true
+            }
+            Err(e) => e.kind() == std::io::ErrorKind::Interrupted,
+        }
+    }
+
+    fn text(&self) -> String {
+        let s = String::from_utf8_lossy(&self.kept).trim().to_string();
+        if self.dropped > 0 {
+            format!("{s}... ({} more bytes)", self.dropped)
+        } else {
+            s
+        }
     }
 }
 
@@ -134,6 +197,29 @@ mod tests {
         assert_eq!(
             e,
             "poststop hook `/bin/sh` exited with exit status: 3: nope"
+        );
+    }
+
+    #[test]
+    fn a_hook_filling_the_stderr_pipe_does_not_hang() {
+        // 256 KiB to stderr with no timeout: before stderr was drained while waiting, the hook
+        // blocked on the full pipe and `run` waited for its exit forever.
+        let loud = hook(
+            &[
+                "sh",
+                "-c",
+                "head -c 262144 /dev/zero | tr '\\0' x >&2; exit 1",
+            ],
+            None,
+        );
+        let t = Instant::now();
+        let e = run("poststart", Some(&vec![loud]), b"")
+            .unwrap_err()
+            .to_string();
+        assert!(t.elapsed() < Duration::from_secs(10));
+        assert!(
+            e.ends_with(&format!("... ({} more bytes)", 262_144 - 16 * 1024)),
+            "{e}"
         );
     }
 

@@ -8,6 +8,7 @@
 
 pub mod cgroups;
 pub mod container;
+pub mod fuzz;
 pub mod hooks;
 pub mod image;
 pub mod k8s;

@@ -50,6 +50,24 @@ fn may_enter_container() -> bool {
         .any(|a| matches!(a.to_str(), Some("create" | "run" | "exec")))
 }
 
+/// The error and its causes joined with ": ", as `{:#}` does, but a cause whose text the
+/// message already ends with (an error that prints its source and also returns it from
+/// `source()`) is not repeated.
+fn chain_message(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.ends_with(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
+}
+
 fn main() {
     if may_enter_container()
         && let Err(e) = peapod::sys::ensure_sealed_self()
@@ -95,7 +113,7 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = chain_message(&e);
             log::error!("{msg}");
             if cli.global.log.is_some() {
                 eprintln!("{msg}");

@@ -73,26 +73,20 @@ pub enum SeccompError {
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
     /// libseccomp refused an operation while building the filter.
-    #[error("{op} for {field}: {source}")]
+    #[error("{op} for {field}: {err}")]
     Build {
         op: &'static str,
         field: String,
-        #[source]
-        source: ScmpError,
+        err: ScmpError,
     },
     /// Installing the filter in the kernel failed.
     #[error("load seccomp filter: {reason}{hint}")]
-    Load {
-        reason: String,
-        hint: &'static str,
-        #[source]
-        source: ScmpError,
-    },
+    Load { reason: String, hint: &'static str },
 }
 
 fn build_err(op: &'static str, field: impl Into<String>) -> impl FnOnce(ScmpError) -> SeccompError {
     let field = field.into();
-    move |source| SeccompError::Build { op, field, source }
+    move |err| SeccompError::Build { op, field, err }
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SeccompError {
@@ -190,11 +184,7 @@ pub fn load(ctx: &ScmpFilterContext) -> Result<(), SeccompError> {
         } else {
             ""
         };
-        SeccompError::Load {
-            reason,
-            hint,
-            source,
-        }
+        SeccompError::Load { reason, hint }
     })
 }
 

@@ -579,6 +579,11 @@ pub fn host_entries() -> Vec<HostEntry> {
 /// read-only and private tmpfs for `/tmp`, `/run`, `/var/tmp`: a container (or pod) that
 /// needs no image download. The caller creates the root directory with
 /// [`prepare_host_root`].
+///
+/// The binds are not recursive: `ro` on an `rbind` makes only its top mount read-only, so a
+/// mount below a host directory (a bind-mounted `/etc/resolv.conf`, a tmpfs under `/etc`)
+/// would be writable from the container, and writes would reach the host. Such mounts are not
+/// part of the view (their mount point shows what lies below it).
 pub fn host_view_spec(entries: &[HostEntry]) -> Spec {
     let mut spec = default_spec(false);
     let mut ms = spec.mounts().clone().unwrap_or_default();
@@ -588,7 +593,7 @@ pub fn host_view_spec(entries: &[HostEntry]) -> Spec {
                 path,
                 "bind",
                 path,
-                &["rbind", "ro", "nosuid", "nodev"],
+                &["bind", "ro", "nosuid", "nodev"],
             ));
         }
     }
@@ -642,7 +647,10 @@ mod host_view_tests {
             .find(|m| m.destination() == std::path::Path::new("/usr"))
             .unwrap();
         assert_eq!(usr.typ().as_deref(), Some("bind"));
-        assert!(usr.options().as_ref().unwrap().contains(&"ro".to_string()));
+        let opts = usr.options().clone().unwrap();
+        assert!(opts.contains(&"ro".to_string()));
+        // Not recursive: `ro` would not reach the mounts below.
+        assert!(!opts.contains(&"rbind".to_string()), "{opts:?}");
         assert!(
             !ms.iter()
                 .any(|m| m.destination() == std::path::Path::new("/bin"))

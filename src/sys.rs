@@ -10,15 +10,95 @@ use nix::unistd::{ForkResult, Pid};
 mod trim;
 pub use trim::release_idle_memory;
 
-/// Fork the calling process.
+/// Fork the calling process, refusing (`EDEADLK`) when it has more than one thread.
 ///
-/// peapod never starts threads before forking (no async runtime, no thread pool in the CLI
-/// paths), so the child may keep running ordinary Rust code: no lock can be held by a thread
-/// that does not exist in the child.
+/// After `fork` the child may keep running ordinary Rust code (allocations, locks) only if no
+/// other thread existed that could have held a lock or been half-way through the allocator.
+/// peapod forks only from single-threaded code paths; this checks that instead of trusting it
+/// (the kernel's `Threads:` count in `/proc/self/status`), so a future caller that starts a
+/// thread gets an error, not a child deadlocked in `malloc`.
+///
+/// In a forked stage that joined a container's mount namespace, `/proc/self` may not name us
+/// (the container's procfs belongs to another pid namespace): there a fork counts as safe if
+/// this process is itself the child of [`fork`], which starts with one thread, and no thread
+/// was started since (peapod's stages start none; `std::process::Command` starts none).
 pub fn fork() -> nix::Result<ForkResult> {
-    // SAFETY: the process is single-threaded at every call site (see above), so the child's
-    // copy of the heap and of every lock is consistent.
-    unsafe { nix::unistd::fork() }
+    let single = match thread_count() {
+        Some(n) => n == 1,
+        None => FORKED_CHILD.load(std::sync::atomic::Ordering::SeqCst),
+    };
+    if !single {
+        return Err(nix::errno::Errno::EDEADLK);
+    }
+    // SAFETY: the process has exactly one thread (checked just above; only this thread could
+    // start another, and it is here), so the child's copy of the heap and of every lock is
+    // consistent and it may run any code.
+    let r = unsafe { nix::unistd::fork() };
+    if let Ok(ForkResult::Child) = r {
+        FORKED_CHILD.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    r
+}
+
+/// Set in the child of [`fork`]: it was born with a single thread.
+static FORKED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Threads of this process, from `/proc/self/status`.
+pub fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Ask the kernel to SIGKILL this process when its parent exits, and return false when the
+/// parent `expected_parent` is already gone (the signal would never come).
+pub fn die_with_parent(expected_parent: u32) -> bool {
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    nix::unistd::getppid().as_raw() as u32 == expected_parent
+}
+
+/// Set by [`interrupt_handler`] to the signal that asked a slow command to stop.
+static INTERRUPTED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn interrupt_handler(sig: libc::c_int) {
+    INTERRUPTED.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Catch SIGINT, SIGTERM and SIGHUP without `SA_RESTART`: a blocking call of the command
+/// returns `EINTR` and [`interrupted`] says which signal came, so the command can undo what it
+/// made before exiting instead of dying half-way.
+pub fn catch_interrupts() -> io::Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: sigaction is plain data; all-zero is a valid value to fill in.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = interrupt_handler as *const () as libc::sighandler_t;
+        sa.sa_flags = 0;
+        // SAFETY: `sa` is initialized; the handler only stores to an atomic, which is
+        // async-signal-safe.
+        if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Undo [`catch_interrupts`] (in a forked stage: the container's processes get the default
+/// actions, so `kill ID TERM` of a created container still terminates its init).
+pub fn default_interrupts() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// The signal caught by [`catch_interrupts`], if one came.
+pub fn interrupted() -> Option<i32> {
+    match INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
 }
 
 /// Mark every fd >= `from` close-on-exec (runc `CloseExecFrom`; GHSA-xr7r-f8xq-vfvv showed what a
@@ -384,10 +464,68 @@ pub fn wait_any_nohang() -> Option<(Pid, nix::sys::wait::WaitStatus)> {
     }
 }
 
-/// Take ownership of an fd the kernel just installed for us (SCM_RIGHTS).
-pub fn adopt_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: callers pass only fds received through SCM_RIGHTS, which nothing else owns.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+/// Receive one fd passed with SCM_RIGHTS on `sock` (received close-on-exec); extra fds in the
+/// same message are closed.
+pub fn recv_fd(sock: &impl std::os::fd::AsFd) -> nix::Result<Option<OwnedFd>> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        sock.as_fd().as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut first = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: SCM_RIGHTS installed these fds in our table during this recvmsg;
+                // nothing else knows their numbers, so each gets exactly one owner here.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                if first.is_none() {
+                    first = Some(owned);
+                }
+            }
+        }
+    }
+    Ok(first)
+}
+
+/// Take ownership of an fd inherited across `execve` whose number came from the command line
+/// (the pod supervisor's readiness pipe).
+///
+/// Sound without trusting the caller: it accepts only fds >= 3 that are open and *not*
+/// close-on-exec, and sets close-on-exec before returning. Every fd peapod opens itself is
+/// close-on-exec (std and every `open` in the crate use `O_CLOEXEC`), so an fd without the flag
+/// can only be one the previous program left us, which no Rust object owns; and once adopted,
+/// the same number can never be adopted a second time.
+pub fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    if fd < 3 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {fd} is stdio, not an inherited fd"),
+        ));
+    }
+    // SAFETY: F_GETFD on a number only reads its flags; EBADF when it is not open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::FD_CLOEXEC != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {fd} is close-on-exec: it was not inherited (or is already owned)"),
+        ));
+    }
+    // SAFETY: F_SETFD changes only the flags of this fd.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the checks above prove no Rust object owns this fd (see the doc comment), and
+    // setting close-on-exec makes this the only adoption of it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Leave the process now, without running destructors or atexit handlers of the parent's
@@ -414,10 +552,14 @@ pub fn join_session_keyring() -> io::Result<()> {
     Ok(())
 }
 
-/// `dup2(2)` onto a fixed fd number (stdio of the container process).
+/// `dup2(2)` onto one of the stdio numbers 0, 1 or 2; any other target is refused (`EBADF`),
+/// since replacing it could close an fd that an `OwnedFd` owns.
 pub fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
-    // SAFETY: dup2 replaces fd `to` in our own table; the stdio numbers it targets are owned
-    // by no Rust object in the forked init.
+    if !(0..=2).contains(&to) {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: dup2 replaces fd `to` in our own table; `to` is a stdio number (checked above),
+    // which Rust's std treats as the process's stdio and no `OwnedFd` owns.
     if unsafe { libc::dup2(from, to) } < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -146,7 +146,7 @@ pub(crate) fn load(insns: &[Insn], cgroup_dir: &Path) -> Result<OwnedFd> {
         CgroupError::Bpf {
             op: "load device program",
             path: cgroup_dir.to_path_buf(),
-            source,
+            err: source,
             log: String::from_utf8_lossy(&log[..end]).into_owned(),
         }
     })
@@ -200,7 +200,7 @@ pub(crate) fn attach_replacing(cgroup_dir: &Path, prog: &OwnedFd) -> Result<()> 
     let err = |op, source| CgroupError::Bpf {
         op,
         path: cgroup_dir.to_path_buf(),
-        source,
+        err: source,
         log: String::new(),
     };
     let cgroup = File::open(cgroup_dir).map_err(|e| err("open cgroup", e))?;

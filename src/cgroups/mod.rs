@@ -18,8 +18,8 @@
 
 #[allow(unsafe_code)]
 mod bpf;
-mod devices;
-mod stats;
+pub(crate) mod devices;
+pub(crate) mod stats;
 mod v1;
 mod v2;
 
@@ -87,17 +87,17 @@ pub enum CgroupError {
     Unsupported { field: String, reason: String },
     #[error("invalid {field}: {reason}")]
     InvalidValue { field: String, reason: String },
-    #[error("{op} `{}`: {source}{}", .path.display(), hint(.op, .path, .source))]
+    #[error("{op} `{}`: {err}{}", .path.display(), hint(.op, .path, .err))]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: io::Error,
+        err: io::Error,
     },
-    #[error("write {value:?} to `{}`: {source}{}", .path.display(), hint("write", .path, .source))]
+    #[error("write {value:?} to `{}`: {err}{}", .path.display(), hint("write", .path, .err))]
     Write {
         path: PathBuf,
         value: String,
-        source: io::Error,
+        err: io::Error,
     },
     #[error("parse `{}`: {reason}", .path.display())]
     Parse { path: PathBuf, reason: String },
@@ -114,11 +114,11 @@ pub enum CgroupError {
         path: PathBuf,
         timeout: Duration,
     },
-    #[error("bpf {op} for `{}`: {source}{}", .path.display(), verifier_log(.log))]
+    #[error("bpf {op} for `{}`: {err}{}", .path.display(), verifier_log(.log))]
     Bpf {
         op: &'static str,
         path: PathBuf,
-        source: io::Error,
+        err: io::Error,
         log: String,
     },
 }
@@ -229,7 +229,7 @@ impl Setup {
         let text = fs::read_to_string(path).map_err(|source| CgroupError::Io {
             op: "read",
             path: path.to_path_buf(),
-            source,
+            err: source,
         })?;
         Setup::from_mountinfo(&text).map_err(|reason| CgroupError::Detect {
             path: path.to_path_buf(),
@@ -249,12 +249,17 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // `\ooo` is one byte; `\4xx`-`\7xx` would not fit (the kernel never writes them), so
+        // they stay as written (found by the mountinfo fuzz target: the sum overflowed u8).
         let octal = b
             .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .and_then(|d| {
+                u8::try_from(d.iter().fold(0u16, |n, c| n * 8 + u16::from(c - b'0'))).ok()
+            });
         match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+            (b'\\', Some(byte)) => {
+                out.push(byte);
                 i += 4;
             }
             (c, _) => {
@@ -370,7 +375,48 @@ pub trait CgroupManager: fmt::Debug + Send + Sync {
     /// Removes the cgroup in every hierarchy, children first, retrying while processes exit;
     /// succeeds when it is already gone. Parents such as `/peapod` are left in place.
     fn remove(&self) -> Result<()>;
+    /// The cgroup's directory in every hierarchy (one on v2).
+    fn leaf_dirs(&self) -> Vec<PathBuf>;
+    /// The directory whose `cgroup.procs` lists the processes (and which carries the owner
+    /// mark that counts, see [`CgroupManager::owner`]).
+    fn marker_dir(&self) -> Option<PathBuf>;
+
+    /// Every process in the cgroup's directory of any hierarchy (v1 hierarchies may differ).
+    fn all_pids(&self) -> Result<Vec<i32>> {
+        let mut all = Vec::new();
+        for d in self.leaf_dirs() {
+            all.extend(collect_pids(&d)?);
+        }
+        all.sort_unstable();
+        all.dedup();
+        Ok(all)
+    }
+
+    /// Mark the cgroup as belonging to `token` (`trusted.peapod.owner` on its directory in
+    /// every hierarchy; cgroupfs keeps trusted xattrs in memory for root).
+    fn claim(&self, token: &str) -> Result<()> {
+        for d in self.leaf_dirs().into_iter().filter(|d| d.is_dir()) {
+            xattr::set(&d, OWNER_XATTR, token.as_bytes()).map_err(|source| CgroupError::Io {
+                op: "mark owner of",
+                path: d.clone(),
+                err: source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The owner mark of the cgroup, `None` when it has none (or does not exist).
+    fn owner(&self) -> Option<String> {
+        let d = self.marker_dir()?;
+        xattr::get(&d, OWNER_XATTR)
+            .ok()
+            .flatten()
+            .and_then(|v| String::from_utf8(v).ok())
+    }
 }
+
+/// The extended attribute naming the container a cgroup was made for.
+pub const OWNER_XATTR: &str = "trusted.peapod.owner";
 
 /// Opens the cgroup `cgroups_path` (see [`resolve_path`]) of a container on this host.
 pub fn manager(cgroups_path: Option<&str>, container_id: &str) -> Result<Box<dyn CgroupManager>> {
@@ -440,7 +486,7 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Cgr
     move |source| CgroupError::Io {
         op,
         path: path.to_path_buf(),
-        source,
+        err: source,
     }
 }
 
@@ -453,7 +499,7 @@ pub(crate) fn read_opt(dir: &Path, knob: &str) -> Result<Option<String>> {
         Err(source) => Err(CgroupError::Io {
             op: "read",
             path,
-            source,
+            err: source,
         }),
     }
 }
@@ -469,7 +515,7 @@ pub(crate) fn write_knob(dir: &Path, knob: &str, value: &str) -> Result<()> {
     result.map_err(|source| CgroupError::Write {
         path,
         value: value.to_string(),
-        source,
+        err: source,
     })
 }
 
@@ -497,7 +543,7 @@ pub(crate) fn from_cg(
     CgroupError::Write {
         path,
         value,
-        source: cg_io_error(err),
+        err: cg_io_error(err),
     }
 }
 
@@ -624,9 +670,9 @@ pub(crate) fn write_procs(dir: &Path, pid: i32) -> Result<()> {
     let mut tries = 0;
     loop {
         match write_knob(dir, CGROUP_PROCS, &pid.to_string()) {
-            Err(CgroupError::Write { ref source, .. })
-                if source.raw_os_error() == Some(libc::EINVAL) && tries < 5 =>
-            {
+            Err(CgroupError::Write {
+                err: ref source, ..
+            }) if source.raw_os_error() == Some(libc::EINVAL) && tries < 5 => {
                 tries += 1;
                 sleep(Duration::from_millis(30));
             }
@@ -695,7 +741,7 @@ pub(crate) fn remove_tree(dir: &Path) -> Result<()> {
                 return Err(CgroupError::Io {
                     op: "rmdir",
                     path: dir.to_path_buf(),
-                    source,
+                    err: source,
                 });
             }
         }
@@ -718,7 +764,9 @@ pub(crate) fn prune_default_parent(dir: &Path) {
 /// Run `create`, once more if a concurrent removal of the empty default parent raced it.
 pub fn create_with_retry(mut create: impl FnMut() -> Result<()>) -> Result<()> {
     match create() {
-        Err(CgroupError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => create(),
+        Err(CgroupError::Io { err: source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            create()
+        }
         r => r,
     }
 }

@@ -162,7 +162,7 @@ fn error_messages_name_op_path_and_hint() {
     let e = CgroupError::Write {
         path: "/sys/fs/cgroup/memory/peapod/c1/memory.limit_in_bytes".into(),
         value: "1048576".into(),
-        source: io::Error::from_raw_os_error(libc::EBUSY),
+        err: io::Error::from_raw_os_error(libc::EBUSY),
     };
     assert_eq!(
         e.to_string(),
@@ -172,7 +172,7 @@ fn error_messages_name_op_path_and_hint() {
     let e = CgroupError::Io {
         op: "rmdir",
         path: "/sys/fs/cgroup/pids/peapod/c1".into(),
-        source: io::Error::from_raw_os_error(libc::EBUSY),
+        err: io::Error::from_raw_os_error(libc::EBUSY),
     };
     assert!(
         e.to_string()

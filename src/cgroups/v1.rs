@@ -520,13 +520,13 @@ impl CgroupManager for V1Manager {
                     .map_err(|e| CgroupError::Io {
                         op: "mkdir",
                         path: dir.clone(),
-                        source: cg_io_error(e),
+                        err: cg_io_error(e),
                     })
             } else {
                 fs::create_dir_all(&dir).map_err(|source| CgroupError::Io {
                     op: "mkdir",
                     path: dir.clone(),
-                    source,
+                    err: source,
                 })
             };
             result?;
@@ -634,6 +634,14 @@ impl CgroupManager for V1Manager {
 
     fn cgroup_fd(&self) -> Result<Option<OwnedFd>> {
         Ok(None)
+    }
+
+    fn leaf_dirs(&self) -> Vec<PathBuf> {
+        self.hierarchies().into_iter().map(|(_, d)| d).collect()
+    }
+
+    fn marker_dir(&self) -> Option<PathBuf> {
+        self.procs_dir()
     }
 
     fn remove(&self) -> Result<()> {

@@ -436,7 +436,7 @@ impl CgroupManager for V2Manager {
                     result = Err(CgroupError::Io {
                         op: "mkdir",
                         path: current.clone(),
-                        source,
+                        err: source,
                     });
                     break;
                 }
@@ -542,8 +542,16 @@ impl CgroupManager for V2Manager {
             .map_err(|source| CgroupError::Io {
                 op: "open",
                 path: self.dir.clone(),
-                source,
+                err: source,
             })
+    }
+
+    fn leaf_dirs(&self) -> Vec<PathBuf> {
+        vec![self.dir.clone()]
+    }
+
+    fn marker_dir(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
     }
 
     fn remove(&self) -> Result<()> {

@@ -28,8 +28,8 @@ pub struct CreateFlags {
     #[arg(long)]
     pub no_new_keyring: bool,
     /// Pass N extra fds (3..3+N) to the container process
-    #[arg(long, default_value_t = 0)]
-    pub preserve_fds: i32,
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=peapod::process::MAX_PRESERVE_FDS as i64))]
+    pub preserve_fds: u32,
 }
 
 #[derive(Debug, Args)]
@@ -107,8 +107,9 @@ pub struct Exec {
     /// Set no_new_privs
     #[arg(long)]
     pub no_new_privs: bool,
-    #[arg(long, default_value_t = 0)]
-    pub preserve_fds: i32,
+    /// Pass N extra fds (3..3+N) to the process
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(..=peapod::process::MAX_PRESERVE_FDS as i64))]
+    pub preserve_fds: u32,
     /// Allow exec in a paused container
     #[arg(long)]
     pub ignore_paused: bool,

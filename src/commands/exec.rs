@@ -12,7 +12,7 @@ use peapod::container::{Container, wait};
 /// applied (runc `getProcess`).
 fn process(root: &Path, args: &Exec) -> Result<Process> {
     if let Some(f) = &args.process {
-        let data = std::fs::read(f).with_context(|| format!("read `{}`", f.display()))?;
+        let data = peapod::container::spec::read_bounded(f)?;
         return serde_json::from_slice(&data)
             .with_context(|| format!("parse process `{}`", f.display()));
     }
@@ -96,7 +96,7 @@ pub fn run(root: &Path, args: &Exec) -> Result<i32> {
     if !args.cgroup.is_empty() {
         bail!("exec: --cgroup is not supported by peapod");
     }
-    let p = process(root, args)?;
+    let mut p = process(root, args)?;
     let opts = ExecOpts {
         pid_file: args.pid_file.clone(),
         console_socket: args.console_socket.clone(),
@@ -104,6 +104,15 @@ pub fn run(root: &Path, args: &Exec) -> Result<i32> {
         ignore_paused: args.ignore_paused,
     };
     let proxy_tty = !args.detach && p.terminal().unwrap_or(false) && args.console_socket.is_none();
+    if proxy_tty && let Some((rows, cols)) = wait::caller_winsize() {
+        // The pty comes back only once the process runs: size it from the start instead.
+        let size = oci_spec::runtime::BoxBuilder::default()
+            .height(rows)
+            .width(cols)
+            .build()
+            .context("console size")?;
+        p.set_console_size(Some(size));
+    }
     let pair = if proxy_tty {
         Some(socketpair(
             AddressFamily::Unix,
@@ -122,8 +131,9 @@ pub fn run(root: &Path, args: &Exec) -> Result<i32> {
     };
     let started = exec(root, &args.id, &p, &opts, pair)
         .with_context(|| format!("exec in container `{}`", args.id))?;
-    match mask {
-        None => Ok(0),
-        Some(mask) => Ok(wait::wait_forwarding(started.pid, &mask, started.tty)?),
-    }
+    let Some(mask) = mask else { return Ok(0) };
+    // The process is our child now; like runc's exec, do not adopt what it orphans.
+    nix::sys::prctl::set_child_subreaper(false)?;
+    wait::wait_forwarding(started.pid, &mask, started.tty)
+        .with_context(|| format!("exec in container `{}`", args.id))
 }

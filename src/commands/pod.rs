@@ -16,7 +16,28 @@ fn print(v: &serde_json::Value, out: Output) -> Result<()> {
     Ok(())
 }
 
+fn verb(cmd: &PodCommand) -> &'static str {
+    match cmd {
+        PodCommand::Run(_) => "run",
+        PodCommand::Ls(_) => "ls",
+        PodCommand::Inspect(_) => "inspect",
+        PodCommand::Logs(_) => "logs",
+        PodCommand::Exec(_) => "exec",
+        PodCommand::Stop(_) => "stop",
+        PodCommand::Rm(_) => "rm",
+    }
+}
+
 pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
+    // Pod state is private to root (manifests hold env secrets): say so instead of a bare
+    // "permission denied" on some file.
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "pod {}: needs root (the pod state under `{}` is readable by root only)",
+            verb(cmd),
+            root.display()
+        );
+    }
     match cmd {
         PodCommand::Run(a) => {
             let ready_timeout = a
@@ -76,15 +97,9 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
             Ok(0)
         }
         PodCommand::Logs(a) => {
-            let paths = pod::PodPaths::new(root, &a.name);
+            let paths = pod::PodPaths::new(root, &a.name)?;
             let podv = pod::load_pod(&paths)?;
-            let first = podv
-                .spec
-                .as_ref()
-                .and_then(|s| s.containers.first())
-                .map(|c| c.name.clone())
-                .unwrap_or_default();
-            let c = a.container.clone().unwrap_or(first);
+            let c = ops::container_of(&podv, a.container.as_deref())?;
             let opts = logs::ReadOpts {
                 previous: a.previous,
                 tail: a.tail,
@@ -136,26 +151,59 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
         PodCommand::Stop(a) => Ok(each(&a.names, "stopped", |name| {
             ops::stop(root, name, a.grace_period).map_err(Into::into)
         })),
-        PodCommand::Rm(a) => Ok(each(&a.names, "removed", |name| {
-            if !pod::PodPaths::new(root, name).dir.exists() {
-                bail!("pod `{name}` not found");
+        PodCommand::Rm(a) => Ok(each_concurrently(&a.names, "removed", |name| {
+            if let ops::Removed::Orphan { cgroup, processes } = ops::remove(root, name, a.force)? {
+                eprintln!(
+                    "Warning: pod `{name}` had no state under `{}`: killed {processes} process(es) left in its cgroup `{cgroup}` and removed it",
+                    root.display()
+                );
             }
-            ops::remove(root, name, a.force).map_err(Into::into)
+            Ok(())
         })),
     }
 }
 
-/// Apply `f` to every named pod, as kubectl does with several names: each success prints
-/// `pod/NAME <done>`, each failure an error line; the exit code is 1 if any failed.
+/// Report the outcome of one named pod, as kubectl does with several names: a success
+/// prints `pod/NAME <done>`, a failure an error line; the exit code is 1 if any failed.
+fn report(name: &str, done: &str, r: Result<()>, code: &mut i32) {
+    match r {
+        Ok(()) => println!("pod/{name} {done}"),
+        Err(e) => {
+            log::error!("{e:#}");
+            *code = 1;
+        }
+    }
+}
+
+/// Apply `f` to every named pod in turn.
 fn each(names: &[String], done: &str, f: impl Fn(&str) -> Result<()>) -> i32 {
     let mut code = 0;
     for name in names {
-        match f(name) {
-            Ok(()) => println!("pod/{name} {done}"),
-            Err(e) => {
-                log::error!("{e:#}");
-                code = 1;
-            }
+        report(name, done, f(name), &mut code);
+    }
+    code
+}
+
+/// Pods removed at the same time by one `pod rm`.
+const CONCURRENT: usize = 16;
+
+/// Apply `f` to the named pods [`CONCURRENT`] at a time (one thread each; `f` must not fork),
+/// reporting in the order given.
+fn each_concurrently(names: &[String], done: &str, f: impl Fn(&str) -> Result<()> + Sync) -> i32 {
+    let mut code = 0;
+    for chunk in names.chunks(CONCURRENT) {
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = chunk.iter().map(|n| s.spawn(|| f(n))).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a pod rm worker panicked")))
+                })
+                .collect()
+        });
+        for (name, r) in chunk.iter().zip(results) {
+            report(name, done, r, &mut code);
         }
     }
     code

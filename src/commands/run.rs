@@ -30,27 +30,43 @@ pub fn run(root: &Path, args: &Run) -> Result<i32> {
     let mask = if args.detach {
         None
     } else {
-        // The init is a grandchild; as subreaper we can wait for it.
+        // The init is a grandchild: as subreaper we become its parent when stage 1 exits.
         nix::sys::prctl::set_child_subreaper(true)?;
         Some(wait::block_signals()?)
     };
     let st = create::create(root, &args.id, opts)
         .with_context(|| format!("create container `{}`", args.id))?;
-    let tty = match &tty_sock {
-        Some(s) => recv_fd(s).context("receive pty master")?,
-        None => None,
-    };
-    let started =
-        lifecycle::start(root, &args.id).with_context(|| format!("start container `{}`", args.id));
     let Some(mask) = mask else {
-        started?;
+        lifecycle::start(root, &args.id)
+            .with_context(|| format!("start container `{}`", args.id))?;
         return Ok(0);
     };
-    if let Err(e) = started {
-        let _ = lifecycle::delete(root, &args.id, true);
-        return Err(e);
+    // The init is our child now. runc stays the subreaper of the processes it orphans (a
+    // container sharing our pid namespace) and reaps them, unless --no-subreaper.
+    if args.no_subreaper {
+        nix::sys::prctl::set_child_subreaper(false)?;
     }
-    let code = wait::wait_forwarding(nix::unistd::Pid::from_raw(st.pid), &mask, tty)?;
+    // The caller's terminal is set up before start, so the process sees its size at once.
+    let tty = match &tty_sock {
+        Some(s) => recv_fd(s)
+            .context("receive pty master")
+            .and_then(|m| m.map(wait::Terminal::new).transpose().map_err(Into::into)),
+        None => Ok(None),
+    };
+    let started = tty.and_then(|tty| {
+        lifecycle::start(root, &args.id)
+            .with_context(|| format!("start container `{}`", args.id))?;
+        Ok(tty)
+    });
+    let tty = match started {
+        Ok(tty) => tty,
+        Err(e) => {
+            let _ = lifecycle::delete(root, &args.id, true);
+            return Err(e);
+        }
+    };
+    let code = wait::wait_terminal(nix::unistd::Pid::from_raw(st.pid), &mask, tty)
+        .with_context(|| format!("run container `{}`", args.id))?;
     if !args.keep {
         lifecycle::delete(root, &args.id, true)
             .with_context(|| format!("delete container `{}`", args.id))?;

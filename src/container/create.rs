@@ -29,7 +29,7 @@ pub struct CreateOpts {
     pub console_socket: Option<PathBuf>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
-    pub preserve_fds: i32,
+    pub preserve_fds: u32,
     /// A connected console socket made by the caller (foreground `run` with a terminal).
     pub console_fd: Option<OwnedFd>,
     /// stdin, stdout and stderr of the container process instead of the caller's own.
@@ -39,7 +39,10 @@ pub struct CreateOpts {
 /// Everything made so far, undone in reverse on failure.
 struct Undo<'a> {
     dir: Option<&'a StateDir>,
-    cgroup: Option<Box<dyn CgroupManager>>,
+    /// The cgroup, with whether this create made its directory (then it is removed too).
+    cgroup: Option<(Box<dyn CgroupManager>, bool)>,
+    /// The owner mark written on the cgroup: its processes are killed only while it is there.
+    token: String,
     pids: Vec<Pid>,
 }
 
@@ -49,9 +52,11 @@ impl Undo<'_> {
             let _ = kill(p, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(p, None);
         }
-        if let Some(cg) = self.cgroup.take() {
+        if let Some((cg, created)) = self.cgroup.take()
+            && cg.owner().as_deref() == Some(self.token.as_str())
+        {
             let _ = cg.kill_all(libc::SIGKILL);
-            if let Err(e) = cg.remove() {
+            if created && let Err(e) = cg.remove() {
                 log::warn!("cleanup after failed create: {e}");
             }
         }
@@ -61,6 +66,19 @@ impl Undo<'_> {
             log::warn!("cleanup after failed create: {e}");
         }
     }
+}
+
+/// The owner mark of a container's cgroup: `<absolute root>/<id>@<created>`. It names the
+/// container (so `delete -f` finds its default cgroup again after `--root` was wiped) and the
+/// creation (so a later container with the same id and cgroupsPath is told apart).
+pub fn owner_token(root: &Path, id: &str, created: &str) -> String {
+    format!("{}@{created}", owner_prefix(root, id))
+}
+
+/// The part of [`owner_token`] that depends only on the root and the id.
+pub fn owner_prefix(root: &Path, id: &str) -> String {
+    let abs = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    format!("{}/{id}", abs.display())
 }
 
 /// The device rules to apply: the spec's, an allow rule for each `linux.devices` node, and
@@ -144,14 +162,29 @@ pub fn connect_console(
 }
 
 /// `LISTEN_FDS` socket activation passes through like `--preserve-fds` (runc does the same).
-pub fn listen_fds() -> (i32, Vec<String>) {
+pub fn listen_fds() -> (u32, Vec<String>) {
     match std::env::var("LISTEN_FDS")
         .ok()
-        .and_then(|v| v.parse::<i32>().ok())
+        .and_then(|v| v.parse::<u32>().ok())
     {
-        Some(n) if n > 0 => (n, vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".into()]),
+        Some(n) if n > 0 && n <= crate::process::MAX_PRESERVE_FDS => {
+            (n, vec![format!("LISTEN_FDS={n}"), "LISTEN_PID=1".into()])
+        }
         _ => (0, Vec::new()),
     }
+}
+
+/// `--preserve-fds` plus `LISTEN_FDS`, refused past [`crate::process::MAX_PRESERVE_FDS`].
+pub fn preserved_fds(preserve: u32, listen: u32) -> Result<u32, ContainerError> {
+    preserve
+        .checked_add(listen)
+        .filter(|n| *n <= crate::process::MAX_PRESERVE_FDS)
+        .ok_or_else(|| {
+            ContainerError::BadConfig(format!(
+                "--preserve-fds {preserve} plus LISTEN_FDS {listen} is more than {} fds",
+                crate::process::MAX_PRESERVE_FDS
+            ))
+        })
 }
 
 /// Create the container `id` from `opts.bundle`; on success init waits for `start`.
@@ -186,6 +219,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         .iter()
         .map(|(k, p)| open_ns(*k, p))
         .collect::<Result<Vec<_>, _>>()?;
+    let proxy_console = opts.console_fd.is_some();
     let console = match opts.console_fd.take() {
         Some(fd) => Some(fd),
         None => connect_console(
@@ -200,17 +234,70 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned());
     let cgroup = cgroups::manager(cgroups_path.as_deref(), id)?;
-
+    // The directory reserves the id (a duplicate fails here, whatever else is wrong).
     dir.create()?;
-    let _lock = dir.lock()?;
+    // Nobody else can know the directory yet; the lock makes later verbs wait for the end.
+    let lock = match dir.lock() {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = dir.remove();
+            return Err(e);
+        }
+    };
+    // runc's rule: a cgroupsPath that exists must be empty. peapod then never removes it, and
+    // kills in it only what it marked as this container's.
+    let preexisting = cgroup.exists();
+    // An empty cgroup that another peapod container made and marked: that container's
+    // `delete` will see its mark replaced and leave the directory, so this one removes it.
+    let takes_over = preexisting && cgroup.owner().is_some();
+    let refusal = if preexisting {
+        match cgroup.all_pids() {
+            Ok(p) if !p.is_empty() => Some(ContainerError::CgroupNotEmpty(p.len())),
+            Ok(_) => None,
+            Err(e) => Some(e.into()),
+        }
+    } else {
+        None
+    };
+    if let Some(e) = refusal.or(crate::sys::interrupted().map(ContainerError::Interrupted)) {
+        let _ = dir.remove();
+        return Err(e);
+    }
+    let created = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+    let token = owner_token(root, id, &created);
     let mut undo = Undo {
         dir: Some(&dir),
         cgroup: None,
+        token: token.clone(),
         pids: Vec::new(),
     };
     let result = (|| {
+        let mut st = State {
+            id: id.to_string(),
+            pid: 0,
+            pid_start_time: 0,
+            bundle: bundle.clone(),
+            rootfs: rootfs.clone(),
+            created,
+            owner: "root".to_string(),
+            annotations: spec
+                .annotations()
+                .clone()
+                .map(|a| a.into_iter().collect::<BTreeMap<_, _>>())
+                .unwrap_or_default(),
+            cgroup_path: cgroup.path().to_string(),
+            private_pid_ns: ns.private_pid,
+            cgroup_owner: token.clone(),
+            cgroup_created: !preexisting || takes_over,
+            init_exe: None,
+        };
+        // First of all: a create killed from here on leaves a state (`creating`, pid 0) that
+        // `list` shows and `delete -f` removes, cgroup included.
+        dir.save(&st)?;
         cgroups::create_with_retry(|| cgroup.create())?;
-        undo.cgroup = Some(cgroups::manager(Some(cgroup.path()), id)?);
+        let cg = cgroups::manager(Some(cgroup.path()), id)?;
+        cg.claim(&token)?;
+        undo.cgroup = Some((cg, !preexisting || takes_over));
         let spec_json =
             serde_json::to_vec(&spec).map_err(|e| ContainerError::Other(e.to_string()))?;
         dir.write_atomic(CONFIG_FILE, &spec_json)?;
@@ -229,22 +316,6 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             FileMode::empty(),
         )
         .map_err(|e| ContainerError::io("open", &fifo_path, e.into()))?;
-        let mut st = State {
-            id: id.to_string(),
-            pid: 0,
-            pid_start_time: 0,
-            bundle: bundle.clone(),
-            rootfs: rootfs.clone(),
-            created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
-            owner: "root".to_string(),
-            annotations: spec
-                .annotations()
-                .clone()
-                .map(|a| a.into_iter().collect::<BTreeMap<_, _>>())
-                .unwrap_or_default(),
-            cgroup_path: cgroup.path().to_string(),
-            private_pid_ns: ns.private_pid,
-        };
         let hooks = spec.hooks().as_ref();
         #[allow(deprecated)]
         let runtime_hooks = hooks.is_some_and(|h| {
@@ -268,9 +339,10 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             new_user: ns.new_user,
             time_offsets: spec::time_offsets(&spec),
             seccomp,
-            preserve_fds: opts.preserve_fds + listen,
+            preserve_fds: preserved_fds(opts.preserve_fds, listen)?,
             no_new_keyring: opts.no_new_keyring,
             console,
+            proxy_console,
             extra_env,
             stdio: opts.stdio.take(),
         };
@@ -281,7 +353,11 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         cgroup.apply(&resources(&spec))?;
         spawned.channel.send(&Message::Go)?;
         loop {
-            match spawned.channel.recv()? {
+            let msg = match spawned.channel.recv() {
+                Ok(m) => m,
+                Err(e) => return Err(init_failure(e, cgroup.as_ref())),
+            };
+            match msg {
                 Message::WriteIdMaps => {
                     spawned.write_id_maps(&spec).map_err(|e| {
                         ContainerError::io(
@@ -297,6 +373,9 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
                     spawned.reap_stage1();
                     st.pid = p;
                     st.pid_start_time = state::proc_stat(p).map(|(_, t)| t).unwrap_or(0);
+                    st.init_exe = state::exe_id(p);
+                    // A create killed from here on leaves an init that `delete -f` finds.
+                    dir.save(&st)?;
                 }
                 Message::RunCreateRuntimeHooks => {
                     let json = serde_json::to_vec(&st.to_oci(Status::Created)).unwrap_or_default();
@@ -317,17 +396,45 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
                 }
             }
         }
-        dir.save(&st)?;
         if let Some(pf) = &opts.pid_file {
-            state::write_atomic(pf, st.pid.to_string().as_bytes())?;
+            state::write_atomic_mode(pf, st.pid.to_string().as_bytes(), 0o644)?;
         }
+        if let Some(sig) = crate::sys::interrupted() {
+            return Err(ContainerError::Interrupted(sig));
+        }
+        // Only now may the init wait for `start`: until this message it exits as soon as the
+        // runtime is gone, so a create killed at any point leaves no init blocked forever.
+        spawned.channel.send(&Message::Go)?;
         Ok(st)
     })();
+    let result = result.map_err(|e| match (e, crate::sys::interrupted()) {
+        (ContainerError::Channel(_), Some(sig)) => ContainerError::Interrupted(sig),
+        (e, _) => e,
+    });
     match result {
-        Ok(st) => Ok(st),
+        Ok(st) => {
+            drop(lock);
+            Ok(st)
+        }
         Err(e) => {
             undo.run();
+            drop(lock);
             Err(e)
         }
     }
+}
+
+/// The channel to the init broke before it was ready: say why when the cause is known. An
+/// init killed by the OOM killer (a memory limit too low for even the runtime's stages) gets
+/// runc's words instead of a bare "exited".
+fn init_failure(
+    e: crate::process::channel::ChannelError,
+    cg: &dyn CgroupManager,
+) -> ContainerError {
+    if matches!(e, crate::process::channel::ChannelError::Closed)
+        && cg.oom_kill_count().is_ok_and(|n| n > 0)
+    {
+        return ContainerError::InitOomKilled;
+    }
+    e.into()
 }

@@ -17,7 +17,7 @@ use crate::process::{Launch, Mode, spawn};
 pub struct ExecOpts {
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
-    pub preserve_fds: i32,
+    pub preserve_fds: u32,
     pub ignore_paused: bool,
 }
 
@@ -50,6 +50,7 @@ pub fn exec(
     opts: &ExecOpts,
     tty_pair: Option<(OwnedFd, OwnedFd)>,
 ) -> Result<Execed, ContainerError> {
+    super::spec::check_process_limits(process)?;
     let c = Container::load(root, id)?;
     let status = c.status();
     if !(status.can_exec() || (opts.ignore_paused && status == Status::Paused)) {
@@ -79,22 +80,56 @@ pub fn exec(
         LinuxNamespaceType::Mount => 9,
         _ => 5,
     });
+    // The namespaces are opened through a directory fd of /proc/<init>, checked to be the
+    // recorded init (start time read through that same fd): if the init died and its pid was
+    // reused between the status check and here, the fd refers to the dead process (ESRCH) or
+    // the check fails, and exec never joins another process's namespaces.
+    let proc_path = format!("/proc/{}", c.state.pid);
+    let gone = || ContainerError::WrongState {
+        verb: "exec in",
+        id: id.into(),
+        status: Status::Stopped,
+        hint: "",
+    };
+    let proc_dir = nix::fcntl::open(
+        proc_path.as_str(),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|_| gone())?;
+    let stat = nix::fcntl::openat(
+        &proc_dir,
+        "stat",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok()
+    .and_then(|fd| std::io::read_to_string(std::fs::File::from(fd)).ok())
+    .and_then(|text| state::parse_stat(&text));
+    if !matches!(stat, Some((st, t)) if t == c.state.pid_start_time && st != 'Z') {
+        return Err(gone());
+    }
     for t in kinds {
-        let path = format!("/proc/{}/ns/{}", c.state.pid, proc_ns_name(t));
+        let name = format!("ns/{}", proc_ns_name(t));
+        let path = format!("{proc_path}/{name}");
         // Joining our own namespace is pointless and, for the user namespace, refused.
-        if std::fs::read_link(&path).ok()
-            == std::fs::read_link(format!("/proc/self/ns/{}", proc_ns_name(t))).ok()
+        if nix::fcntl::readlinkat(&proc_dir, name.as_str()).ok()
+            == std::fs::read_link(format!("/proc/self/ns/{}", proc_ns_name(t)))
+                .ok()
+                .map(|p| p.into_os_string())
         {
             continue;
         }
-        let fd = nix::fcntl::open(
-            path.as_str(),
+        let fd = nix::fcntl::openat(
+            &proc_dir,
+            name.as_str(),
             nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
         .map_err(|e| ContainerError::io("open", Path::new(&path), e.into()))?;
         joins.push((CloneFlags::from_bits_retain(t as libc::c_int), fd));
     }
+    let proxy_console = tty_pair.is_some();
     let (console, ours) = match tty_pair {
         Some((mine, theirs)) => (Some(theirs), Some(mine)),
         None => (
@@ -115,9 +150,10 @@ pub fn exec(
         new_user: false,
         time_offsets: Vec::new(),
         seccomp,
-        preserve_fds: opts.preserve_fds + listen,
+        preserve_fds: super::create::preserved_fds(opts.preserve_fds, listen)?,
         no_new_keyring: true,
         console,
+        proxy_console,
         extra_env,
         stdio: None,
     };
@@ -169,7 +205,7 @@ pub fn exec(
         None => None,
     };
     if let Some(pf) = &opts.pid_file {
-        state::write_atomic(pf, pid.to_string().as_bytes())?;
+        state::write_atomic_mode(pf, pid.to_string().as_bytes(), 0o644)?;
     }
     Ok(Execed { pid, tty })
 }

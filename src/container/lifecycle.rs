@@ -15,8 +15,7 @@ use crate::{hooks, sys};
 
 /// Release the init blocked on `exec.fifo`, then run poststart hooks.
 pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
-    let c = Container::load(root, id)?;
-    let _lock = c.dir.lock()?;
+    let (c, _lock) = load_locked(root, id)?;
     c.require(
         "start",
         Status::can_start,
@@ -31,6 +30,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
         FileMode::empty(),
     )
     .map_err(|e| ContainerError::io("open", &fifo_path, e.into()))?;
+    let waited = Instant::now();
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(100u16)) {
@@ -50,6 +50,16 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
                 "container `{id}` init exited before it was started"
             )));
         }
+        // An init that was released by a `start` killed half-way no longer writes the fifo:
+        // do not wait for it forever.
+        if waited.elapsed() > START_TIMEOUT {
+            return Err(ContainerError::Other(format!(
+                "container `{id}` init did not answer on `{}` within {} s; hint: a `start` that \
+                 was killed may have started it already (`peapod delete -f {id}` removes it)",
+                fifo_path.display(),
+                START_TIMEOUT.as_secs()
+            )));
+        }
     }
     let _ = std::fs::remove_file(&fifo_path);
     let spec = c.spec()?;
@@ -63,17 +73,39 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
     Ok(())
 }
 
+/// How long `start` waits for the init to answer on the fifo.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Load a container with its lock held: the state read is the one no other command changes
+/// until the lock is dropped.
+fn load_locked(
+    root: &Path,
+    id: &str,
+) -> Result<(Container, super::state::StateLock), ContainerError> {
+    let dir = StateDir::new(root, id)?;
+    let lock = dir.lock()?;
+    Ok((Container::load(root, id)?, lock))
+}
+
 /// Send `sig` to init, or to every process of the container with `all`.
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerError> {
     let c = Container::load(root, id)?;
     c.require("kill", Status::can_kill, "")?;
     // Without a private pid namespace, killing init does not take the other processes
-    // with it: SIGKILL goes to all of them (runc 1.2 does the same).
-    if (all || (sig == libc::SIGKILL && !c.state.private_pid_ns))
-        && let Some(cg) = c.cgroup()?
-    {
-        cg.kill_all(sig)?;
-        return Ok(());
+    // with it: SIGKILL goes to all of them (runc 1.2 does the same). Only in a cgroup that is
+    // provably this container's: in one whose mark changed, init alone gets the signal.
+    if all || (sig == libc::SIGKILL && !c.state.private_pid_ns) {
+        match c.owned_cgroup()? {
+            Some(cg) => {
+                cg.kill_all(sig)?;
+                return Ok(());
+            }
+            None if c.state.cgroup_path.is_empty() => {}
+            None => log::warn!(
+                "cgroup `{}` no longer carries container `{id}`'s mark: signalling its init only",
+                c.state.cgroup_path
+            ),
+        }
     }
     signal_init(&c, sig)
 }
@@ -110,22 +142,26 @@ fn wait_gone(c: &Container, limit: Duration) -> bool {
     true
 }
 
-/// Remove a container. Without `force` it must be stopped (or never started).
+/// Remove a container. Without `force` it must be stopped (or never started, or left by a
+/// `create` that died).
 pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> {
     let dir = StateDir::new(root, id)?;
+    let _lock = match dir.lock() {
+        Ok(l) => l,
+        Err(ContainerError::NotFound(_)) if force => return delete_without_state(root, id),
+        Err(e) => return Err(e),
+    };
     let c = match Container::load(root, id) {
         Ok(c) => c,
         Err(ContainerError::StillCreating(_)) | Err(ContainerError::CorruptState(..)) => {
-            // An interrupted create leaves a directory without state: remove it.
-            let _lock = dir.lock()?;
+            // A create killed before it wrote any state made nothing else yet.
             return dir.remove();
         }
-        Err(ContainerError::NotFound(_)) if force => return Ok(()),
         Err(e) => return Err(e),
     };
-    let _lock = c.dir.lock()?;
+    // With the lock held, `creating` means the create that wrote it is dead.
     let status = c.status();
-    if !force && !status.can_delete() {
+    if !(force || status.can_delete() || status == Status::Creating) {
         return Err(ContainerError::WrongState {
             verb: "delete",
             id: id.to_string(),
@@ -133,8 +169,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
             hint: ": stop it first or use --force",
         });
     }
-    let cg = c.cgroup()?;
-    if status != Status::Stopped {
+    let cg = c.owned_cgroup()?;
+    if !matches!(status, Status::Stopped | Status::Creating) {
         match &cg {
             Some(cg) => {
                 cg.kill_all(libc::SIGKILL)?;
@@ -151,12 +187,37 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
             )));
         }
     }
-    if let Some(cg) = &cg {
-        // Processes that outlived init (shared pid namespace) go too.
-        if !cg.pids()?.is_empty() {
-            cg.kill_all(libc::SIGKILL)?;
+    match &cg {
+        Some(cg) => {
+            // Processes that outlived init (shared pid namespace), or stages of a create that
+            // died, go too.
+            if !cg.pids()?.is_empty() {
+                cg.kill_all(libc::SIGKILL)?;
+                if cg.is_frozen().unwrap_or(false) {
+                    cg.thaw()?;
+                }
+            }
+            if c.state.cgroup_created {
+                cg.remove()?;
+            }
         }
-        cg.remove()?;
+        None => {
+            if let Some(unmarked) = c.cgroup()?.filter(|cg| cg.exists()) {
+                // A create killed between making the directories and marking them: they
+                // are ours, and empty (no process joins before the mark); rmdir only.
+                if c.state.cgroup_created
+                    && unmarked.owner().is_none()
+                    && unmarked.pids()?.is_empty()
+                {
+                    unmarked.remove()?;
+                } else {
+                    log::warn!(
+                        "cgroup `{}` is left in place: it no longer carries container `{id}`'s mark",
+                        c.state.cgroup_path
+                    );
+                }
+            }
+        }
     }
     if let Ok(spec) = c.spec()
         && let Err(e) = hooks::run(
@@ -170,36 +231,71 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
     c.dir.remove()
 }
 
+/// `delete -f` of an id with no state directory (`--root` wiped while it ran): the default
+/// cgroup `/peapod/<id>` is found again and removed, with everything in it, only if its mark
+/// says peapod made it for this root and id. Anything else is left alone, and said.
+fn delete_without_state(root: &Path, id: &str) -> Result<(), ContainerError> {
+    let cg = crate::cgroups::manager(None, id)?;
+    if !cg.exists() {
+        return Ok(());
+    }
+    let prefix = format!("{}@", super::create::owner_prefix(root, id));
+    match cg.owner() {
+        Some(owner) if owner.starts_with(&prefix) => {
+            log::warn!(
+                "container `{id}` has no state under `{}`: removing its cgroup `{}` and its \
+                 processes",
+                root.display(),
+                cg.path()
+            );
+            if cg.is_frozen().unwrap_or(false) {
+                cg.thaw()?;
+            }
+            cg.kill_all(libc::SIGKILL)?;
+            cg.remove()?;
+            Ok(())
+        }
+        other => Err(ContainerError::Other(format!(
+            "container `{id}` does not exist under `{}`, but cgroup `{}` does and is not its \
+             ({}): left alone",
+            root.display(),
+            cg.path(),
+            match other {
+                Some(o) => format!("it belongs to `{o}`"),
+                None => "it has no peapod owner mark".to_string(),
+            }
+        ))),
+    }
+}
+
 fn cgroup_of(
     c: &Container,
     verb: &str,
 ) -> Result<Box<dyn crate::cgroups::CgroupManager>, ContainerError> {
-    c.cgroup()?.ok_or_else(|| {
+    c.owned_cgroup()?.ok_or_else(|| {
         ContainerError::Other(format!(
-            "cannot {verb} container `{}`: it has no cgroup",
+            "cannot {verb} container `{}`: it has no cgroup of its own",
             c.id()
         ))
     })
 }
 
 pub fn pause(root: &Path, id: &str) -> Result<(), ContainerError> {
-    let c = Container::load(root, id)?;
-    let _lock = c.dir.lock()?;
+    let (c, _lock) = load_locked(root, id)?;
     c.require("pause", Status::can_pause, "")?;
     Ok(cgroup_of(&c, "pause")?.freeze()?)
 }
 
 pub fn resume(root: &Path, id: &str) -> Result<(), ContainerError> {
-    let c = Container::load(root, id)?;
-    let _lock = c.dir.lock()?;
+    let (c, _lock) = load_locked(root, id)?;
     c.require("resume", Status::can_resume, "")?;
     Ok(cgroup_of(&c, "resume")?.thaw()?)
 }
 
 /// Apply new resources live and remember them in the saved spec.
 pub fn update(root: &Path, id: &str, r: &LinuxResources) -> Result<(), ContainerError> {
-    let c = Container::load(root, id)?;
-    let _lock = c.dir.lock()?;
+    super::spec::check_resources_limits(r)?;
+    let (c, _lock) = load_locked(root, id)?;
     c.require("update", Status::can_kill, "")?;
     let mut spec = c.spec()?;
     let mut linux = spec.linux().clone().unwrap_or_default();
@@ -272,7 +368,7 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>, ContainerError> {
     if c.status() == Status::Stopped {
         return Ok(Vec::new());
     }
-    match c.cgroup()? {
+    match c.owned_cgroup()? {
         Some(cg) => Ok(cg.pids()?),
         None => Ok(vec![c.state.pid]),
     }

@@ -28,13 +28,30 @@ pub enum ContainerError {
         "container `{0}` is still being created (or its create was interrupted: `peapod delete {0}` removes it)"
     )]
     StillCreating(String),
+    #[error(
+        "container `{id}` is locked by {holder} for more than {secs} s; hint: another peapod \
+         command is working on it, try again"
+    )]
+    Locked {
+        id: String,
+        holder: String,
+        secs: u64,
+    },
+    #[error("container's cgroup is not empty: {0} process(es) found")]
+    CgroupNotEmpty(usize),
+    #[error("interrupted by signal {0}; everything made so far was removed")]
+    Interrupted(i32),
+    #[error("container init was OOM-killed (memory limit too low?)")]
+    InitOomKilled,
     #[error("corrupt state `{0}`: {1}")]
     CorruptState(PathBuf, String),
-    #[error("{op} `{path}`: {source}")]
+    /// The io error is part of the message, not a `source()`: printed as a chain it would
+    /// appear twice ("... (os error 2): No such file or directory (os error 2)").
+    #[error("{op} `{path}`: {err}", path = .path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("invalid config.json: {0}")]
     BadConfig(String),
@@ -64,7 +81,7 @@ impl ContainerError {
         ContainerError::Io {
             op,
             path: path.to_path_buf(),
-            source,
+            err: source,
         }
     }
 }
@@ -97,18 +114,44 @@ impl Container {
         )?))
     }
 
+    /// The container's cgroup if it is provably this container's: it still carries the mark
+    /// written at create ([`cgroups::CgroupManager::owner`]). Killing every process of a
+    /// cgroup, freezing it or removing it is allowed only then, so a container can never kill
+    /// processes that another container (or anything else) put in a cgroupsPath they share.
+    pub fn owned_cgroup(&self) -> Result<Option<Box<dyn CgroupManager>>, ContainerError> {
+        let Some(cg) = self.cgroup()? else {
+            return Ok(None);
+        };
+        if self.state.cgroup_owner.is_empty()
+            || cg.owner().as_deref() == Some(self.state.cgroup_owner.as_str())
+        {
+            Ok(Some(cg))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The live status: stopped when init is gone, paused when frozen, created while init
     /// still waits on the start fifo.
     pub fn status(&self) -> Status {
+        if self.state.pid == 0 {
+            // The create never got as far as the init (or is still on its way): `delete -f`
+            // removes what it left.
+            return Status::Creating;
+        }
         if !state::init_alive(self.state.pid, self.state.pid_start_time) {
             return Status::Stopped;
         }
-        if let Ok(Some(cg)) = self.cgroup()
+        if let Ok(Some(cg)) = self.owned_cgroup()
             && cg.is_frozen().unwrap_or(false)
         {
             return Status::Paused;
         }
-        if self.dir.file(state::EXEC_FIFO).exists() {
+        let released = self
+            .state
+            .init_exe
+            .is_some_and(|rec| state::exe_id(self.state.pid).is_some_and(|now| now != rec));
+        if self.dir.file(state::EXEC_FIFO).exists() && !released {
             Status::Created
         } else {
             Status::Running

@@ -10,12 +10,37 @@ use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
 
 use super::ContainerError;
 
+/// The largest config.json (or `exec --process` file) read: [`limits::CONFIG_BYTES`], far past
+/// any real config; nesting is limited by serde_json's recursion limit (128 levels).
+pub const MAX_CONFIG_BYTES: usize = limits::CONFIG_BYTES as usize;
+
 /// Read and parse `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec, ContainerError> {
     let path = bundle.join("config.json");
-    let data = std::fs::read(&path).map_err(|e| ContainerError::io("read", &path, e))?;
-    serde_json::from_slice(&data)
-        .map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))
+    let data = read_bounded(&path)?;
+    parse(&data).map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))
+}
+
+/// Parse a config.json text (what [`load`] does after reading it).
+pub fn parse(data: &[u8]) -> Result<Spec, serde_json::Error> {
+    serde_json::from_slice(data)
+}
+
+/// Read a JSON file of the bundle or the command line, refusing one over
+/// [`MAX_CONFIG_BYTES`] without reading past the limit (`/dev/zero` ends there too).
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>, ContainerError> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut data))
+        .map_err(|e| ContainerError::io("read", path, e))?;
+    if data.len() > MAX_CONFIG_BYTES {
+        return Err(ContainerError::BadConfig(format!(
+            "`{}` is larger than {MAX_CONFIG_BYTES} bytes, peapod's limit",
+            path.display()
+        )));
+    }
+    Ok(data)
 }
 
 /// nix has no constant for the time namespace.
@@ -141,7 +166,9 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
             )));
         }
     }
+    check_limits(spec)?;
     let ns = namespaces(spec)?;
+    check_sysctls(spec, &ns, &joined_is_current)?;
     if ns.new_user && linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty()) {
         return Err(bad(
             "linux.uidMappings are required with a new user namespace".into(),
@@ -167,6 +194,279 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
         return Err(bad("hostname needs a uts namespace in linux.namespaces (setting it would change the host's)".into()));
     }
     Ok(())
+}
+
+/// Upper bounds on the lists of config.json. Each is far above what runc users, containerd or
+/// kubelet produce (kubelet sends about 15 masked paths, some dozens of mounts), and keeps the
+/// work of a `create` small and linear: a list past its bound is refused before anything
+/// exists, naming the field.
+pub mod limits {
+    /// `mounts`, `linux.maskedPaths`, `linux.readonlyPaths`, `linux.devices`,
+    /// `linux.resources.devices`: each entry is at least one mount or one cgroup write.
+    pub const PATHS: usize = 4096;
+    /// `process.args` and `process.env`, `hooks.*[].args` and `.env` (execve's own limit on the
+    /// total size, `ARG_MAX`, applies too).
+    pub const STRINGS: usize = 65_536;
+    /// Hooks of one kind: each is a process the runtime waits for.
+    pub const HOOKS: usize = 256;
+    /// `process.rlimits` (there are 16 resources).
+    pub const RLIMITS: usize = 64;
+    /// `linux.uidMappings` / `gidMappings`: the kernel takes at most 340 lines.
+    pub const ID_MAPPINGS: usize = 340;
+    /// `linux.seccomp.syscalls`, and the names in all of them together.
+    pub const SECCOMP_RULES: usize = 4096;
+    pub const SECCOMP_NAMES: usize = 16_384;
+    /// `linux.sysctl`.
+    pub const SYSCTLS: usize = 1024;
+    /// `process.user.additionalGids` (the kernel's `NGROUPS_MAX`).
+    pub const GIDS: usize = 65_536;
+    /// The size of config.json itself.
+    pub const CONFIG_BYTES: u64 = 64 << 20;
+}
+
+fn within(field: &str, n: usize, limit: usize) -> Result<(), ContainerError> {
+    if n > limit {
+        return Err(bad(format!(
+            "{field} has {n} entries, more than peapod's limit of {limit}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse lists longer than [`limits`] allow.
+pub fn check_limits(spec: &Spec) -> Result<(), ContainerError> {
+    use limits::*;
+    let len = |v: Option<&Vec<String>>| v.map_or(0, Vec::len);
+    within("mounts", spec.mounts().as_ref().map_or(0, Vec::len), PATHS)?;
+    if let Some(p) = spec.process() {
+        check_process_limits(p)?;
+    }
+    if let Some(h) = spec.hooks() {
+        #[allow(deprecated)]
+        let kinds = [
+            ("hooks.prestart", h.prestart()),
+            ("hooks.createRuntime", h.create_runtime()),
+            ("hooks.createContainer", h.create_container()),
+            ("hooks.startContainer", h.start_container()),
+            ("hooks.poststart", h.poststart()),
+            ("hooks.poststop", h.poststop()),
+        ];
+        for (field, hooks) in kinds {
+            let hooks = hooks.as_deref().unwrap_or_default();
+            within(field, hooks.len(), HOOKS)?;
+            for (i, hook) in hooks.iter().enumerate() {
+                within(
+                    &format!("{field}[{i}].args"),
+                    len(hook.args().as_ref()),
+                    STRINGS,
+                )?;
+                within(
+                    &format!("{field}[{i}].env"),
+                    len(hook.env().as_ref()),
+                    STRINGS,
+                )?;
+            }
+        }
+    }
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    within(
+        "linux.maskedPaths",
+        len(linux.masked_paths().as_ref()),
+        PATHS,
+    )?;
+    within(
+        "linux.readonlyPaths",
+        len(linux.readonly_paths().as_ref()),
+        PATHS,
+    )?;
+    within(
+        "linux.devices",
+        linux.devices().as_ref().map_or(0, Vec::len),
+        PATHS,
+    )?;
+    if let Some(r) = linux.resources() {
+        check_resources_limits(r)?;
+    }
+    within(
+        "linux.uidMappings",
+        linux.uid_mappings().as_ref().map_or(0, Vec::len),
+        ID_MAPPINGS,
+    )?;
+    within(
+        "linux.gidMappings",
+        linux.gid_mappings().as_ref().map_or(0, Vec::len),
+        ID_MAPPINGS,
+    )?;
+    within(
+        "linux.sysctl",
+        linux.sysctl().as_ref().map_or(0, |m| m.len()),
+        SYSCTLS,
+    )?;
+    if let Some(sc) = linux.seccomp() {
+        let rules = sc.syscalls().as_deref().unwrap_or_default();
+        within("linux.seccomp.syscalls", rules.len(), SECCOMP_RULES)?;
+        within(
+            "linux.seccomp.syscalls[].names",
+            rules.iter().map(|r| r.names().len()).sum(),
+            SECCOMP_NAMES,
+        )?;
+    }
+    Ok(())
+}
+
+/// [`limits`] for a process: the container's, or one `exec` starts (`--process`).
+pub fn check_process_limits(p: &oci_spec::runtime::Process) -> Result<(), ContainerError> {
+    use limits::*;
+    let len = |v: Option<&Vec<String>>| v.map_or(0, Vec::len);
+    within("process.args", len(p.args().as_ref()), STRINGS)?;
+    within("process.env", len(p.env().as_ref()), STRINGS)?;
+    within(
+        "process.rlimits",
+        p.rlimits().as_ref().map_or(0, Vec::len),
+        RLIMITS,
+    )?;
+    within(
+        "process.user.additionalGids",
+        p.user().additional_gids().as_ref().map_or(0, Vec::len),
+        GIDS,
+    )
+}
+
+/// [`limits`] for resources: the container's, or those `update` applies.
+pub fn check_resources_limits(r: &oci_spec::runtime::LinuxResources) -> Result<(), ContainerError> {
+    within(
+        "linux.resources.devices",
+        r.devices().as_ref().map_or(0, Vec::len),
+        limits::PATHS,
+    )
+}
+
+/// A sysctl key in dotted form: runc accepts `net/ipv4/ip_forward` too, where a dot inside a
+/// component (an interface name such as `eno2.100`) stays a dot in the file name; the first
+/// separator decides the form (sysctl.d(5)).
+pub fn sysctl_dotted(key: &str) -> String {
+    match key.find(['.', '/']) {
+        Some(i) if key.as_bytes()[i] == b'/' => key
+            .chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect(),
+        _ => key.to_string(),
+    }
+}
+
+/// The file under `/proc/sys` of a sysctl key (either form).
+pub fn sysctl_file(key: &str) -> PathBuf {
+    Path::new("/proc/sys").join(
+        sysctl_dotted(key)
+            .chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect::<String>(),
+    )
+}
+
+/// The namespace a sysctl lives in, by runc's table (`libcontainer/configs/validate`); `None`
+/// for a sysctl that is global to the kernel.
+pub fn sysctl_namespace(dotted: &str) -> Option<CloneFlags> {
+    const IPC: &[&str] = &[
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if IPC.contains(&dotted) || dotted.starts_with("fs.mqueue.") {
+        Some(CloneFlags::CLONE_NEWIPC)
+    } else if dotted.starts_with("net.") {
+        Some(CloneFlags::CLONE_NEWNET)
+    } else if dotted == "kernel.hostname" || dotted == "kernel.domainname" {
+        Some(CloneFlags::CLONE_NEWUTS)
+    } else {
+        None
+    }
+}
+
+/// Refuse every sysctl the container could only write to a namespace it does not own, with
+/// runc's rule and words: a global sysctl (`kernel.core_pattern`, `vm.*`...) always; a
+/// namespaced one unless the namespace is new or joined by a path that is not the runtime's
+/// own (runc checks that only for the network namespace; peapod checks IPC and UTS the same
+/// way, since joining `/proc/1/ns/ipc` would make `kernel.shmmax` the host's).
+/// `kernel.hostname` conflicts with the OCI `hostname` field, as in runc.
+pub fn check_sysctls(
+    spec: &Spec,
+    plan: &NamespacePlan,
+    is_current: &dyn Fn(CloneFlags, &Path) -> Result<bool, String>,
+) -> Result<(), ContainerError> {
+    let Some(sysctls) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    let owns = |kind: CloneFlags| -> Result<bool, ContainerError> {
+        if plan.unshare.contains(kind) {
+            return Ok(true);
+        }
+        match plan.joins.iter().find(|(k, _)| *k == kind) {
+            Some((_, path)) => is_current(kind, path)
+                .map(|host| !host)
+                .map_err(|e| bad(format!("invalid {} namespace path: {e}", ns_label(kind)))),
+            None => Ok(false),
+        }
+    };
+    let mut keys: Vec<&String> = sysctls.keys().collect();
+    keys.sort();
+    for key in keys {
+        let s = sysctl_dotted(key);
+        let refusal = match sysctl_namespace(&s) {
+            Some(CloneFlags::CLONE_NEWIPC) if !owns(CloneFlags::CLONE_NEWIPC)? => {
+                format!("sysctl {s:?} is not allowed in the hosts ipc namespace")
+            }
+            Some(CloneFlags::CLONE_NEWNET) if !owns(CloneFlags::CLONE_NEWNET)? => {
+                format!("sysctl {s:?} not allowed in host network namespace")
+            }
+            Some(CloneFlags::CLONE_NEWUTS) if owns(CloneFlags::CLONE_NEWUTS)? => {
+                if s == "kernel.hostname" {
+                    format!(
+                        "sysctl {s:?} is not allowed as it conflicts with the OCI \"hostname\" field"
+                    )
+                } else {
+                    continue;
+                }
+            }
+            Some(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNET) => continue,
+            _ => format!("sysctl {s:?} is not in a separate kernel namespace"),
+        };
+        return Err(bad(refusal));
+    }
+    Ok(())
+}
+
+fn ns_label(kind: CloneFlags) -> &'static str {
+    match kind {
+        CloneFlags::CLONE_NEWIPC => "ipc",
+        CloneFlags::CLONE_NEWUTS => "uts",
+        CloneFlags::CLONE_NEWNET => "net",
+        _ => "other",
+    }
+}
+
+/// Whether the namespace file at `path` is the one this process is in (same inode as
+/// `/proc/self/ns/<kind>`): joining it is no separation at all.
+fn joined_is_current(kind: CloneFlags, path: &Path) -> Result<bool, String> {
+    let own = format!("/proc/self/ns/{}", ns_label(kind));
+    let a = nix::sys::stat::stat(own.as_str()).map_err(|e| format!("stat `{own}`: {e}"))?;
+    let b = nix::sys::stat::stat(path).map_err(|e| format!("stat `{}`: {e}", path.display()))?;
+    Ok(a.st_dev == b.st_dev && a.st_ino == b.st_ino)
 }
 
 /// Which namespaces to create and which to join.
@@ -383,6 +683,129 @@ mod tests {
             let e = validate(&spec(patch.clone())).unwrap_err().to_string();
             assert_eq!(e, format!("invalid config.json: {want}"), "{patch}");
         }
+    }
+
+    #[test]
+    fn sysctl_rule_is_runcs() {
+        let ns_without = |ty: &str| {
+            let s = serde_json::to_value(spec(serde_json::json!({}))).unwrap();
+            let mut list = s["linux"]["namespaces"].as_array().unwrap().clone();
+            list.retain(|n| n["type"] != ty);
+            serde_json::Value::Array(list)
+        };
+        let host = |_: CloneFlags, p: &Path| Ok(p == Path::new("/proc/self/ns/x"));
+        let check = |patch: serde_json::Value| {
+            let s = spec(patch);
+            let plan = namespaces(&s).unwrap();
+            check_sysctls(&s, &plan, &host).map_err(|e| e.to_string())
+        };
+        let refused = |key: &str, ns: serde_json::Value| {
+            check(serde_json::json!({"linux": {"sysctl": {key: "1"}, "namespaces": ns}}))
+                .unwrap_err()
+        };
+        let all = ns_without("none");
+        for key in [
+            "kernel.core_pattern",
+            "vm.swappiness",
+            "kernel.panic",
+            "fs.file-max",
+        ] {
+            assert_eq!(
+                refused(key, all.clone()),
+                format!(
+                    "invalid config.json: sysctl \"{key}\" is not in a separate kernel namespace"
+                )
+            );
+        }
+        assert!(
+            refused("net.ipv4.ip_forward", ns_without("network"))
+                .ends_with("sysctl \"net.ipv4.ip_forward\" not allowed in host network namespace")
+        );
+        // The slash form is converted as runc does (a dot inside a component stays).
+        assert!(
+            refused("net/ipv4/conf/eno2.100/rp_filter", ns_without("network"))
+                .contains("\"net.ipv4.conf.eno2/100.rp_filter\"")
+        );
+        for key in [
+            "kernel.msgmax",
+            "kernel.shm_rmid_forced",
+            "fs.mqueue.msg_max",
+        ] {
+            assert!(refused(key, ns_without("ipc")).ends_with(&format!(
+                "sysctl \"{key}\" is not allowed in the hosts ipc namespace"
+            )));
+        }
+        assert!(refused("kernel.hostname", all.clone()).ends_with(
+            "sysctl \"kernel.hostname\" is not allowed as it conflicts with the OCI \"hostname\" field"
+        ));
+        assert!(
+            refused("kernel.domainname", ns_without("uts"))
+                .ends_with("sysctl \"kernel.domainname\" is not in a separate kernel namespace")
+        );
+        // Joined by path: owned unless it is the runtime's own namespace.
+        let mut joined = all.clone();
+        for n in joined.as_array_mut().unwrap() {
+            if n["type"] == "ipc" {
+                n["path"] = "/proc/self/ns/x".into();
+            }
+        }
+        assert!(refused("kernel.sem", joined.clone()).contains("hosts ipc namespace"));
+        for n in joined.as_array_mut().unwrap() {
+            if n["type"] == "ipc" {
+                n["path"] = "/proc/42/ns/ipc".into();
+            }
+        }
+        for (key, ns) in [
+            ("kernel.sem", joined),
+            ("net.core.somaxconn", all.clone()),
+            ("kernel.domainname", all.clone()),
+            ("fs.mqueue.queues_max", all),
+        ] {
+            check(serde_json::json!({"linux": {"sysctl": {key: "1"}, "namespaces": ns}})).unwrap();
+        }
+        assert_eq!(
+            sysctl_file("net/ipv4/conf/eno2.100/rp_filter"),
+            Path::new("/proc/sys/net/ipv4/conf/eno2.100/rp_filter")
+        );
+        assert_eq!(
+            sysctl_file("kernel.msgmax"),
+            Path::new("/proc/sys/kernel/msgmax")
+        );
+    }
+
+    #[test]
+    fn list_limits_name_the_field() {
+        let at = |field: &str, n: usize| {
+            let v: Vec<String> = (0..n).map(|i| format!("/p{i}")).collect();
+            let patch = match field {
+                "maskedPaths" => serde_json::json!({"linux": {"maskedPaths": v}}),
+                "readonlyPaths" => serde_json::json!({"linux": {"readonlyPaths": v}}),
+                _ => serde_json::json!({"process": {"env": v}}),
+            };
+            check_limits(&spec(patch))
+        };
+        assert!(at("maskedPaths", limits::PATHS).is_ok());
+        assert_eq!(
+            at("maskedPaths", limits::PATHS + 1)
+                .unwrap_err()
+                .to_string(),
+            "invalid config.json: linux.maskedPaths has 4097 entries, more than peapod's limit of 4096"
+        );
+        assert!(at("readonlyPaths", limits::PATHS + 1).is_err());
+        assert!(at("env", limits::STRINGS).is_ok());
+        assert!(
+            at("env", limits::STRINGS + 1)
+                .unwrap_err()
+                .to_string()
+                .contains("process.env has 65537 entries")
+        );
+        let maps: Vec<serde_json::Value> = (0..341)
+            .map(|i| serde_json::json!({"containerID": i, "hostID": 100000 + i, "size": 1}))
+            .collect();
+        let e = check_limits(&spec(serde_json::json!({"linux": {"uidMappings": maps}})))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("linux.uidMappings has 341 entries"), "{e}");
     }
 
     #[test]

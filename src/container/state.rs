@@ -8,7 +8,6 @@ use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::ContainerError;
@@ -16,6 +15,7 @@ use super::ContainerError;
 pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+pub const LOCK_FILE: &str = "lock";
 
 /// OCI status values (runtime-spec `state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +86,31 @@ pub struct State {
     pub cgroup_path: String,
     /// Whether the container has a private pid namespace (then killing init kills all).
     pub private_pid_ns: bool,
+    /// The mark peapod wrote on the container's cgroup (`trusted.peapod.owner`): the cgroup's
+    /// processes may be killed, and the cgroup frozen or removed, only while the cgroup still
+    /// carries it. Empty in states written before marks existed (then the cgroup counts as
+    /// the container's, as it did).
+    #[serde(default)]
+    pub cgroup_owner: String,
+    /// Whether this container's create made the cgroup directory (only then does `delete`
+    /// remove it); false for a cgroupsPath that existed already.
+    #[serde(default = "default_true")]
+    pub cgroup_created: bool,
+    /// (device, inode) of the init's executable while it is still peapod's stage, recorded at
+    /// create: once it differs, the init has passed `start` (even if the `start` that released
+    /// it was killed before it removed `exec.fifo`).
+    #[serde(default)]
+    pub init_exe: Option<(u64, u64)>,
+}
+
+/// (device, inode) of `/proc/<pid>/exe`.
+pub fn exe_id(pid: i32) -> Option<(u64, u64)> {
+    let st = nix::sys::stat::stat(format!("/proc/{pid}/exe").as_str()).ok()?;
+    Some((st.st_dev, st.st_ino))
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The JSON `state` prints: runc's `containerState` fields.
@@ -181,17 +206,73 @@ impl StateDir {
         self.path.join(name)
     }
 
-    /// Take the per-container lock (blocking). Different containers never contend.
-    pub fn lock(&self) -> Result<Flock<File>, ContainerError> {
-        let dir = File::open(&self.path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                ContainerError::NotFound(self.id().to_string())
-            } else {
-                ContainerError::io("open state directory", &self.path, e)
+    /// Take the per-container lock, waiting at most [`LOCK_TIMEOUT`]. Different containers
+    /// never contend.
+    ///
+    /// It is a POSIX record lock on `<dir>/lock` (`F_SETLK`), which belongs to the process that
+    /// took it: the stages a `create` forks do not inherit it (a `flock` would pass to them and
+    /// outlive a killed command in an orphaned init), and the kernel drops it when the command
+    /// exits, however it dies. So no command ever waits on a lock held by a dead or orphaned
+    /// process, and a live holder makes the wait end with an error naming it.
+    pub fn lock(&self) -> Result<StateLock, ContainerError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if !self.path.is_dir() {
+            return Err(ContainerError::NotFound(self.id().to_string()));
+        }
+        let path = self.file(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    ContainerError::NotFound(self.id().to_string())
+                } else {
+                    ContainerError::io("open state lock", &path, e)
+                }
+            })?;
+        let deadline = std::time::Instant::now() + LOCK_TIMEOUT;
+        let whole = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        loop {
+            match nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETLK(&whole)) {
+                Ok(_) => return Ok(StateLock { _file: file }),
+                Err(
+                    nix::errno::Errno::EAGAIN
+                    | nix::errno::Errno::EACCES
+                    | nix::errno::Errno::EINTR,
+                ) if std::time::Instant::now() < deadline => {
+                    if let Some(sig) = crate::sys::interrupted() {
+                        return Err(ContainerError::Interrupted(sig));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => {
+                    let mut probe = whole;
+                    let holder =
+                        nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETLK(&mut probe))
+                            .ok()
+                            .filter(|_| probe.l_type != libc::F_UNLCK as libc::c_short)
+                            .map(|_| format!("pid {}", probe.l_pid))
+                            .unwrap_or_else(|| "another process".into());
+                    return Err(ContainerError::Locked {
+                        id: self.id().to_string(),
+                        holder,
+                        secs: LOCK_TIMEOUT.as_secs(),
+                    });
+                }
+                Err(e) => return Err(ContainerError::io("lock", &path, e.into())),
             }
-        })?;
-        Flock::lock(dir, FlockArg::LockExclusive)
-            .map_err(|(_, e)| ContainerError::io("lock state directory", &self.path, e.into()))
+        }
     }
 
     pub fn load(&self) -> Result<State, ContainerError> {
@@ -230,11 +311,33 @@ impl StateDir {
     }
 }
 
-/// tmp + fsync + rename in the same directory.
+/// How long a command waits for another one working on the same container.
+pub const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The held per-container lock; released when dropped (or when the process exits).
+#[derive(Debug)]
+pub struct StateLock {
+    _file: File,
+}
+
+/// tmp + fsync + rename in the same directory; the file is private (0600): a config holds the
+/// container's environment, which may hold secrets.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ContainerError> {
+    write_atomic_mode(path, data, 0o600)
+}
+
+/// [`write_atomic`] with another mode (a pid file is public, as runc's).
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), ContainerError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
+        let _ = fs::remove_file(&tmp);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
         f.write_all(data)?;
         f.sync_data()?;
         fs::rename(&tmp, path)

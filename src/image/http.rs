@@ -234,7 +234,7 @@ fn get_once(
 }
 
 /// One request and the head of its response over a fresh connection, plain or TLS.
-fn exchange<S: Read + Write + 'static>(
+pub(crate) fn exchange<S: Read + Write + 'static>(
     url: &Url,
     headers: &[(&str, String)],
     mut s: S,

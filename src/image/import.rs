@@ -320,11 +320,18 @@ impl Source {
 
     /// A small file (index, manifest, config), at most 16 MiB.
     fn read_small(&self, name: &str) -> Result<Vec<u8>, ImageError> {
+        const LIMIT: u64 = 16 << 20;
         let mut v = Vec::new();
         self.reader(name)?
-            .take(16 << 20)
+            .take(LIMIT + 1)
             .read_to_end(&mut v)
             .map_err(|e| ImageError::io("read", &self.path().join(name), e))?;
+        if v.len() as u64 > LIMIT {
+            return Err(ImageError::Unsupported(format!(
+                "{name} in {} is larger than {LIMIT} bytes, the limit for an image's JSON documents",
+                self.path().display()
+            )));
+        }
         Ok(v)
     }
 }

@@ -960,3 +960,30 @@ fn file_capabilities_devices_and_filtered_xattrs_survive_unpacking() {
     assert!(fifo.file_type().is_fifo());
     assert_eq!(fifo.mode() & 0o7777, 0o600);
 }
+
+#[test]
+fn an_oversized_json_document_is_refused_by_name() {
+    // Found while bounding untrusted documents: read_small used to cut a larger file at
+    // 16 MiB silently, which then failed as "EOF while parsing". Checked: without the size
+    // check the error is that parse error.
+    let storage = tempfile::tempdir().unwrap();
+    let store = Store::open(storage.path()).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let mut index = br#"{"schemaVersion":2,"manifests":[],"annotations":{"x":""#.to_vec();
+    index.resize(16 << 20, b'a');
+    index.extend_from_slice(br#""}}"#);
+    std::fs::write(src.path().join("index.json"), &index).unwrap();
+    let e = store
+        .import(src.path(), &ImportOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("index.json in") && e.contains("is larger than 16777216 bytes, the limit"),
+        "{e}"
+    );
+}

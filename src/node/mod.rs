@@ -180,7 +180,7 @@ pub fn admitted_pods(root: &Path) -> Vec<Pod> {
     crate::pod::list(root)
         .into_iter()
         .filter_map(|name| {
-            let paths = crate::pod::PodPaths::new(root, &name);
+            let paths = crate::pod::PodPaths::new(root, &name).ok()?;
             let pod = crate::pod::load_pod(&paths).ok()?;
             match crate::pod::Record::load(&paths) {
                 Ok(rec) if rec.machine.finished().is_some() => None,

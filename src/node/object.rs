@@ -126,6 +126,8 @@ impl NodeConfig {
         if text.trim().is_empty() {
             return Ok(NodeConfig::default());
         }
+        // The same size and depth limits as a manifest, before the YAML parser walks it.
+        crate::pod::manifest::check_limits(text).map_err(|e| NodeError::Config(e.to_string()))?;
         let c: NodeConfig =
             yaml_serde::from_str(text).map_err(|e| NodeError::Config(e.to_string()))?;
         for (field, list) in [
@@ -167,7 +169,7 @@ impl NodeConfig {
     /// Reads `<storage>/node-config.yaml`; absent means the defaults.
     pub fn load(storage: &Path) -> Result<NodeConfig, NodeError> {
         let p = storage.join(NODE_CONFIG_FILE);
-        match std::fs::read_to_string(&p) {
+        match crate::pod::manifest::read_manifest(&p) {
             Ok(s) => NodeConfig::parse(&s).map_err(|e| match e {
                 NodeError::Config(m) => NodeError::Config(format!("`{}`: {m}", p.display())),
                 other => other,

@@ -42,6 +42,7 @@ pub use convert::{
 pub use env::{EnvContext, container_env, expand, expand_command};
 pub use names::{label_value, qualified_name};
 
+pub use decode::{MAX_FLOW_DEPTH, MAX_MANIFEST_BYTES, check_limits, read_manifest};
 pub use support::{FieldSupport, Support, field_support};
 
 /// Parses one or more YAML or JSON documents (`---`-separated YAML, or concatenated JSON
@@ -85,6 +86,18 @@ pub fn validate(pod: &Pod) -> Result<Vec<Warning>, ManifestError> {
         });
     }
     Ok(warnings)
+}
+
+/// What is wrong with `name` as a pod's `metadata.name` (a DNS-1123 subdomain), in the API
+/// server's words; empty when it is valid. Pod verbs check a name given on the command line
+/// with it before they build a path from it.
+pub fn pod_name_errors(name: &str) -> Vec<String> {
+    names::dns1123_subdomain(name)
+}
+
+/// What is wrong with `name` as a container's name (a DNS-1123 label); empty when valid.
+pub fn container_name_errors(name: &str) -> Vec<String> {
+    names::dns1123_label(name)
 }
 
 fn pod_name(pod: &Pod) -> String {
@@ -194,6 +207,16 @@ pub enum ManifestError {
         "manifest holds no Pod (hint: a manifest starts with `apiVersion: v1` and `kind: Pod`)"
     )]
     Empty,
+    /// The text is larger than the API server would take ([`MAX_MANIFEST_BYTES`]).
+    #[error(
+        "manifest is {size} bytes, over the limit of {limit} bytes (the Kubernetes API server's request size limit)"
+    )]
+    TooLarge { size: usize, limit: usize },
+    /// YAML flow collections nest deeper than [`MAX_FLOW_DEPTH`] (checked before parsing).
+    #[error(
+        "line {line}: `[...]`/`{{...}}` collections nest deeper than {limit} levels, the limit"
+    )]
+    TooDeep { line: usize, limit: usize },
     /// The text of a document is not valid YAML or JSON.
     #[error("document {document}: {message}")]
     Syntax { document: usize, message: String },

@@ -5,12 +5,14 @@
 //! supervisor's record, written atomically), `oci/` (the pod's OCI containers), `bundles/`,
 //! `volumes/`, `etc/`, `shm/`, `logs/`.
 
+pub mod cgroup;
 pub mod handler;
 pub mod logs;
 pub mod manifest;
 pub mod ops;
 pub mod sandbox;
 pub mod status;
+pub mod subpath;
 pub mod supervise;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::container::state::{init_alive, proc_stat, write_atomic};
+use crate::container::state::{init_alive, proc_stat, write_atomic_mode};
 use crate::supervisor::{EventRecord, Millis, PodMachine};
 pub use sandbox::PodPaths;
 
@@ -90,7 +92,7 @@ impl Record {
 
     pub fn save(&self, paths: &PodPaths) -> Result<(), PodError> {
         let data = serde_json::to_vec(self).map_err(|e| PodError::Invalid(e.to_string()))?;
-        write_atomic(&paths.dir.join(STATUS_FILE), &data)?;
+        write_atomic_mode(&paths.dir.join(STATUS_FILE), &data, 0o600)?;
         Ok(())
     }
 
@@ -114,12 +116,13 @@ pub fn load_pod(paths: &PodPaths) -> Result<Pod, PodError> {
         .map_err(|e| PodError::Invalid(format!("corrupt `{}`: {e}", p.display())))
 }
 
-/// Names of every pod under `root`.
+/// Names of every pod under `root` (entries that are no valid pod name are not pods).
 pub fn list(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root.join("pods"))
         .map(|rd| {
             rd.flatten()
                 .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .filter(|n| sandbox::check_pod_name(n).is_ok())
                 .collect()
         })
         .unwrap_or_default();
@@ -127,14 +130,28 @@ pub fn list(root: &Path) -> Vec<String> {
     names
 }
 
-/// Wall-clock milliseconds since the Unix epoch: the supervisor's clock.
+/// The supervisor's clock: milliseconds since the Unix epoch as the wall clock read at this
+/// process's first call, advanced by `CLOCK_BOOTTIME` since then. Deadlines and back-off timers
+/// built on it neither fire early nor starve when the wall clock is stepped (NTP, `date -s`),
+/// and keep counting across a suspend, as kubelet's; the timestamps shown in status and events
+/// stay wall-clock times (those of the supervisor's start plus the elapsed time).
 pub fn now() -> Millis {
-    Millis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
-    )
+    static ANCHOR: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+    let (wall0, boot0) = *ANCHOR.get_or_init(|| (wall_ms(), boot_ms()));
+    Millis(wall0 + boot_ms().saturating_sub(boot0))
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn boot_ms() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .unwrap_or(0)
 }
 
 /// Start time of a live process, to recognise it later.

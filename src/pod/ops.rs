@@ -1,16 +1,18 @@
 //! The pod verbs: run, stop, rm, ls, inspect, exec.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use nix::unistd::ForkResult;
 
+use super::cgroup::PodCgroup;
 use super::sandbox::PodPaths;
-use super::supervise::{Supervisor, teardown_host};
+use super::supervise::Supervisor;
 use super::{POD_FILE, PodError, Record, STOP_FILE, load_pod, manifest};
-use crate::container::lifecycle;
+use crate::container::state::write_atomic_mode;
 use crate::supervisor::PodRow;
 use crate::supervisor::status::ConditionType;
 use crate::sys;
@@ -59,17 +61,21 @@ pub fn load_manifest(
     root: &Path,
     storage: &Path,
 ) -> Result<(Vec<Pod>, Vec<String>), PodError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PodError::io("read", path, e))?;
+    let text = manifest::read_manifest(path).map_err(|e| PodError::io("read", path, e))?;
     let pods = manifest::parse_manifests(&text)?;
     let mut warnings = Vec::new();
     let node = crate::node::load(storage).map_err(|e| PodError::Invalid(e.to_string()))?;
     let mut admitted = crate::node::admitted_pods(root);
+    // The whole manifest is admitted before anything is created: a second document of the
+    // same name, or a name already taken, fails `pod run` with nothing made.
+    check_unique(&pods)?;
     for p in &pods {
         warnings.extend(manifest::validate(p)?.into_iter().map(|w| w.to_string()));
+        let name = p.metadata.name.as_deref().unwrap_or_default();
+        check_free(root, name)?;
         // Checked here so a bad DNS setting fails `pod run`, not the sandbox.
         super::sandbox::resolv_conf("", p)?;
         super::handler::check_pod(p)?;
-        let name = p.metadata.name.as_deref().unwrap_or_default();
         let w = crate::node::admit(&node, p, &admitted)
             .map_err(|e| PodError::Invalid(format!("pod `{name}`: {e}")))?;
         warnings.extend(w.into_iter().map(|w| format!("pod `{name}`: {w}")));
@@ -86,38 +92,102 @@ pub fn load_manifest(
     Ok((pods, warnings))
 }
 
-/// Start one pod: its directory, then a detached supervisor that builds the sandbox and
-/// starts the containers. Returns once the supervisor reports the first sync, or its error
-/// (then nothing of the pod remains).
+/// Every pod of a manifest has its own name.
+fn check_unique(pods: &[Pod]) -> Result<(), PodError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in pods.iter().filter_map(|p| p.metadata.name.as_deref()) {
+        if !seen.insert(name) {
+            return Err(PodError::Invalid(format!(
+                "pod `{name}` appears more than once in the manifest: pod names must be unique"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Admission: `name` is a valid pod name, no pod of that name exists under `root`, and no
+/// process of an earlier pod of that name is left in its cgroup (a wiped `--root`).
+fn check_free(root: &Path, name: &str) -> Result<(), PodError> {
+    let paths = PodPaths::new(root, name)?;
+    if std::fs::symlink_metadata(&paths.dir).is_ok() {
+        return Err(PodError::Exists(name.to_string()));
+    }
+    let cg = PodCgroup::of(&paths);
+    let left = cg.pids();
+    if !left.is_empty() {
+        return Err(PodError::Invalid(format!(
+            "pod `{name}`: {} process(es) of an earlier pod of this name still run in cgroup `{}` (its state under `{}` is gone): remove them with `peapod pod rm -f {name}`",
+            left.len(),
+            cg.path(),
+            root.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A directory only root can enter: created 0700, or made 0700 when it exists (`pods/`
+/// and every pod directory hold manifests with secrets in their env).
+pub fn private_dir(dir: &Path) -> Result<(), PodError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| PodError::io("create", dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| PodError::io("chmod 0700", dir, e))
+}
+
+/// Start one pod: its directory (0700) with the manifest, its cgroup, then a detached
+/// supervisor, born in the pod cgroup, that builds the sandbox and starts the containers.
+/// Returns once the supervisor reports the first sync, or its error (then nothing of the pod
+/// remains). Killed at any point, it leaves at most a pod that `pod rm -f` removes.
 pub fn run_pod(root: &Path, storage: &Path, mut pod: Pod) -> Result<String, PodError> {
+    use std::os::unix::fs::DirBuilderExt;
     let name = pod.metadata.name.clone().unwrap_or_default();
-    let paths = PodPaths::new(root, &name);
+    let paths = PodPaths::new(root, &name)?;
     // Checked here so a missing pause binary creates nothing.
     pause_binary()?;
-    std::fs::create_dir_all(root.join("pods"))
-        .map_err(|e| PodError::io("create", &root.join("pods"), e))?;
-    match std::fs::create_dir(&paths.dir) {
+    private_dir(&root.join("pods"))?;
+    let cg = PodCgroup::of(&paths);
+    match std::fs::DirBuilder::new().mode(0o700).create(&paths.dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(PodError::Exists(name));
         }
         Err(e) => return Err(PodError::io("create", &paths.dir, e)),
     }
+    let undo = |e: PodError| {
+        if let Err(e2) = cg.destroy() {
+            log::warn!("{e2}");
+        }
+        let _ = remove_dir(&paths);
+        e
+    };
     pod.metadata.uid = Some(random_uid());
     pod.metadata
         .namespace
         .get_or_insert_with(|| "default".into());
     pod.metadata.creation_timestamp = None;
     let data = serde_json::to_vec_pretty(&pod).map_err(|e| PodError::Invalid(e.to_string()))?;
-    if let Err(e) = std::fs::write(paths.dir.join(POD_FILE), data) {
-        let _ = std::fs::remove_dir_all(&paths.dir);
-        return Err(PodError::io("write", &paths.dir.join(POD_FILE), e));
-    }
+    write_atomic_mode(&paths.dir.join(POD_FILE), &data, 0o600).map_err(|e| undo(e.into()))?;
+    // An empty cgroup left by an earlier pod of this name (admission refused a busy one).
+    cg.destroy().map_err(undo)?;
+    let leaf = cg.create_supervisor_leaf().map_err(undo)?;
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| PodError::io("pipe", &paths.dir, e.into()))?;
-    match sys::fork().map_err(|e| PodError::io("fork supervisor for", &paths.dir, e.into()))? {
+        .map_err(|e| undo(PodError::io("pipe", &paths.dir, e.into())))?;
+    match sys::fork()
+        .map_err(|e| undo(PodError::io("fork supervisor for", &paths.dir, e.into())))?
+    {
         ForkResult::Child => {
             drop(r);
+            // Into the pod cgroup first: from here on, killing that cgroup ends everything
+            // this child and the supervisor will start.
+            if let Err(e) = leaf.add_task(std::process::id() as i32) {
+                let _ =
+                    nix::unistd::write(&w, format!("error: join the pod cgroup: {e}\n").as_bytes());
+                sys::exit_now(1);
+            }
             // Detach: new session, then a second fork so the supervisor is no session
             // leader and is reparented away from the CLI.
             let _ = nix::unistd::setsid();
@@ -139,8 +209,7 @@ pub fn run_pod(root: &Path, storage: &Path, mut pod: Pod) -> Result<String, PodE
                 .strip_prefix("error: ")
                 .unwrap_or("the pod supervisor exited during start-up")
                 .to_string();
-            let _ = remove_dir(&paths);
-            Err(PodError::Invalid(format!("pod `{name}`: {msg}")))
+            Err(undo(PodError::Invalid(format!("pod `{name}`: {msg}"))))
         }
     }
 }
@@ -206,11 +275,33 @@ fn exec_supervisor(root: &Path, storage: &Path, name: &str, ready: std::os::fd::
 pub fn supervise(root: &Path, storage: &Path, name: &str, ready_fd: i32) -> ! {
     let _ = nix::sys::prctl::set_name(c"peapod:[POD]");
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    let mut ready = std::fs::File::from(sys::adopt_fd(ready_fd));
-    let paths = PodPaths::new(root, name);
+    // Two pipes and a log file per container: a pod of thousands of containers needs more
+    // than a default soft limit of 1024 fds. Raise it to the hard limit, as the Go runtime
+    // does for containerd (whose containers inherit the raised limit too).
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    let mut ready = match sys::adopt_inherited_fd(ready_fd) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) => {
+            eprintln!("peapod supervisor: readiness fd {ready_fd}: {e}");
+            std::process::exit(1)
+        }
+    };
+    let paths = match PodPaths::new(root, name) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::io::Write::write_all(&mut ready, format!("error: {e}\n").as_bytes());
+            sys::exit_now(1)
+        }
+    };
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(paths.dir.join("supervisor.log"));
     if let Ok(f) = &log {
         let _ = sys::dup2(std::os::fd::AsRawFd::as_raw_fd(f), 1);
@@ -241,7 +332,13 @@ pub fn supervise(root: &Path, storage: &Path, name: &str, ready_fd: i32) -> ! {
 /// held from admission until the admitted pods' directories exist, so that concurrent
 /// `pod run`s see each other's requests.
 pub fn admission_lock(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, PodError> {
-    std::fs::create_dir_all(root).map_err(|e| PodError::io("create", root, e))?;
+    use std::os::unix::fs::DirBuilderExt;
+    // runc's root is 0700; an existing root keeps its mode (`pods/` below it is made 0700).
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .map_err(|e| PodError::io("create", root, e))?;
     let dir = std::fs::File::open(root).map_err(|e| PodError::io("open", root, e))?;
     nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| PodError::io("lock", root, e.into()))
@@ -252,7 +349,9 @@ pub fn admission_lock(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, P
 pub fn images_in_use(root: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for name in super::list(root) {
-        let paths = PodPaths::new(root, &name);
+        let Ok(paths) = PodPaths::new(root, &name) else {
+            continue;
+        };
         let Ok(pod) = load_pod(&paths) else { continue };
         if Record::load(&paths).is_ok_and(|r| r.supervisor_done) {
             continue;
@@ -276,7 +375,7 @@ pub fn images_in_use(root: &Path) -> Vec<(String, String)> {
 
 /// Wait until the pod is Ready (every container ready) or `timeout` passes.
 pub fn wait_ready(root: &Path, name: &str, timeout: Duration) -> Result<(), PodError> {
-    let paths = PodPaths::new(root, name);
+    let paths = PodPaths::new(root, name)?;
     let t = Instant::now();
     loop {
         let rec = Record::load(&paths)?;
@@ -304,15 +403,18 @@ pub fn wait_ready(root: &Path, name: &str, timeout: Duration) -> Result<(), PodE
 
 /// Ask the supervisor to stop the pod and wait for it.
 pub fn stop(root: &Path, name: &str, grace: Option<u64>) -> Result<(), PodError> {
-    let paths = PodPaths::new(root, name);
+    let paths = PodPaths::new(root, name)?;
     load_pod(&paths)?;
     let rec = Record::load(&paths)?;
     if rec.supervisor_done || !rec.supervisor_alive() {
         return Ok(());
     }
     let req = serde_json::json!({ "grace_seconds": grace });
-    std::fs::write(paths.dir.join(STOP_FILE), req.to_string())
-        .map_err(|e| PodError::io("write", &paths.dir.join(STOP_FILE), e))?;
+    write_atomic_mode(
+        &paths.dir.join(STOP_FILE),
+        req.to_string().as_bytes(),
+        0o600,
+    )?;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(rec.supervisor_pid),
         nix::sys::signal::Signal::SIGTERM,
@@ -343,36 +445,71 @@ fn remove_dir(paths: &PodPaths) -> Result<(), PodError> {
     }
 }
 
-/// Remove a pod and everything it made. A running pod needs `force` (then it is stopped
-/// with grace 0). Works after the supervisor was killed too.
-pub fn remove(root: &Path, name: &str, force: bool) -> Result<(), PodError> {
-    let paths = PodPaths::new(root, name);
-    let pod = load_pod(&paths)?;
-    if let Ok(rec) = Record::load(&paths)
-        && rec.supervisor_alive()
-        && !rec.supervisor_done
-    {
-        if !force && rec.machine.finished().is_none() {
-            return Err(PodError::Invalid(format!(
-                "pod `{name}` is running: stop it first (`peapod pod stop {name}`) or use -f"
-            )));
-        }
-        // A finished pod's supervisor may still be tearing the sandbox down: wait for it.
-        stop(root, name, Some(0))?;
-    }
-    // Whatever a lost supervisor left behind.
-    let oci = paths.oci_root();
-    for (st, _) in lifecycle::list(&oci).unwrap_or_default() {
-        lifecycle::delete(&oci, &st.id, true)?;
-    }
-    teardown_host(&paths, &pod);
-    remove_dir(&paths)
+/// What `pod rm` did beyond the usual, for the caller to tell.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Removed {
+    /// The pod, as recorded under `--root`.
+    Pod,
+    /// No state under `--root` (wiped), but the pod's cgroup was there: its processes were
+    /// killed and the cgroup removed.
+    Orphan { cgroup: String, processes: usize },
 }
 
-/// The `pod ls` row, honest about a supervisor that died.
+/// Remove a pod and everything it made. A running pod needs `force`, which kills it at once
+/// (no grace period, as `kubectl delete --force --grace-period=0`): every process below the pod
+/// cgroup, supervisor included, gets SIGKILL, then the cgroups and the pod directory go. This
+/// needs nothing from the pod's state, so it also finishes what a killed `pod run` or `pod rm`
+/// left, and finds a pod whose `--root` was wiped by its cgroup.
+pub fn remove(root: &Path, name: &str, force: bool) -> Result<Removed, PodError> {
+    let paths = PodPaths::new(root, name)?;
+    let cg = PodCgroup::of(&paths);
+    let have_dir = std::fs::symlink_metadata(&paths.dir).is_ok();
+    if !have_dir && !cg.exists() {
+        return Err(PodError::NotFound(name.to_string()));
+    }
+    if !force {
+        match Record::load(&paths) {
+            Ok(rec) if rec.supervisor_alive() && !rec.supervisor_done => {
+                if rec.machine.finished().is_none() {
+                    return Err(running(name));
+                }
+                // A finished pod's supervisor may still be tearing the sandbox down: wait.
+                stop(root, name, Some(0))?;
+            }
+            Ok(_) => {}
+            // No record: a pod still starting (its supervisor has not written one yet), or
+            // what a killed `pod run` left.
+            Err(_) if !cg.pids().is_empty() => return Err(running(name)),
+            Err(_) => {}
+        }
+    }
+    let processes = cg.pids().len();
+    cg.destroy()?;
+    remove_dir(&paths)?;
+    Ok(if have_dir {
+        Removed::Pod
+    } else {
+        Removed::Orphan {
+            cgroup: cg.path().to_string(),
+            processes,
+        }
+    })
+}
+
+fn running(name: &str) -> PodError {
+    PodError::Invalid(format!(
+        "pod `{name}` is running: stop it first (`peapod pod stop {name}`) or use -f"
+    ))
+}
+
+/// The `pod ls` row, honest about a supervisor that died and about a pod whose start was
+/// cut short (no record: `Pending` while its supervisor starts, else `Unknown`).
 pub fn row(root: &Path, name: &str) -> Result<PodRow, PodError> {
-    let paths = PodPaths::new(root, name);
-    let rec = Record::load(&paths)?;
+    let paths = PodPaths::new(root, name)?;
+    let rec = match Record::load(&paths) {
+        Ok(rec) => rec,
+        Err(e) => return unrecorded_row(&paths, e),
+    };
     let mut row = rec.machine.row(super::now());
     if rec.evicted.is_some() {
         // kubectl prints `status.reason` when it is set.
@@ -383,9 +520,41 @@ pub fn row(root: &Path, name: &str) -> Result<PodRow, PodError> {
     Ok(row)
 }
 
+fn unrecorded_row(paths: &PodPaths, err: PodError) -> Result<PodRow, PodError> {
+    let starting = !PodCgroup::of(paths).pids().is_empty();
+    let created = std::fs::metadata(&paths.dir)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| crate::supervisor::Millis(d.as_millis() as u64))
+        .unwrap_or_else(super::now);
+    let mut row = match load_pod(paths)
+        .ok()
+        .and_then(|pod| manifest::to_supervisor(&pod).ok())
+        .and_then(|(spec, _)| crate::supervisor::PodMachine::new(spec, created).ok())
+    {
+        Some(m) => m.row(super::now()),
+        None if starting => return Err(err),
+        None => PodRow {
+            name: paths.name.clone(),
+            ready: "0/0".into(),
+            status: String::new(),
+            restarts: "0".into(),
+            age: "<unknown>".into(),
+        },
+    };
+    row.name = paths.name.clone();
+    row.status = if starting {
+        "Pending".into()
+    } else {
+        "Unknown (incomplete: remove it with pod rm -f)".into()
+    };
+    Ok(row)
+}
+
 /// `pod inspect`: the Pod object with peapod's status and events.
 pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, PodError> {
-    let paths = PodPaths::new(root, name);
+    let paths = PodPaths::new(root, name)?;
     let pod = load_pod(&paths)?;
     let rec = Record::load(&paths)?;
     let mut v = serde_json::to_value(&pod).map_err(|e| PodError::Invalid(e.to_string()))?;
@@ -417,8 +586,34 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, PodError> {
         "supervisorAlive": rec.supervisor_alive(),
         "pausePid": rec.pause_pid,
         "message": rec.message,
+        "cgroup": paths.cgroup,
     });
     Ok(v)
+}
+
+/// The name of a container of `pod` given on the command line (`-c`), checked against the
+/// pod before any path is built from it; `None` picks the first app container.
+pub fn container_of(pod: &Pod, container: Option<&str>) -> Result<String, PodError> {
+    let spec = pod.spec.as_ref();
+    let Some(c) = container else {
+        return spec
+            .and_then(|s| s.containers.first())
+            .map(|c| c.name.clone())
+            .ok_or_else(|| PodError::Invalid("the pod has no containers".into()));
+    };
+    let known = spec.is_some_and(|s| {
+        s.containers
+            .iter()
+            .chain(s.init_containers.iter().flatten())
+            .any(|x| x.name == c)
+    });
+    if !known || !manifest::container_name_errors(c).is_empty() {
+        return Err(PodError::Invalid(format!(
+            "container {c} is not valid for pod {}",
+            pod.metadata.name.as_deref().unwrap_or_default()
+        )));
+    }
+    Ok(c.to_string())
 }
 
 /// The OCI runtime root and container id of a pod's container, for `pod exec`.
@@ -427,17 +622,50 @@ pub fn container_target(
     name: &str,
     container: Option<&str>,
 ) -> Result<(PathBuf, String, oci_spec::runtime::Process), PodError> {
-    let paths = PodPaths::new(root, name);
+    let paths = PodPaths::new(root, name)?;
     let pod = load_pod(&paths)?;
-    let first = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.containers.first())
-        .map(|c| c.name.clone())
-        .unwrap_or_default();
-    let c = container.map(str::to_string).unwrap_or(first);
+    let c = container_of(&pod, container)?;
     let spec = crate::container::spec::load(&paths.bundle(&c))
         .map_err(|_| PodError::NotFound(format!("{name}/{c}")))?;
     let process = spec.process().clone().unwrap_or_default();
     Ok((paths.oci_root(), c, process))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_names_each_pod_once() {
+        let doc = |n: &str| {
+            format!(
+                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {n}}}\nspec: {{containers: [{{name: c, image: host, command: [x]}}]}}\n"
+            )
+        };
+        let pods = manifest::parse_manifests(&(doc("a") + &doc("b"))).unwrap();
+        check_unique(&pods).unwrap();
+        let pods = manifest::parse_manifests(&(doc("a") + &doc("b") + &doc("a"))).unwrap();
+        assert_eq!(
+            check_unique(&pods).unwrap_err().to_string(),
+            "pod `a` appears more than once in the manifest: pod names must be unique"
+        );
+    }
+
+    #[test]
+    fn container_names_from_the_command_line_must_be_the_pods() {
+        let pod: Pod = manifest::parse_manifests(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers: [{name: init, image: host, command: [x]}]\n  containers: [{name: app, image: host, command: [x]}, {name: pause, image: host, command: [x]}]\n",
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(container_of(&pod, None).unwrap(), "app");
+        assert_eq!(container_of(&pod, Some("init")).unwrap(), "init");
+        assert_eq!(container_of(&pod, Some("pause")).unwrap(), "pause");
+        for bad in ["../../x", "_pause", "nosuch", "", "APP"] {
+            assert_eq!(
+                container_of(&pod, Some(bad)).unwrap_err().to_string(),
+                format!("container {bad} is not valid for pod p")
+            );
+        }
+    }
 }

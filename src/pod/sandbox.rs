@@ -58,19 +58,53 @@ pub fn oom_score_adj(wanted: i32) -> i32 {
     wanted.max(own)
 }
 
-/// Where a pod keeps its files.
+/// The sandbox's OCI container id, bundle and cgroup name. Container names are DNS-1123
+/// labels, which cannot contain `_`, so no container of the pod can take this name.
+pub const SANDBOX_ID: &str = "_pause";
+
+/// The leaf of the pod cgroup that holds the supervisor and the probe and hook children it
+/// forks: everything of a pod, its supervisor included, lives below the pod cgroup, so one
+/// kill of that cgroup ends the pod even when its state directory is gone. Not a DNS label
+/// either.
+pub const SUPERVISOR_CGROUP: &str = "_supervisor";
+
+/// Why a name given to a pod verb cannot be a pod's name (`metadata.name` must be a DNS-1123
+/// subdomain): checked before any path is built from it, so `../x` never leaves `pods/`.
+pub fn check_pod_name(name: &str) -> Result<(), PodError> {
+    let errors = manifest::pod_name_errors(name);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(PodError::Invalid(format!(
+        "invalid pod name {name:?}: {}",
+        errors.join("; ")
+    )))
+}
+
+/// Where a pod keeps its files, and its cgroup.
 #[derive(Debug, Clone)]
 pub struct PodPaths {
     pub dir: PathBuf,
     pub name: String,
+    /// `/peapod/pod-<key>`: the key is derived from the runtime root and the pod name, so a pod
+    /// is found again by its name after its state is gone (`pod rm -f` after `--root` was
+    /// wiped), and pods of one name under different `--root`s never share a cgroup.
+    pub cgroup: String,
 }
 
 impl PodPaths {
-    pub fn new(root: &Path, name: &str) -> PodPaths {
-        PodPaths {
+    /// The paths of pod `name` under `root`; refuses a name that is not a valid pod name.
+    pub fn new(root: &Path, name: &str) -> Result<PodPaths, PodError> {
+        check_pod_name(name)?;
+        Ok(PodPaths {
             dir: root.join("pods").join(name),
             name: name.to_string(),
-        }
+            cgroup: format!(
+                "{}/pod-{}",
+                crate::cgroups::DEFAULT_PARENT,
+                cgroup_key(&canonical_root(root), name)
+            ),
+        })
     }
     /// Runtime root of the pod's OCI containers (pause included).
     pub fn oci_root(&self) -> PathBuf {
@@ -88,22 +122,60 @@ impl PodPaths {
     pub fn shm(&self) -> PathBuf {
         self.dir.join("shm")
     }
+    /// Where the `index`th volume mount of `container` with a `subPath` is bound once resolved
+    /// inside its volume (kubelet's `volume-subpaths/<volume>/<container>/<index>`): below the
+    /// pod directory, which only root can reach, so no container can swap what gets mounted.
+    pub fn sub_path(&self, container: &str, index: usize) -> PathBuf {
+        self.dir
+            .join("subpaths")
+            .join(container)
+            .join(index.to_string())
+    }
+    /// The cgroup of one container (or of the sandbox, [`SANDBOX_ID`]).
+    pub fn container_cgroup(&self, container: &str) -> String {
+        format!("{}/{container}", self.cgroup)
+    }
 }
 
-/// The pod cgroup, keyed by the pod's UID as kubelet does (`pod<uid>`), so pods of the same
-/// name under different `--root`s never share one; the pause process and each container
-/// get a child.
-pub fn pod_cgroup(pod: &Pod) -> String {
-    format!(
-        "{}/pod-{}",
-        crate::cgroups::DEFAULT_PARENT,
-        pod.metadata.uid.as_deref().unwrap_or("unknown")
-    )
+/// `root` made absolute, `.` and `..` applied, and the symlinks of its longest existing
+/// prefix resolved: the same directory gives the same key whether it exists or was wiped,
+/// and whichever spelling of it (`/var/run/peapod`, `/run/peapod`) the caller used.
+pub fn canonical_root(root: &Path) -> PathBuf {
+    let abs = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut norm = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                norm.pop();
+            }
+            Component::CurDir => {}
+            other => norm.push(other),
+        }
+    }
+    let mut head = norm.clone();
+    let mut tail = Vec::new();
+    loop {
+        if let Ok(real) = head.canonicalize() {
+            return tail.iter().rev().fold(real, |p, t| p.join(t));
+        }
+        match head.file_name() {
+            Some(n) => {
+                tail.push(n.to_os_string());
+                head.pop();
+            }
+            None => return norm,
+        }
+    }
 }
 
-/// The cgroup of one container (or `pause`) of the pod.
-pub fn container_cgroup(pod: &Pod, container: &str) -> String {
-    format!("{}/{container}", pod_cgroup(pod))
+/// 32 hex digits of sha256(root, NUL, name).
+fn cgroup_key(root: &Path, name: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(root.as_os_str().as_encoded_bytes());
+    h.update([0u8]);
+    h.update(name.as_bytes());
+    hex::encode(h.finalize())[..32].to_string()
 }
 
 fn mount(dest: &str, typ: &str, source: &Path, options: &[&str]) -> Mount {
@@ -190,12 +262,12 @@ pub fn pause_spec(pod: &Pod, paths: &PodPaths, pause_binary: &Path, host: &[Host
         nss.push(ns(LinuxNamespaceType::Pid, None));
     }
     linux.set_namespaces(Some(nss));
-    linux.set_cgroups_path(Some(PathBuf::from(container_cgroup(pod, "pause"))));
+    linux.set_cgroups_path(Some(PathBuf::from(paths.container_cgroup(SANDBOX_ID))));
     linux.set_masked_paths(None);
     linux.set_readonly_paths(None);
     s.set_linux(Some(linux));
     let mut root = s.root().clone().unwrap_or_default();
-    root.set_path(paths.bundle("pause").join("rootfs"));
+    root.set_path(paths.bundle(SANDBOX_ID).join("rootfs"));
     root.set_readonly(Some(true));
     s.set_root(Some(root));
     s
@@ -356,15 +428,49 @@ fn image_user(
         .map_err(|e| PodError::Invalid(format!("container `{}`: image user `{spec}`: {e}", c.name)))
 }
 
-/// A path joined below `base` that cannot leave it (`subPath` must be relative, no `..`).
-pub fn safe_join(base: &Path, sub: &str, field: &str) -> Result<PathBuf, PodError> {
+/// A `subPath` as a relative path of normal components (`.` and empty ones dropped), refused
+/// when absolute or with `..` (API validation refuses both already; this keeps the planner safe
+/// on its own). Where it leads is decided inside the volume at mount time: see
+/// [`super::subpath`].
+pub fn sub_path_components(sub: &str, field: &str) -> Result<PathBuf, PodError> {
     let p = Path::new(sub);
     if p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(PodError::Invalid(format!(
             "{field} `{sub}` must be a relative path without `..`"
         )));
     }
-    Ok(base.join(p))
+    Ok(p.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect())
+}
+
+/// The volume mounts of `c` that have a `subPath`: (index in `volumeMounts`, volume source on
+/// the host, the subPath). The supervisor resolves each inside its volume and binds the result
+/// at [`PodPaths::sub_path`] before [`container_spec`] is built.
+pub fn sub_path_mounts(
+    pod: &Pod,
+    c: &Container,
+    paths: &PodPaths,
+) -> Result<Vec<(usize, PathBuf, PathBuf)>, PodError> {
+    let volumes: BTreeMap<&str, &Volume> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .map(|v| (v.name.as_str(), v))
+        .collect();
+    let mut out = Vec::new();
+    for (i, vm) in c.volume_mounts.iter().flatten().enumerate() {
+        let Some(sub) = vm.sub_path.as_deref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        let field = format!("spec.containers[{}].volumeMounts[{i}]", c.name);
+        let v = volumes.get(vm.name.as_str()).ok_or_else(|| {
+            PodError::Invalid(format!("{field}.name: volume `{}` not found", vm.name))
+        })?;
+        let rel = sub_path_components(sub, &format!("{field}.subPath"))?;
+        out.push((i, volume_source(paths, v)?, rel));
+    }
+    Ok(out)
 }
 
 /// The host directory behind a volume.
@@ -556,10 +662,13 @@ pub fn container_spec(
         let v = volumes.get(vm.name.as_str()).ok_or_else(|| {
             PodError::Invalid(format!("{field}.name: volume `{}` not found", vm.name))
         })?;
-        let mut src = volume_source(cx.paths, v)?;
-        if let Some(sub) = vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            src = safe_join(&src, sub, &format!("{field}.subPath"))?;
-        }
+        let src = if vm.sub_path.as_deref().is_some_and(|s| !s.is_empty()) {
+            // Never the volume path joined with the subPath: a symlink planted in the volume
+            // would lead the bind anywhere on the host (CVE-2017-1002101).
+            cx.paths.sub_path(&c.name, i)
+        } else {
+            volume_source(cx.paths, v)?
+        };
         let mut opts = vec![
             "rbind",
             if vm.read_only.unwrap_or(false) {
@@ -620,7 +729,7 @@ pub fn container_spec(
         }
     }
     linux.set_namespaces(Some(nss));
-    linux.set_cgroups_path(Some(PathBuf::from(container_cgroup(pod, &c.name))));
+    linux.set_cgroups_path(Some(PathBuf::from(cx.paths.container_cgroup(&c.name))));
     // The container's seccompProfile overrides the pod's; privileged containers are
     // unconfined, as containerd runs them.
     let profile = sc
@@ -774,5 +883,86 @@ mod dns_tests {
             "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  dnsPolicy: None\n  dnsConfig: {nameservers: [1.1.1.1]}\n  containers: [{name: c, image: host, command: [x]}]\n",
         );
         assert_eq!(resolv_conf(HOST, &p).unwrap(), "nameserver 1.1.1.1\n");
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+
+    #[test]
+    fn pod_names_are_dns_subdomains_before_any_path() {
+        for bad in ["../x", "..", ".", "a/b", "", "A", "_pause", "x\0y", "-a"] {
+            let e = PodPaths::new(Path::new("/run/peapod"), bad).unwrap_err();
+            assert!(
+                e.to_string().starts_with("invalid pod name"),
+                "{bad:?}: {e}"
+            );
+        }
+        let p = PodPaths::new(Path::new("/run/peapod"), "web.example-1").unwrap();
+        assert_eq!(p.dir, Path::new("/run/peapod/pods/web.example-1"));
+        assert!(p.cgroup.starts_with("/peapod/pod-"));
+        assert_eq!(p.cgroup.len(), "/peapod/pod-".len() + 32);
+    }
+
+    #[test]
+    fn sandbox_and_supervisor_names_are_no_container_names() {
+        assert!(!manifest::container_name_errors(SANDBOX_ID).is_empty());
+        assert!(!manifest::container_name_errors(SUPERVISOR_CGROUP).is_empty());
+        assert!(manifest::container_name_errors("pause").is_empty());
+    }
+
+    #[test]
+    fn the_cgroup_key_depends_on_the_root_and_the_name_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("link")).unwrap();
+        let key = |root: PathBuf, name: &str| PodPaths::new(&root, name).unwrap().cgroup;
+        let a = key(real.join("root"), "p");
+        // Another spelling of the same directory, existing or not (a wiped root).
+        assert_eq!(a, key(dir.path().join("link/root"), "p"));
+        assert_eq!(a, key(real.join("x/../root"), "p"));
+        assert_eq!(a, key(real.join("./root/."), "p"));
+        std::fs::create_dir(real.join("root")).unwrap();
+        assert_eq!(a, key(dir.path().join("link/root"), "p"));
+        assert_ne!(a, key(real.join("root"), "q"));
+        assert_ne!(a, key(real.join("other"), "p"));
+        assert_eq!(canonical_root(&dir.path().join("link/root/sub")), {
+            real.canonicalize().unwrap().join("root/sub")
+        });
+    }
+
+    #[test]
+    fn sub_paths_are_plain_relative_paths() {
+        let f = "spec.containers[c].volumeMounts[0].subPath";
+        assert_eq!(
+            sub_path_components("a/./b//c/", f).unwrap(),
+            Path::new("a/b/c")
+        );
+        for bad in ["/etc", "../x", "a/../../b"] {
+            let e = sub_path_components(bad, f).unwrap_err().to_string();
+            assert!(e.contains("must be a relative path without `..`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn sub_path_mounts_name_the_volume_and_never_join_a_path() {
+        let pod: Pod = crate::pod::manifest::parse_manifests(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes: [{name: v, emptyDir: {}}, {name: h, hostPath: {path: /srv/data}}]\n  containers:\n  - name: c\n    image: host\n    command: [x]\n    volumeMounts: [{name: v, mountPath: /a}, {name: v, mountPath: /b, subPath: x/y}, {name: h, mountPath: /c, subPath: z}]\n",
+        )
+        .unwrap()
+        .remove(0);
+        let paths = PodPaths::new(Path::new("/r"), "p").unwrap();
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let got = sub_path_mounts(&pod, c, &paths).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (1, paths.volume("v"), PathBuf::from("x/y")),
+                (2, PathBuf::from("/srv/data"), PathBuf::from("z")),
+            ]
+        );
+        assert_eq!(paths.sub_path("c", 1), Path::new("/r/pods/p/subpaths/c/1"));
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ use crate::supervisor::{
     Action, Event, EventRecord, EventType, Millis, PodMachine, ProbeKind, ProbeOutcome, StartStage,
 };
 
-const PAUSE_ID: &str = "pause";
+const PAUSE_ID: &str = sandbox::SANDBOX_ID;
 /// Events kept in the record (the oldest go first).
 const MAX_EVENTS: usize = 1000;
 
@@ -289,6 +290,7 @@ impl Supervisor {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o640)
             .open(p.dir.join("pause.log"))
             .map(OwnedFd::from)
             .map_err(|e| PodError::io("open", &p.dir.join("pause.log"), e))?;
@@ -732,6 +734,14 @@ impl Supervisor {
             .and_then(|s| crate::signal::parse(&s).ok())
             .unwrap_or(libc::SIGTERM);
         self.stop_signals.insert(name.to_string(), signal);
+        let bound = sandbox::sub_path_mounts(&self.pod, &c, &self.paths).and_then(|mounts| {
+            mounts.iter().try_for_each(|(i, volume, sub)| {
+                super::subpath::bind(volume, sub, &self.paths.sub_path(name, *i))
+            })
+        });
+        if let Err(e) = bound {
+            return Some(failed(StartStage::Create, e.to_string()));
+        }
         let cx = ContainerContext {
             paths: &self.paths,
             pause_pid: self.pause_pid,
@@ -776,10 +786,9 @@ impl Supervisor {
                 return Some(failed(stage, msg));
             }
         };
-        let oom_before =
-            crate::cgroups::manager(Some(&sandbox::container_cgroup(&self.pod, name)), name)
-                .and_then(|cg| cg.oom_kill_count())
-                .unwrap_or(0);
+        let oom_before = crate::cgroups::manager(Some(&self.paths.container_cgroup(name)), name)
+            .and_then(|cg| cg.oom_kill_count())
+            .unwrap_or(0);
         if let Err(e) = lifecycle::start(&oci, name) {
             let _ = lifecycle::delete(&oci, name, true);
             return Some(failed(StartStage::Start, e.to_string()));
@@ -937,7 +946,7 @@ impl Supervisor {
             }
             self.drain_logs(&inst.container, inst.instance);
             let oom_after = crate::cgroups::manager(
-                Some(&sandbox::container_cgroup(&self.pod, &inst.container)),
+                Some(&self.paths.container_cgroup(&inst.container)),
                 &inst.container,
             )
             .and_then(|cg| cg.oom_kill_count())
@@ -1180,11 +1189,12 @@ fn trim_text() {
     }
 }
 
+/// `config.json` of a pod container: private (0600), its env may hold secrets.
 fn write_spec(bundle: &Path, spec: &oci_spec::runtime::Spec) -> Result<(), PodError> {
     std::fs::create_dir_all(bundle).map_err(|e| PodError::io("create", bundle, e))?;
     let data = serde_json::to_vec_pretty(spec).map_err(|e| PodError::Invalid(e.to_string()))?;
-    let path = bundle.join("config.json");
-    std::fs::write(&path, data).map_err(|e| PodError::io("write", &path, e))
+    crate::container::state::write_atomic_mode(&bundle.join("config.json"), &data, 0o600)?;
+    Ok(())
 }
 
 fn read_stop_grace(paths: &PodPaths) -> Option<Duration> {
@@ -1281,7 +1291,9 @@ pub fn check_host_path(volume: &str, path: &str, typ: &str) -> Result<(), PodErr
     }
 }
 
-/// Host-side leftovers of a pod: mounts (shm, memory emptyDirs) and the pod cgroup.
+/// Host-side leftovers of a pod: mounts (shm, memory emptyDirs; in the supervisor's mount
+/// namespace) and the cgroups of the sandbox and containers (the pod cgroup and the
+/// supervisor's leaf go with `pod rm`).
 pub fn teardown_host(paths: &PodPaths, pod: &Pod) {
     let spec = pod.spec.clone().unwrap_or_default();
     let mut mounts: Vec<PathBuf> = vec![paths.shm()];
@@ -1299,10 +1311,5 @@ pub fn teardown_host(paths: &PodPaths, pod: &Pod) {
             Err(e) => log::warn!("teardown: unmount `{}`: {e}", m.display()),
         }
     }
-    if let Ok(cg) = crate::cgroups::manager(Some(&sandbox::pod_cgroup(pod)), &paths.name) {
-        let _ = cg.kill_all(libc::SIGKILL);
-        if let Err(e) = cg.remove() {
-            log::warn!("teardown: {e}");
-        }
-    }
+    super::cgroup::PodCgroup::of(paths).destroy_children_but_supervisor();
 }

@@ -4,8 +4,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recv,
-    recvmsg, send, sendmsg, socketpair,
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, recv, send, sendmsg, socketpair,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -86,7 +85,8 @@ impl Channel {
         let mut buf = vec![0u8; 64 * 1024];
         let n = loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Err(nix::errno::Errno::EINTR) => continue,
+                // A signal the runtime caught to stop (`sys::catch_interrupts`) ends the wait.
+                Err(nix::errno::Errno::EINTR) if crate::sys::interrupted().is_none() => continue,
                 r => break r.map_err(|errno| ChannelError::Sys { op: "recv", errno })?,
             }
         };
@@ -142,23 +142,7 @@ pub fn send_fd(sock: &impl AsFd, payload: &str, fd: RawFd) -> nix::Result<()> {
 
 /// Receive one fd sent by [`send_fd`].
 pub fn recv_fd(sock: &impl AsFd) -> nix::Result<Option<OwnedFd>> {
-    let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        sock.as_fd().as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c
-            && let Some(fd) = fds.first()
-        {
-            return Ok(Some(crate::sys::adopt_fd(*fd)));
-        }
-    }
-    Ok(None)
+    crate::sys::recv_fd(sock)
 }
 
 #[cfg(test)]

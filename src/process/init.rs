@@ -23,8 +23,14 @@ fn ctx<T, E: std::fmt::Display>(r: Result<T, E>, what: impl FnOnce() -> String) 
 }
 
 /// Stage 1: join and create namespaces, then fork the init.
-pub fn stage1(launch: Launch<'_>, ch: &Channel) -> R<()> {
+pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
     let _ = nix::sys::prctl::set_name(c"peapod:[1:STAGE]");
+    // Stage 1 dies with the runtime: a `create` or `exec` killed before stage 1 ran leaves no
+    // process behind (the init notices through the channel, see `stage2`).
+    sys::default_interrupts();
+    if !sys::die_with_parent(runtime) {
+        return Err("the runtime exited before stage 1 started".into());
+    }
     ch.expect(Message::Go, "go").map_err(|e| e.to_string())?;
     if let Some(adj) = launch.process.oom_score_adj() {
         ctx(
@@ -220,6 +226,11 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
     } = &launch.mode
     {
         ch.send(&Message::Ready).map_err(|e| e.to_string())?;
+        // Wait for the runtime to record the container: if it dies first (killed `create`),
+        // the channel closes and this init exits instead of waiting for a `start` that no
+        // state would ever lead to.
+        ch.expect(Message::Go, "state saved")
+            .map_err(|e| e.to_string())?;
         wait_for_start(fifo)?;
         let h = spec.hooks().as_ref();
         hooks::run(
@@ -263,9 +274,10 @@ fn wait_for_start(fifo: &OwnedFd) -> R<()> {
     Ok(())
 }
 
-/// `key` was checked by `container::spec::validate` (no empty or `..` components).
+/// `key` was checked by `container::spec::validate` (no empty or `..` components, and in a
+/// namespace the container owns).
 fn write_sysctl(key: &str, value: &str) -> R<()> {
-    let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+    let path = crate::container::spec::sysctl_file(key);
     // The write must reach procfs, not a file an image placed at that path.
     let fd = ctx(
         nix::fcntl::open(
@@ -329,6 +341,16 @@ fn setup_console(launch: &Launch<'_>, is_init: bool) -> R<OwnedFd> {
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || !(136..=143).contains(&major) {
         return Err(format!("`{slave_path}` is not a pty"));
     }
+    if launch.proxy_console {
+        let mut t = ctx(nix::sys::termios::tcgetattr(&slave), || {
+            format!("read the mode of `{slave_path}`")
+        })?;
+        t.output_flags.remove(nix::sys::termios::OutputFlags::ONLCR);
+        ctx(
+            nix::sys::termios::tcsetattr(&slave, nix::sys::termios::SetArg::TCSANOW, &t),
+            || format!("clear onlcr on `{slave_path}`"),
+        )?;
+    }
     if let Some(size) = launch.process.console_size() {
         let _ = sys::set_winsize(slave.as_raw_fd(), size.height() as u16, size.width() as u16);
     }
@@ -341,11 +363,28 @@ fn setup_console(launch: &Launch<'_>, is_init: bool) -> R<OwnedFd> {
             ),
             || "open /".into(),
         )?;
+        // CVE-2025-52565: a /dev/console the image made a symlink would carry the bind mount to
+        // wherever it points. It is replaced by a plain file (as runc does since 1.2.8), and
+        // the mount source is the verified slave fd, not its path, which could be swapped.
+        let dev = rootfs::safe::open(
+            root.as_fd(),
+            Path::new("/dev"),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        )
+        .map_err(|e| format!("open /dev: {e}"))?;
+        if nix::sys::stat::fstatat(&dev, "console", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+        {
+            ctx(
+                nix::unistd::unlinkat(&dev, "console", nix::unistd::UnlinkatFlags::NoRemoveDir),
+                || "remove the /dev/console symlink".into(),
+            )?;
+        }
         let target = rootfs::safe::ensure_file(root.as_fd(), Path::new("/dev/console"))
             .map_err(|e| e.to_string())?;
         ctx(
             nix::mount::mount(
-                Some(slave_path.as_str()),
+                Some(&rootfs::safe::fd_path(&slave)),
                 &rootfs::safe::fd_path(&target),
                 None::<&str>,
                 nix::mount::MsFlags::MS_BIND,
@@ -520,12 +559,12 @@ fn reset_signals() -> R<()> {
     })
 }
 
-/// Every fd the runtime holds is close-on-exec; the preserved ones (3..3+N) are not.
-fn prepare_fds(preserve: i32) -> R<()> {
-    ctx(sys::cloexec_from(3 + preserve), || {
-        "mark fds close-on-exec".into()
-    })?;
-    for fd in 3..3 + preserve {
+/// Every fd the runtime holds is close-on-exec; the preserved ones (3..3+N) are not. `preserve`
+/// is at most `MAX_PRESERVE_FDS` (checked by the runtime), so the range fits an fd number.
+fn prepare_fds(preserve: u32) -> R<()> {
+    let end = 3 + preserve.min(super::MAX_PRESERVE_FDS) as i32;
+    ctx(sys::cloexec_from(end), || "mark fds close-on-exec".into())?;
+    for fd in 3..end {
         ctx(sys::clear_cloexec(fd), || format!("preserve fd {fd}"))?;
     }
     Ok(())

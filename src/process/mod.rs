@@ -13,4 +13,8 @@ pub mod channel;
 pub mod init;
 pub mod spawn;
 
+/// The most fds `--preserve-fds` (plus `LISTEN_FDS`) may pass: the kernel's default
+/// `fs.nr_open`, far above any real use, so `3 + n` always fits an fd number.
+pub const MAX_PRESERVE_FDS: u32 = 1 << 20;
+
 pub use spawn::{Launch, Mode, Spawned, spawn};

@@ -43,10 +43,14 @@ pub struct Launch<'a> {
     pub new_user: bool,
     pub time_offsets: Vec<String>,
     pub seccomp: Option<ScmpFilterContext>,
-    pub preserve_fds: i32,
+    pub preserve_fds: u32,
     pub no_new_keyring: bool,
     /// Connected `--console-socket` when the process has a terminal.
     pub console: Option<OwnedFd>,
+    /// The runtime itself proxies the terminal (foreground `run`/`exec`): the pty's ONLCR is
+    /// cleared before the process runs, as runc clears it on the master it receives, so `\n`
+    /// is not turned into `\r\n` by both the pty and the caller's terminal.
+    pub proxy_console: bool,
     /// Extra environment (LISTEN_FDS).
     pub extra_env: Vec<String>,
     /// stdio for the process instead of the runtime's own (the pod supervisor's log pipes).
@@ -62,6 +66,7 @@ pub struct Spawned {
 /// Fork stage 1; it waits for [`Message::Go`] before doing anything.
 pub fn spawn(launch: Launch<'_>) -> Result<Spawned, ChannelError> {
     let (parent, child) = Channel::pair()?;
+    let runtime = std::process::id();
     match sys::fork().map_err(|errno| ChannelError::Sys { op: "fork", errno })? {
         ForkResult::Parent { child: pid } => {
             drop(child);
@@ -72,7 +77,7 @@ pub fn spawn(launch: Launch<'_>) -> Result<Spawned, ChannelError> {
         }
         ForkResult::Child => {
             drop(parent);
-            let code = match init::stage1(launch, &child) {
+            let code = match init::stage1(launch, &child, runtime) {
                 Ok(()) => 0,
                 Err(e) => {
                     let _ = child.send(&Message::Error(e));

@@ -96,10 +96,17 @@ pub fn populate(root: BorrowedFd<'_>, spec: &Spec) -> Result<(), RootfsError> {
         .into_iter()
         .flatten()
     {
-        let n = node_of(d)?;
-        nodes.retain(|x| x.path != n.path);
-        nodes.push(n);
+        nodes.push(node_of(d)?);
     }
+    // A spec device replaces a default one at the same path, and a later entry an earlier
+    // one: keep the last of each path (linear, whatever the length of linux.devices).
+    let mut seen = std::collections::HashSet::new();
+    let mut nodes: Vec<Node> = nodes
+        .into_iter()
+        .rev()
+        .filter(|n| seen.insert(n.path.clone()))
+        .collect();
+    nodes.reverse();
     for n in &nodes {
         create_node(root, n, userns)?;
     }
@@ -138,20 +145,26 @@ fn create_node(root: BorrowedFd<'_>, n: &Node, userns: bool) -> Result<(), Rootf
         .map_err(|e| RootfsError::sys("bind device", &n.path, e));
     }
     // A leftover node of the image may not match the spec: replace it.
-    let _ = nix::unistd::unlinkat(
+    let unlinked = nix::unistd::unlinkat(
         parent.as_fd(),
         name,
         nix::unistd::UnlinkatFlags::NoRemoveDir,
     );
     let dev = makedev(n.major as u64, n.minor as u64);
-    mknodat(
+    match mknodat(
         parent.as_fd(),
         name,
         n.kind,
         Mode::from_bits_truncate(n.mode),
         dev,
-    )
-    .map_err(|e| RootfsError::sys("mknod", &n.path, e))?;
+    ) {
+        Ok(()) => {}
+        // Something the spec mounted there (a bind mount onto /dev/null, say) cannot be
+        // unlinked (EBUSY): runc treats an existing device path as done, and so does peapod,
+        // for a mount point only. An image's own file there was unlinked above.
+        Err(Errno::EEXIST) if unlinked == Err(Errno::EBUSY) => return Ok(()),
+        Err(e) => return Err(RootfsError::sys("mknod", &n.path, e)),
+    }
     // mknod honours the umask; set the exact mode.
     nix::sys::stat::fchmodat(
         parent.as_fd(),

@@ -336,6 +336,15 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
     nix::unistd::chdir("/").map_err(|e| RootfsError::sys("chdir", Path::new("/"), e))
 }
 
+/// The entries of a path list in order, each once.
+fn unique(list: Option<&Vec<String>>) -> Vec<&String> {
+    let mut seen = std::collections::HashSet::new();
+    list.into_iter()
+        .flatten()
+        .filter(|p| seen.insert(p.as_str()))
+        .collect()
+}
+
 /// After pivot_root: masked and read-only paths, a read-only root, final propagation.
 pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
     let root = nix::fcntl::open(
@@ -345,11 +354,9 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
     )
     .map_err(|e| RootfsError::sys("open", Path::new("/"), e))?;
     let linux = spec.linux().as_ref();
-    for p in linux
-        .and_then(|l| l.readonly_paths().as_ref())
-        .into_iter()
-        .flatten()
-    {
+    // A path listed twice would stack a second mount on the first: every later lookup through
+    // it walks the stack, so thousands of duplicates made the work quadratic. Each path once.
+    for p in unique(linux.and_then(|l| l.readonly_paths().as_ref())) {
         let path = Path::new(p);
         let fd = match safe::open(root.as_fd(), path, OFlag::O_PATH) {
             Ok(fd) => fd,
@@ -371,11 +378,7 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         )?;
     }
-    let masked: Vec<&String> = linux
-        .and_then(|l| l.masked_paths().as_ref())
-        .into_iter()
-        .flatten()
-        .collect();
+    let masked = unique(linux.and_then(|l| l.masked_paths().as_ref()));
     if !masked.is_empty() {
         let null = dev::open_verified_null()?;
         for p in masked {

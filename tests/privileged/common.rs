@@ -355,11 +355,11 @@ impl Peapod {
         t.elapsed()
     }
 
-    pub fn uid(&self, pod: &str) -> String {
-        self.inspect(pod)["metadata"]["uid"]
-            .as_str()
-            .unwrap()
-            .to_string()
+    /// The last component of the pod's cgroup path (`pod-<key>`), as `pod inspect` shows it.
+    pub fn cgroup(&self, pod: &str) -> String {
+        let v = self.inspect(pod);
+        let path = v["peapod"]["cgroup"].as_str().unwrap();
+        path.rsplit('/').next().unwrap().to_string()
     }
 
     pub fn logs(&self, pod: &str, c: &str) -> String {

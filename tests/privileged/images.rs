@@ -869,12 +869,9 @@ spec:
             && String::from_utf8_lossy(&o.stderr).contains("is in use by pod `img`"),
         "{o:?}"
     );
-    let uid = p.inspect("img")["metadata"]["uid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let cg = p.cgroup("img");
     p.ok(&["pod", "rm", "-f", "img"]);
-    crate::pods::nothing_left(p.root.path(), "img", &uid);
+    crate::pods::nothing_left(p.root.path(), "img", &cg);
     p.ok(&["image", "rm", "busybox:1.36"]);
 }
 

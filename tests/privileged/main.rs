@@ -12,3 +12,4 @@ mod node;
 mod pods;
 mod probes;
 mod security;
+mod terminal;

@@ -9,16 +9,16 @@ use crate::common::*;
 /// Pod tests run the binary with their own root and storage.
 pub(crate) type Pods = Peapod;
 
-pub(crate) fn nothing_left(root: &Path, pod: &str, uid: &str) {
+/// `cg`: the last component of the pod's cgroup path (`Peapod::cgroup`).
+pub(crate) fn nothing_left(root: &Path, pod: &str, cg: &str) {
     assert!(!root.join("pods").join(pod).exists(), "pod directory left");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let rootstr = root.to_str().unwrap();
     assert!(!mounts.contains(rootstr), "mounts left under {rootstr}");
-    let cg = format!("pod-{uid}");
     assert!(
-        leftover_cgroups(&cg).is_empty(),
+        leftover_cgroups(cg).is_empty(),
         "cgroups left: {:?}",
-        leftover_cgroups(&cg)
+        leftover_cgroups(cg)
     );
     let procs = Command::new("pgrep")
         .args(["-f", rootstr])
@@ -53,9 +53,9 @@ fn example_pod_shares_storage_and_completes() {
     assert_eq!(String::from_utf8_lossy(&followed.stdout), out);
     let v = p.inspect("hello");
     assert_eq!(v["status"]["phase"], "Succeeded");
-    let uid = p.uid("hello");
+    let cg = p.cgroup("hello");
     p.ok(&["pod", "rm", "hello"]);
-    nothing_left(p.root.path(), "hello", &uid);
+    nothing_left(p.root.path(), "hello", &cg);
 }
 
 #[test]
@@ -95,9 +95,9 @@ spec:
     // The pod's loopback is its own: the host cannot reach the server.
     assert!(std::net::TcpStream::connect("127.0.0.1:18080").is_err());
     assert_eq!(p.ls("web")[1], "2/2");
-    let uid = p.uid("web");
+    let cg = p.cgroup("web");
     p.ok(&["pod", "rm", "-f", "web"]);
-    nothing_left(p.root.path(), "web", &uid);
+    nothing_left(p.root.path(), "web", &cg);
 }
 
 #[test]
@@ -138,9 +138,9 @@ spec:
             .stdout
             .starts_with(b"run")
     );
-    let uid = p.uid("crash");
+    let cg = p.cgroup("crash");
     p.ok(&["pod", "rm", "-f", "crash"]);
-    nothing_left(p.root.path(), "crash", &uid);
+    nothing_left(p.root.path(), "crash", &cg);
 
     // OnFailure with exit 0 ends Completed, no restart.
     p.run("apiVersion: v1\nkind: Pod\nmetadata: {name: once}\nspec:\n  restartPolicy: OnFailure\n  containers: [{name: c, image: host, command: [\"true\"]}]\n");
@@ -178,9 +178,9 @@ spec:
         v["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
         137
     );
-    let uid = p.uid("stubborn");
+    let cg = p.cgroup("stubborn");
     p.ok(&["pod", "rm", "stubborn"]);
-    nothing_left(p.root.path(), "stubborn", &uid);
+    nothing_left(p.root.path(), "stubborn", &cg);
 }
 
 #[test]
@@ -247,9 +247,9 @@ fn killed_supervisor_and_pause_are_handled() {
     p.wait("supervisor gone", 10, || {
         p.ls("orphan")[2].contains("supervisor lost")
     });
-    let uid = p.uid("orphan");
+    let cg = p.cgroup("orphan");
     p.ok(&["pod", "rm", "-f", "orphan"]);
-    nothing_left(p.root.path(), "orphan", &uid);
+    nothing_left(p.root.path(), "orphan", &cg);
 
     p.run("kind: Pod\napiVersion: v1\nmetadata: {name: nopause}\nspec: {containers: [{name: c, image: host, command: [sleep, \"1000\"]}]}\n");
     let pause = p.inspect("nopause")["peapod"]["pausePid"].as_i64().unwrap() as i32;
@@ -269,9 +269,9 @@ fn killed_supervisor_and_pause_are_handled() {
             .unwrap()
             .contains("pause process exited")
     );
-    let uid = p.uid("nopause");
+    let cg = p.cgroup("nopause");
     p.ok(&["pod", "rm", "nopause"]);
-    nothing_left(p.root.path(), "nopause", &uid);
+    nothing_left(p.root.path(), "nopause", &cg);
 }
 
 #[test]

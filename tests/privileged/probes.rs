@@ -55,9 +55,9 @@ spec:
     let v = p.inspect("live");
     let last = &v["status"]["containerStatuses"][0]["lastState"]["terminated"];
     assert_eq!(last["exitCode"], 137, "{last}");
-    let uid = p.uid("live");
+    let cg = p.cgroup("live");
     p.ok(&["pod", "rm", "-f", "live"]);
-    nothing_left(p.root.path(), "live", &uid);
+    nothing_left(p.root.path(), "live", &cg);
 }
 
 #[test]
@@ -253,9 +253,9 @@ spec:
 }
 
 /// CPU time of a pod container's cgroup in seconds.
-fn cpu_seconds(uid: &str, container: &str) -> f64 {
+fn cpu_seconds(cg: &str, container: &str) -> f64 {
     if cgroup_v2() {
-        let path = format!("/sys/fs/cgroup/peapod/pod-{uid}/{container}/cpu.stat");
+        let path = format!("/sys/fs/cgroup/peapod/{cg}/{container}/cpu.stat");
         let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let usec: f64 = stat
             .lines()
@@ -266,7 +266,7 @@ fn cpu_seconds(uid: &str, container: &str) -> f64 {
             .unwrap();
         usec / 1e6
     } else {
-        let path = format!("/sys/fs/cgroup/cpuacct/peapod/pod-{uid}/{container}/cpuacct.usage");
+        let path = format!("/sys/fs/cgroup/cpuacct/peapod/{cg}/{container}/cpuacct.usage");
         let ns: f64 = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{path}: {e}"))
             .trim()
@@ -298,17 +298,17 @@ spec:
     p.wait("Running", 60, || {
         p.ls("spin").get(2).is_some_and(|s| s == "Running")
     });
-    let uid = p.uid("spin");
+    let cg = p.cgroup("spin");
     std::thread::sleep(Duration::from_millis(500));
-    let (c0, t0) = (cpu_seconds(&uid, "c"), Instant::now());
+    let (c0, t0) = (cpu_seconds(&cg, "c"), Instant::now());
     std::thread::sleep(Duration::from_secs(4));
-    let used = (cpu_seconds(&uid, "c") - c0) / t0.elapsed().as_secs_f64();
+    let used = (cpu_seconds(&cg, "c") - c0) / t0.elapsed().as_secs_f64();
     assert!(
         (0.27..=0.33).contains(&used),
         "a 300m limit gave {used:.3} CPUs"
     );
     p.ok(&["pod", "rm", "-f", "spin"]);
-    nothing_left(p.root.path(), "spin", &uid);
+    nothing_left(p.root.path(), "spin", &cg);
 }
 
 #[test]

@@ -1,0 +1,3 @@
+#![no_main]
+// The body is peapod::fuzz::image_json (src/fuzz.rs); its seeds are in fuzz/corpus/image_json/.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| peapod::fuzz::image_json(data));
