@@ -214,7 +214,7 @@ fn remove_cgroup_tree(dir: &Path) -> Result<(), String> {
 /// the last release removes it when no test of this process found it there. Files in it are
 /// the client's bookkeeping (podman's blob-info cache, containerd's socket dirs), not peapod
 /// state.
-struct HostPath {
+pub(crate) struct HostPath {
     path: &'static str,
 }
 
@@ -222,7 +222,7 @@ struct HostPath {
 static HOST_PATHS: Mutex<BTreeMap<&'static str, (bool, usize)>> = Mutex::new(BTreeMap::new());
 
 impl HostPath {
-    fn hold(path: &'static str) -> HostPath {
+    pub(crate) fn hold(path: &'static str) -> HostPath {
         let mut m = HOST_PATHS.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(path).or_insert((Path::new(path).exists(), 0)).1 += 1;
         HostPath { path }

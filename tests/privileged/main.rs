@@ -5,6 +5,7 @@ mod cgroup;
 mod clients;
 mod common;
 mod core;
+mod cri;
 mod differential;
 mod images;
 mod node;
