@@ -179,8 +179,8 @@ pub fn cpu_v1(cpu: Option<&Path>, cpuacct: Option<&Path>) -> Result<CpuStats> {
             (Some(user), Some(sys)) => (s.usage.user, s.usage.kernel) = (user, sys),
             _ => {
                 let stat = read_keyed(dir, "cpuacct.stat")?;
-                s.usage.user = stat.get("user").copied().unwrap_or(0) * NS_PER_TICK;
-                s.usage.kernel = stat.get("system").copied().unwrap_or(0) * NS_PER_TICK;
+                s.usage.user = stat.get("user").copied().unwrap_or(0).saturating_mul(NS_PER_TICK);
+                s.usage.kernel = stat.get("system").copied().unwrap_or(0).saturating_mul(NS_PER_TICK);
             }
         }
     }
@@ -201,15 +201,15 @@ pub fn cpu_v2(dir: &Path) -> Result<CpuStats> {
     let get = |k: &str| stat.get(k).copied().unwrap_or(0);
     Ok(CpuStats {
         usage: CpuUsage {
-            total: get("usage_usec") * 1000,
-            user: get("user_usec") * 1000,
-            kernel: get("system_usec") * 1000,
+            total: get("usage_usec").saturating_mul(1000),
+            user: get("user_usec").saturating_mul(1000),
+            kernel: get("system_usec").saturating_mul(1000),
             ..Default::default()
         },
         throttling: Throttling {
             periods: get("nr_periods"),
             throttled_periods: get("nr_throttled"),
-            throttled_time: get("throttled_usec") * 1000,
+            throttled_time: get("throttled_usec").saturating_mul(1000),
         },
     })
 }
@@ -249,11 +249,11 @@ pub fn memory_v2(dir: &Path) -> Result<MemoryStats> {
     let mut swap = MemoryEntry::default();
     if let Some(current) = read_u64(dir, "memory.swap.current")? {
         let limit = read_u64(dir, "memory.swap.max")?.unwrap_or(u64::MAX);
-        swap.usage = current + usage.usage;
+        swap.usage = current.saturating_add(usage.usage);
         swap.limit = if limit == u64::MAX || usage.limit == u64::MAX {
             u64::MAX
         } else {
-            limit + usage.limit
+            limit.saturating_add(usage.limit)
         };
     }
     Ok(MemoryStats {
