@@ -10,8 +10,14 @@ use super::*;
 /// below.
 const CASE_LIMIT: Duration = Duration::from_secs(30);
 
-/// How long the random sweep of one target runs.
-const SWEEP_TIME: Duration = Duration::from_secs(3);
+/// How long the random sweep of one target runs; `PEAPOD_FUZZ_SECS` runs a longer sweep (the
+/// cases are the same sequence, so a longer sweep only adds cases).
+fn sweep_time() -> Duration {
+    let secs = std::env::var("PEAPOD_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    Duration::from_secs(secs.unwrap_or(3))
+}
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = corpus_dir(target);
@@ -161,7 +167,8 @@ fn run_target(name: &str) {
     let mut rng = Rng(0x5EED ^ name.len() as u64 ^ (name.as_bytes()[0] as u64) << 32);
     let start = Instant::now();
     let mut cases = 0;
-    while start.elapsed() < SWEEP_TIME {
+    let sweep = sweep_time();
+    while start.elapsed() < sweep {
         let (_, seed) = &seeds[rng.below(seeds.len())];
         let (_, other) = &seeds[rng.below(seeds.len())];
         let data = mutate(&mut rng, seed, other);
