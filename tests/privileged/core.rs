@@ -50,7 +50,8 @@ fn lifecycle_create_start_kill_delete() {
     let again = b.out(&["start", &id]);
     assert!(!again.status.success());
     assert!(
-        String::from_utf8_lossy(&again.stderr).contains("it is running"),
+        String::from_utf8_lossy(&again.stderr)
+            .contains("cannot start an already running container"),
         "{:?}",
         again
     );
@@ -73,9 +74,9 @@ fn lifecycle_create_start_kill_delete() {
         leftover_cgroups(&id)
     );
     let gone = b.out(&["state", &id]);
-    assert!(
-        String::from_utf8_lossy(&gone.stderr).contains(&format!("container `{id}` does not exist"))
-    );
+    assert!(String::from_utf8_lossy(&gone.stderr).contains(&format!(
+        "state of container `{id}`: container does not exist"
+    )));
 }
 
 #[test]
@@ -425,7 +426,7 @@ fn bad_input_leaves_nothing_behind() {
     );
     expect_err(
         &["kill", "nosuch", "KILL"],
-        "container `nosuch` does not exist",
+        "kill container `nosuch`: container does not exist",
     );
     expect_err(&["kill", "nosuch", "BOGUS"], "unknown signal `BOGUS`");
     // A duplicate id is refused and the first container is untouched.
@@ -460,7 +461,7 @@ fn json_log_is_readable_by_containerd() {
         last["msg"]
             .as_str()
             .unwrap()
-            .contains("container `missing` does not exist")
+            .ends_with("start container `missing`: container does not exist")
     );
     assert!(humantime::parse_rfc3339(last["time"].as_str().unwrap()).is_ok());
     assert!(
