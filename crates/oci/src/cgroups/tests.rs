@@ -111,7 +111,9 @@ fn cgroups_path_resolution() {
         "/kubepods.slice:cri-containerd:abc"
     );
     assert_eq!(
-        resolve_path(Some("/a.slice:b:c/../x"), "x").unwrap_err().to_string(),
+        resolve_path(Some("/a.slice:b:c/../x"), "x")
+            .unwrap_err()
+            .to_string(),
         "invalid cgroups path `/a.slice:b:c/../x`: `..` components are not allowed"
     );
     assert_eq!(
