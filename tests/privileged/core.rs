@@ -57,7 +57,9 @@ fn lifecycle_create_start_kill_delete() {
     );
     // delete of a running container needs --force.
     let d = b.out(&["delete", &id]);
-    assert!(String::from_utf8_lossy(&d.stderr).contains("stop it first or use --force"));
+    assert!(String::from_utf8_lossy(&d.stderr).contains(&format!(
+        "cannot delete container {id} that is not stopped: running"
+    )));
     let ps: Vec<i32> = serde_json::from_str(&b.ok(&["ps", "--format", "json", &id])).unwrap();
     assert_eq!(ps, vec![st["pid"].as_i64().unwrap() as i32]);
     let list: serde_json::Value =
