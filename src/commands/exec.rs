@@ -19,7 +19,8 @@ fn process(root: &Path, args: &Exec) -> Result<Process> {
     if args.command.is_empty() {
         bail!("exec: give a command after the container id, or --process FILE");
     }
-    let c = Container::load(root, &args.id)?;
+    let c = Container::load(root, &args.id)
+        .with_context(|| format!("exec in container `{}`", args.id))?;
     let mut p = c
         .spec()?
         .process()

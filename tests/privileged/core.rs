@@ -50,13 +50,16 @@ fn lifecycle_create_start_kill_delete() {
     let again = b.out(&["start", &id]);
     assert!(!again.status.success());
     assert!(
-        String::from_utf8_lossy(&again.stderr).contains("it is running"),
+        String::from_utf8_lossy(&again.stderr)
+            .contains("cannot start an already running container"),
         "{:?}",
         again
     );
     // delete of a running container needs --force.
     let d = b.out(&["delete", &id]);
-    assert!(String::from_utf8_lossy(&d.stderr).contains("stop it first or use --force"));
+    assert!(String::from_utf8_lossy(&d.stderr).contains(&format!(
+        "cannot delete container {id} that is not stopped: running"
+    )));
     let ps: Vec<i32> = serde_json::from_str(&b.ok(&["ps", "--format", "json", &id])).unwrap();
     assert_eq!(ps, vec![st["pid"].as_i64().unwrap() as i32]);
     let list: serde_json::Value =
@@ -73,9 +76,9 @@ fn lifecycle_create_start_kill_delete() {
         leftover_cgroups(&id)
     );
     let gone = b.out(&["state", &id]);
-    assert!(
-        String::from_utf8_lossy(&gone.stderr).contains(&format!("container `{id}` does not exist"))
-    );
+    assert!(String::from_utf8_lossy(&gone.stderr).contains(&format!(
+        "state of container `{id}`: container does not exist"
+    )));
 }
 
 #[test]
@@ -425,7 +428,7 @@ fn bad_input_leaves_nothing_behind() {
     );
     expect_err(
         &["kill", "nosuch", "KILL"],
-        "container `nosuch` does not exist",
+        "kill container `nosuch`: container does not exist",
     );
     expect_err(&["kill", "nosuch", "BOGUS"], "unknown signal `BOGUS`");
     // A duplicate id is refused and the first container is untouched.
@@ -460,7 +463,7 @@ fn json_log_is_readable_by_containerd() {
         last["msg"]
             .as_str()
             .unwrap()
-            .contains("container `missing` does not exist")
+            .ends_with("start container `missing`: container does not exist")
     );
     assert!(humantime::parse_rfc3339(last["time"].as_str().unwrap()).is_ok());
     assert!(

@@ -11,5 +11,6 @@ mod images;
 mod node;
 mod pods;
 mod probes;
+mod runc_errors;
 mod security;
 mod terminal;

@@ -76,11 +76,6 @@ const CGROUP_PROCS: &str = "cgroup.procs";
 pub enum CgroupError {
     #[error("detect cgroup setup from `{}`: {reason}", .path.display())]
     Detect { path: PathBuf, reason: String },
-    #[error(
-        "cgroups path `{0}` has the systemd form slice:prefix:name, but peapod has no systemd \
-         cgroup driver; hint: use a cgroupfs path such as /peapod/<id>"
-    )]
-    SystemdPath(String),
     #[error("invalid cgroups path `{path}`: {reason}")]
     InvalidPath { path: String, reason: &'static str },
     #[error("{field} is not supported on this host: {reason}")]
@@ -282,7 +277,10 @@ fn unescape_mountinfo(s: &str) -> String {
 ///   in other cgroups, because on v1 each hierarchy may place the runtime elsewhere, and because
 ///   nesting below the caller's cgroup breaks v2's no-internal-process rule. Callers wanting
 ///   runc's docker-in-docker behaviour pass the absolute path themselves.
-/// * `slice:prefix:name` (systemd driver form): rejected with [`CgroupError::SystemdPath`].
+/// * `slice:prefix:name` (the systemd driver's form, which containerd 1.6 sends whenever the
+///   pod's parent ends in `.slice`, even with the cgroupfs driver): taken literally, as runc's
+///   cgroupfs driver does, as the one directory `/slice:prefix:name`. peapod has no systemd
+///   driver (`--systemd-cgroup` is refused by name).
 ///
 /// `.` components are dropped; `..` components are refused rather than resolved, so a spec can
 /// never point outside the hierarchy or at a sibling by accident.
@@ -299,9 +297,6 @@ pub fn resolve_path(cgroups_path: Option<&str>, container_id: &str) -> Result<St
             return Ok(format!("{DEFAULT_PARENT}/{container_id}"));
         }
     };
-    if !raw.starts_with('/') && raw.split(':').count() == 3 {
-        return Err(CgroupError::SystemdPath(raw.to_string()));
-    }
     let mut parts = Vec::new();
     for part in raw.split('/') {
         match part {

@@ -104,12 +104,17 @@ fn cgroups_path_resolution() {
     );
     assert_eq!(resolve_path(Some("//a/./b/"), "x").unwrap(), "/a/b");
     assert_eq!(resolve_path(Some("rel/c1"), "x").unwrap(), "/rel/c1");
+    // The systemd form without the systemd driver: one literal directory, as runc's cgroupfs
+    // driver makes it (containerd 1.6 sends it for pods under a `.slice` parent).
     assert_eq!(
-        resolve_path(Some("system.slice:docker:abc"), "abc")
+        resolve_path(Some("kubepods.slice:cri-containerd:abc"), "abc").unwrap(),
+        "/kubepods.slice:cri-containerd:abc"
+    );
+    assert_eq!(
+        resolve_path(Some("/a.slice:b:c/../x"), "x")
             .unwrap_err()
             .to_string(),
-        "cgroups path `system.slice:docker:abc` has the systemd form slice:prefix:name, but peapod \
-         has no systemd cgroup driver; hint: use a cgroupfs path such as /peapod/<id>"
+        "invalid cgroups path `/a.slice:b:c/../x`: `..` components are not allowed"
     );
     assert_eq!(
         resolve_path(Some("/a/../../etc"), "x")

@@ -58,7 +58,6 @@ pub fn exec(
             verb: "exec in",
             id: id.into(),
             status,
-            hint: "",
         });
     }
     let spec = c.spec()?;
@@ -89,7 +88,6 @@ pub fn exec(
         verb: "exec in",
         id: id.into(),
         status: Status::Stopped,
-        hint: "",
     };
     let proc_dir = nix::fcntl::open(
         proc_path.as_str(),

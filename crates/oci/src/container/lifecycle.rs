@@ -17,11 +17,7 @@ use peapod_sys as sys;
 /// Release the init blocked on `exec.fifo`, then run poststart hooks.
 pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
     let (c, _lock) = load_locked(root, id)?;
-    c.require(
-        "start",
-        Status::can_start,
-        ": only a created container can be started",
-    )?;
+    c.require("start", Status::can_start)?;
     let fifo_path = c.dir.file(EXEC_FIFO);
     // Non-blocking open never hangs; a dead init is noticed in the poll loop instead of
     // blocking forever in open(2).
@@ -91,14 +87,27 @@ fn load_locked(
 /// Send `sig` to init, or to every process of the container with `all`.
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerError> {
     let c = Container::load(root, id)?;
-    c.require("kill", Status::can_kill, "")?;
+    let status = c.status();
     // Without a private pid namespace, killing init does not take the other processes
     // with it: SIGKILL goes to all of them (runc 1.2 does the same). Only in a cgroup that is
     // provably this container's: in one whose mark changed, init alone gets the signal.
-    if all || (sig == libc::SIGKILL && !c.state.private_pid_ns) {
+    // As runc 1.5.1, this also succeeds on a stopped container (whatever is left in its
+    // cgroup gets the signal): containerd deletes an exited task with `kill --all ID 9`
+    // and retries its exit handling forever when that fails.
+    let to_all = all || (sig == libc::SIGKILL && !c.state.private_pid_ns);
+    if !to_all && !status.can_kill() {
+        return Err(ContainerError::WrongState {
+            verb: "kill",
+            id: id.into(),
+            status,
+        });
+    }
+    if to_all {
         match c.owned_cgroup()? {
             Some(cg) => {
-                cg.kill_all(sig)?;
+                if cg.exists() {
+                    cg.kill_all(sig)?;
+                }
                 return Ok(());
             }
             None if c.state.cgroup_path.is_empty() => {}
@@ -106,6 +115,9 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerE
                 "cgroup `{}` no longer carries container `{id}`'s mark: signalling its init only",
                 c.state.cgroup_path
             ),
+        }
+        if !status.can_kill() {
+            return Ok(());
         }
     }
     signal_init(&c, sig)
@@ -122,7 +134,6 @@ fn signal_init(c: &Container, sig: i32) -> Result<(), ContainerError> {
             verb: "kill",
             id: c.state.id.clone(),
             status: Status::Stopped,
-            hint: "",
         });
     }
     sys::pidfd_send_signal(&pidfd, sig)
@@ -167,7 +178,6 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), ContainerError> 
             verb: "delete",
             id: id.to_string(),
             status,
-            hint: ": stop it first or use --force",
         });
     }
     let cg = c.owned_cgroup()?;
@@ -283,13 +293,13 @@ fn cgroup_of(
 
 pub fn pause(root: &Path, id: &str) -> Result<(), ContainerError> {
     let (c, _lock) = load_locked(root, id)?;
-    c.require("pause", Status::can_pause, "")?;
+    c.require("pause", Status::can_pause)?;
     Ok(cgroup_of(&c, "pause")?.freeze()?)
 }
 
 pub fn resume(root: &Path, id: &str) -> Result<(), ContainerError> {
     let (c, _lock) = load_locked(root, id)?;
-    c.require("resume", Status::can_resume, "")?;
+    c.require("resume", Status::can_resume)?;
     Ok(cgroup_of(&c, "resume")?.thaw()?)
 }
 
@@ -297,7 +307,7 @@ pub fn resume(root: &Path, id: &str) -> Result<(), ContainerError> {
 pub fn update(root: &Path, id: &str, r: &LinuxResources) -> Result<(), ContainerError> {
     super::spec::check_resources_limits(r)?;
     let (c, _lock) = load_locked(root, id)?;
-    c.require("update", Status::can_kill, "")?;
+    c.require("update", Status::can_kill)?;
     let mut spec = c.spec()?;
     let mut linux = spec.linux().clone().unwrap_or_default();
     let merged = merge_resources(linux.resources().clone().unwrap_or_default(), r);
@@ -378,7 +388,7 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>, ContainerError> {
 /// `events --stats`: one JSON object as runc prints it.
 pub fn stats(root: &Path, id: &str) -> Result<serde_json::Value, ContainerError> {
     let c = Container::load(root, id)?;
-    c.require("get stats of", |s| s != Status::Stopped, "")?;
+    c.require("get stats of", |s| s != Status::Stopped)?;
     let stats = cgroup_of(&c, "get stats of")?.stats()?;
     Ok(serde_json::json!({"type": "stats", "id": id, "data": stats}))
 }

@@ -21,9 +21,12 @@ use crate::cgroups::{self, CgroupError, CgroupManager};
 pub enum ContainerError {
     #[error("invalid container id `{0}`: use letters, digits, `_`, `+`, `-` and `.` (at most 255)")]
     InvalidId(String),
-    #[error("container `{0}` already exists")]
+    /// runc's words (`ErrExist`): containerd and podman match on them; the command's
+    /// context names the id.
+    #[error("container with given ID already exists")]
     Exists(String),
-    #[error("container `{0}` does not exist")]
+    /// runc's `ErrNotExist`: the shim treats "does not exist" on delete and kill as gone.
+    #[error("container does not exist")]
     NotFound(String),
     #[error(
         "container `{0}` is still being created (or its create was interrupted: `peapod delete {0}` removes it)"
@@ -56,12 +59,12 @@ pub enum ContainerError {
     },
     #[error("invalid config.json: {0}")]
     BadConfig(String),
-    #[error("cannot {verb} container `{id}`: it is {status}{hint}")]
+    /// A verb refused in this state, in runc 1.5's words (see [`wrong_state`]).
+    #[error("{}", wrong_state(verb, id, *status))]
     WrongState {
         verb: &'static str,
         id: String,
         status: Status,
-        hint: &'static str,
     },
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
@@ -75,6 +78,26 @@ pub enum ContainerError {
     Signal(#[from] crate::signal::UnknownSignal),
     #[error("{0}")]
     Other(String),
+}
+
+/// runc 1.5.1's message for `verb` refused on a container in `status`. The shim
+/// (containerd's `checkKillError`) reads "container not running" as "already gone", and
+/// podman and scripts match these texts, so they are runc's to the letter (checked against
+/// runc 1.5.1 by tests/privileged/runc_errors.rs).
+pub fn wrong_state(verb: &str, id: &str, status: Status) -> String {
+    match (verb, status) {
+        ("start", Status::Running) => "cannot start an already running container".into(),
+        ("start", Status::Stopped) => "cannot start a container that has stopped".into(),
+        ("start", s) => format!("cannot start a container in the {s} state"),
+        ("delete", s) => format!("cannot delete container {id} that is not stopped: {s}"),
+        ("resume", _) => "container not paused".into(),
+        ("exec in", Status::Paused) => {
+            "cannot exec in a paused container (use --ignore-paused to override)".into()
+        }
+        ("exec in", s) => format!("cannot exec in a {s} container"),
+        // kill, pause, update
+        _ => "container not running".into(),
+    }
 }
 
 impl ContainerError {
@@ -163,7 +186,6 @@ impl Container {
         &self,
         verb: &'static str,
         ok: fn(Status) -> bool,
-        hint: &'static str,
     ) -> Result<Status, ContainerError> {
         let status = self.status();
         if ok(status) {
@@ -173,7 +195,6 @@ impl Container {
                 verb,
                 id: self.state.id.clone(),
                 status,
-                hint,
             })
         }
     }

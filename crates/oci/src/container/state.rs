@@ -46,8 +46,9 @@ impl Status {
     pub fn can_exec(self) -> bool {
         self == Status::Running
     }
+    /// runc pauses a created container too (its init is frozen on the start fifo).
     pub fn can_pause(self) -> bool {
-        self == Status::Running
+        matches!(self, Status::Running | Status::Created)
     }
     pub fn can_resume(self) -> bool {
         self == Status::Paused
