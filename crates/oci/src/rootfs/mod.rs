@@ -76,24 +76,16 @@ pub fn prepare(
     bundle: &Path,
     cgroups: &[CgroupSource],
 ) -> Result<(), RootfsError> {
-    let linux = spec.linux().as_ref();
-    let root_prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        Some(p) => options::propagation_flags(p).ok_or_else(|| RootfsError::BadMount {
-            dest: "/".into(),
-            reason: format!("linux.rootfsPropagation `{p}` is not a propagation type"),
-        })?,
-        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    };
+    let root_prop = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // Nothing mounted below may propagate back to the host (runc uses rslave, not rprivate,
-    // so host unmounts still reach the container).
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        root_prop | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|e| RootfsError::sys("make / slave", Path::new("/"), e))?;
+    // so host unmounts still reach the container). A requested propagation is applied as
+    // given (recursive or not), as runc does.
+    mount(None::<&str>, "/", None::<&str>, root_prop, None::<&str>)
+        .map_err(|e| RootfsError::sys("set propagation of /", Path::new("/"), e))?;
+    // With `shared`/`rshared` the mounts of this namespace are peers of the host's: make the
+    // mount holding the rootfs private so the bind below (and everything mounted inside it)
+    // stays here, whatever happens later; pivot_root also refuses a shared parent.
+    make_parent_private(rootfs)?;
     // pivot_root needs the new root to be a mount point.
     mount(
         Some(rootfs),
@@ -120,6 +112,28 @@ pub fn prepare(
         dev::populate(root.as_fd(), spec)?;
     }
     Ok(())
+}
+
+/// Make the mount that holds `rootfs` private (the rootfs itself when it is a mount point,
+/// else the nearest mount above it: `MS_PRIVATE` on a path that is not a mount point fails
+/// with EINVAL), as runc's `rootfsParentMountPrivate`.
+fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
+    let mut path = rootfs;
+    loop {
+        match mount(
+            None::<&str>,
+            path,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EINVAL) if path != Path::new("/") => {
+                path = path.parent().unwrap_or(Path::new("/"));
+            }
+            Err(e) => return Err(RootfsError::sys("make rootfs parent private", path, e)),
+        }
+    }
 }
 
 fn is_bind(m: &Mount) -> bool {
@@ -301,8 +315,44 @@ fn mount_cgroup(
     Ok(())
 }
 
-/// Switch the root: pivot_root, or chroot after a move mount with `--no-pivot`.
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+/// `linux.rootfsPropagation` as mount flags (None: not set).
+fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>, RootfsError> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        None | Some("") => Ok(None),
+        Some(p) => options::propagation_flags(p)
+            .map(Some)
+            .ok_or_else(|| RootfsError::BadMount {
+                dest: "/".into(),
+                reason: format!("linux.rootfsPropagation `{p}` is not a propagation type"),
+            }),
+    }
+}
+
+/// Switch the root: pivot_root, or chroot after a move mount with `--no-pivot`; then the
+/// requested `rootfsPropagation` on the new `/` (after the switch, as runc: applied before,
+/// a shared root would reach the host's mounts).
+pub fn pivot(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+    let prop = root_propagation(spec)?;
+    if no_pivot && prop.is_some_and(|p| p.contains(MsFlags::MS_PRIVATE)) {
+        return Err(RootfsError::BadMount {
+            dest: "/".into(),
+            reason: "rootfsPropagation of [r]private is not safe without pivot_root".into(),
+        });
+    }
+    switch_root(rootfs, no_pivot)?;
+    // Private is what make_parent_private already gave the root (runc skips it too).
+    if let Some(flags) = prop.filter(|p| !p.contains(MsFlags::MS_PRIVATE)) {
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .map_err(|e| RootfsError::sys("set rootfs propagation", Path::new("/"), e))?;
+    }
+    Ok(())
+}
+
+fn switch_root(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
     nix::unistd::chdir(rootfs).map_err(|e| RootfsError::sys("chdir", rootfs, e))?;
     if no_pivot {
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
@@ -428,11 +478,6 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
             None::<&str>,
         )
         .map_err(|e| RootfsError::sys("remount read-only", Path::new("/"), e))?;
-    }
-    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        let flags = options::propagation_flags(p).unwrap_or(MsFlags::MS_PRIVATE);
-        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
-            .map_err(|e| RootfsError::sys("set rootfs propagation", Path::new("/"), e))?;
     }
     Ok(())
 }
