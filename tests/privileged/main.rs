@@ -8,6 +8,7 @@ mod core;
 mod cri;
 mod differential;
 mod images;
+mod mounts_options;
 mod mounts_propagation;
 mod node;
 mod pods;

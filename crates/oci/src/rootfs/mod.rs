@@ -193,7 +193,8 @@ fn mount_one(
         if !extra.is_empty() {
             remount_bind(&fresh, dest, extra)?;
         }
-        return propagate(&fresh, dest, &opts.propagation);
+        propagate(&fresh, dest, &opts.propagation)?;
+        return set_recursive(root, dest, &opts);
     }
     let target = safe::mkdir_all(root, dest, 0o755)?;
     if opts.tmpcopyup && typ != "tmpfs" {
@@ -231,7 +232,29 @@ fn mount_one(
         let fresh = safe::lookup(root, dest)?;
         propagate(&fresh, dest, &opts.propagation)?;
     }
-    Ok(())
+    set_recursive(root, dest, &opts)
+}
+
+/// The recursive options (`rro`, `rnosuid`...) on the mount at `dest` and every mount below
+/// it, in one `mount_setattr(AT_RECURSIVE)` on a handle of the mount (runc `setRecAttr`).
+fn set_recursive(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &options::MountOptions,
+) -> Result<(), RootfsError> {
+    if opts.rec_set == 0 && opts.rec_clear == 0 {
+        return Ok(());
+    }
+    let fresh = safe::lookup(root, dest)?;
+    peapod_sys::mount_setattr(fresh.as_fd(), true, opts.rec_set, opts.rec_clear, None).map_err(
+        |e| {
+            RootfsError::sys(
+                "mount_setattr",
+                dest,
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        },
+    )
 }
 
 fn remount_bind(fd: &OwnedFd, dest: &Path, flags: MsFlags) -> Result<(), RootfsError> {
