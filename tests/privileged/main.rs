@@ -10,6 +10,7 @@ mod differential;
 mod images;
 mod mounts_options;
 mod mounts_propagation;
+mod mounts_rootfs;
 mod node;
 mod pods;
 mod probes;

@@ -196,6 +196,13 @@ fn mount_one(
         propagate(&fresh, dest, &opts.propagation)?;
         return set_recursive(root, dest, &opts);
     }
+    // A tmpfs without `mode=` over an existing directory keeps that directory's mode, as runc
+    // does (a new directory gets the kernel's 1777).
+    let existing_mode = (typ == "tmpfs" && !opts.data.split(',').any(|o| o.starts_with("mode=")))
+        .then(|| safe::open(root, dest, OFlag::O_PATH | OFlag::O_DIRECTORY).ok())
+        .flatten()
+        .and_then(|fd| nix::sys::stat::fstat(&fd).ok())
+        .map(|st| st.st_mode & 0o7777);
     let target = safe::mkdir_all(root, dest, 0o755)?;
     if opts.tmpcopyup && typ != "tmpfs" {
         return Err(RootfsError::BadMount {
@@ -214,7 +221,12 @@ fn mount_one(
         .as_deref()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| typ.into());
-    let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    let data = match existing_mode {
+        Some(m) if opts.data.is_empty() => format!("mode={m:04o}"),
+        Some(m) => format!("mode={m:04o},{}", opts.data),
+        None => opts.data.clone(),
+    };
+    let data = (!data.is_empty()).then_some(data.as_str());
     mount(
         Some(&source),
         &safe::fd_path(&target),
@@ -257,17 +269,22 @@ fn set_recursive(
     )
 }
 
+/// Remount a bind with exactly `flags`, as runc: first as asked (so the bind does not pick up
+/// the source's nosuid/nodev); if the kernel refuses because the source has locked flags (a
+/// user namespace), again with those kept.
 fn remount_bind(fd: &OwnedFd, dest: &Path, flags: MsFlags) -> Result<(), RootfsError> {
-    let flags =
-        flags | locked_flags(fd.as_fd()) & !MsFlags::MS_RDONLY | (flags & MsFlags::MS_RDONLY);
-    mount(
-        None::<&str>,
-        &safe::fd_path(fd),
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-        None::<&str>,
-    )
-    .map_err(|e| RootfsError::sys("remount", dest, e))
+    let remount = |flags: MsFlags| {
+        mount(
+            None::<&str>,
+            &safe::fd_path(fd),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+            None::<&str>,
+        )
+    };
+    remount(flags)
+        .or_else(|_| remount(flags | locked_flags(fd.as_fd()) & !MsFlags::MS_RDONLY))
+        .map_err(|e| RootfsError::sys("remount", dest, e))
 }
 
 fn propagate(fd: &OwnedFd, dest: &Path, props: &[MsFlags]) -> Result<(), RootfsError> {
