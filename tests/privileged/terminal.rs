@@ -32,7 +32,7 @@ use crate::common::*;
 const DEADLINE: Duration = Duration::from_secs(90);
 
 /// runc 1.5.1 from `shared/tools` beside the repository (any ancestor's), else `runc` on PATH.
-fn runc_bin() -> Option<PathBuf> {
+pub fn runc_bin() -> Option<PathBuf> {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .map(|d| d.join("shared/tools/runc-1.5.1"))

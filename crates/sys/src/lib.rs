@@ -8,7 +8,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::unistd::{ForkResult, Pid};
 
@@ -704,6 +704,70 @@ pub fn move_mount_to(mnt: &OwnedFd, target: &std::path::Path) -> io::Result<()> 
             libc::AT_FDCWD,
             t.as_ptr(),
             libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `MOUNT_ATTR_*` of `mount_setattr(2)` (linux/mount.h; not in the libc crate).
+pub mod mount_attr {
+    pub const RDONLY: u64 = 0x0000_0001;
+    pub const NOSUID: u64 = 0x0000_0002;
+    pub const NODEV: u64 = 0x0000_0004;
+    pub const NOEXEC: u64 = 0x0000_0008;
+    /// The mask of the access-time setting: set one of them, clear the whole mask.
+    pub const ATIME_MASK: u64 = 0x0000_0070;
+    pub const RELATIME: u64 = 0x0000_0000;
+    pub const NOATIME: u64 = 0x0000_0010;
+    pub const STRICTATIME: u64 = 0x0000_0020;
+    pub const NODIRATIME: u64 = 0x0000_0080;
+    pub const IDMAP: u64 = 0x0010_0000;
+    pub const NOSYMFOLLOW: u64 = 0x0020_0000;
+}
+
+/// `struct mount_attr` (linux/mount.h, MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+struct RawMountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], ...)` on the mount `fd` refers to:
+/// set the `set` attributes and clear the `clear` ones (`mount_attr::*`), with the user
+/// namespace `userns` for `MOUNT_ATTR_IDMAP` (Linux 5.12).
+pub fn mount_setattr(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    userns: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let attr = RawMountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: userns.map(|f| f.as_raw_fd() as u64).unwrap_or(0),
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    let empty = c"";
+    // SAFETY: `empty` is a NUL-terminated string and `attr` a properly laid out struct
+    // mount_attr, both alive across the call, whose size is passed; the fds are borrowed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &attr as *const RawMountAttr,
+            std::mem::size_of::<RawMountAttr>(),
         )
     };
     if rc < 0 {

@@ -158,7 +158,7 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
                 state_json,
             )
             .map_err(|e| e.to_string())?;
-            rootfs::pivot(root, *no_pivot).map_err(|e| e.to_string())?;
+            rootfs::pivot(spec, root, *no_pivot).map_err(|e| e.to_string())?;
             if process.terminal().unwrap_or(false) {
                 console_slave = Some(setup_console(&launch, true)?);
             }

@@ -76,24 +76,16 @@ pub fn prepare(
     bundle: &Path,
     cgroups: &[CgroupSource],
 ) -> Result<(), RootfsError> {
-    let linux = spec.linux().as_ref();
-    let root_prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        Some(p) => options::propagation_flags(p).ok_or_else(|| RootfsError::BadMount {
-            dest: "/".into(),
-            reason: format!("linux.rootfsPropagation `{p}` is not a propagation type"),
-        })?,
-        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-    };
+    let root_prop = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // Nothing mounted below may propagate back to the host (runc uses rslave, not rprivate,
-    // so host unmounts still reach the container).
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        root_prop | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|e| RootfsError::sys("make / slave", Path::new("/"), e))?;
+    // so host unmounts still reach the container). A requested propagation is applied as
+    // given (recursive or not), as runc does.
+    mount(None::<&str>, "/", None::<&str>, root_prop, None::<&str>)
+        .map_err(|e| RootfsError::sys("set propagation of /", Path::new("/"), e))?;
+    // With `shared`/`rshared` the mounts of this namespace are peers of the host's: make the
+    // mount holding the rootfs private so the bind below (and everything mounted inside it)
+    // stays here, whatever happens later; pivot_root also refuses a shared parent.
+    make_parent_private(rootfs)?;
     // pivot_root needs the new root to be a mount point.
     mount(
         Some(rootfs),
@@ -120,6 +112,28 @@ pub fn prepare(
         dev::populate(root.as_fd(), spec)?;
     }
     Ok(())
+}
+
+/// Make the mount that holds `rootfs` private (the rootfs itself when it is a mount point,
+/// else the nearest mount above it: `MS_PRIVATE` on a path that is not a mount point fails
+/// with EINVAL), as runc's `rootfsParentMountPrivate`.
+fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
+    let mut path = rootfs;
+    loop {
+        match mount(
+            None::<&str>,
+            path,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(Errno::EINVAL) if path != Path::new("/") => {
+                path = path.parent().unwrap_or(Path::new("/"));
+            }
+            Err(e) => return Err(RootfsError::sys("make rootfs parent private", path, e)),
+        }
+    }
 }
 
 fn is_bind(m: &Mount) -> bool {
@@ -179,8 +193,16 @@ fn mount_one(
         if !extra.is_empty() {
             remount_bind(&fresh, dest, extra)?;
         }
-        return propagate(&fresh, dest, &opts.propagation);
+        propagate(&fresh, dest, &opts.propagation)?;
+        return set_recursive(root, dest, &opts);
     }
+    // A tmpfs without `mode=` over an existing directory keeps that directory's mode, as runc
+    // does (a new directory gets the kernel's 1777).
+    let existing_mode = (typ == "tmpfs" && !opts.data.split(',').any(|o| o.starts_with("mode=")))
+        .then(|| safe::open(root, dest, OFlag::O_PATH | OFlag::O_DIRECTORY).ok())
+        .flatten()
+        .and_then(|fd| nix::sys::stat::fstat(&fd).ok())
+        .map(|st| st.st_mode & 0o7777);
     let target = safe::mkdir_all(root, dest, 0o755)?;
     if opts.tmpcopyup && typ != "tmpfs" {
         return Err(RootfsError::BadMount {
@@ -199,7 +221,12 @@ fn mount_one(
         .as_deref()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| typ.into());
-    let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    let data = match existing_mode {
+        Some(m) if opts.data.is_empty() => format!("mode={m:04o}"),
+        Some(m) => format!("mode={m:04o},{}", opts.data),
+        None => opts.data.clone(),
+    };
+    let data = (!data.is_empty()).then_some(data.as_str());
     mount(
         Some(&source),
         &safe::fd_path(&target),
@@ -217,20 +244,47 @@ fn mount_one(
         let fresh = safe::lookup(root, dest)?;
         propagate(&fresh, dest, &opts.propagation)?;
     }
-    Ok(())
+    set_recursive(root, dest, &opts)
 }
 
-fn remount_bind(fd: &OwnedFd, dest: &Path, flags: MsFlags) -> Result<(), RootfsError> {
-    let flags =
-        flags | locked_flags(fd.as_fd()) & !MsFlags::MS_RDONLY | (flags & MsFlags::MS_RDONLY);
-    mount(
-        None::<&str>,
-        &safe::fd_path(fd),
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-        None::<&str>,
+/// The recursive options (`rro`, `rnosuid`...) on the mount at `dest` and every mount below
+/// it, in one `mount_setattr(AT_RECURSIVE)` on a handle of the mount (runc `setRecAttr`).
+fn set_recursive(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &options::MountOptions,
+) -> Result<(), RootfsError> {
+    if opts.rec_set == 0 && opts.rec_clear == 0 {
+        return Ok(());
+    }
+    let fresh = safe::lookup(root, dest)?;
+    peapod_sys::mount_setattr(fresh.as_fd(), true, opts.rec_set, opts.rec_clear, None).map_err(
+        |e| {
+            RootfsError::sys(
+                "mount_setattr",
+                dest,
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        },
     )
-    .map_err(|e| RootfsError::sys("remount", dest, e))
+}
+
+/// Remount a bind with exactly `flags`, as runc: first as asked (so the bind does not pick up
+/// the source's nosuid/nodev); if the kernel refuses because the source has locked flags (a
+/// user namespace), again with those kept.
+fn remount_bind(fd: &OwnedFd, dest: &Path, flags: MsFlags) -> Result<(), RootfsError> {
+    let remount = |flags: MsFlags| {
+        mount(
+            None::<&str>,
+            &safe::fd_path(fd),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+            None::<&str>,
+        )
+    };
+    remount(flags)
+        .or_else(|_| remount(flags | locked_flags(fd.as_fd()) & !MsFlags::MS_RDONLY))
+        .map_err(|e| RootfsError::sys("remount", dest, e))
 }
 
 fn propagate(fd: &OwnedFd, dest: &Path, props: &[MsFlags]) -> Result<(), RootfsError> {
@@ -301,8 +355,44 @@ fn mount_cgroup(
     Ok(())
 }
 
-/// Switch the root: pivot_root, or chroot after a move mount with `--no-pivot`.
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+/// `linux.rootfsPropagation` as mount flags (None: not set).
+fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>, RootfsError> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        None | Some("") => Ok(None),
+        Some(p) => options::propagation_flags(p)
+            .map(Some)
+            .ok_or_else(|| RootfsError::BadMount {
+                dest: "/".into(),
+                reason: format!("linux.rootfsPropagation `{p}` is not a propagation type"),
+            }),
+    }
+}
+
+/// Switch the root: pivot_root, or chroot after a move mount with `--no-pivot`; then the
+/// requested `rootfsPropagation` on the new `/` (after the switch, as runc: applied before,
+/// a shared root would reach the host's mounts).
+pub fn pivot(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+    let prop = root_propagation(spec)?;
+    if no_pivot && prop.is_some_and(|p| p.contains(MsFlags::MS_PRIVATE)) {
+        return Err(RootfsError::BadMount {
+            dest: "/".into(),
+            reason: "rootfsPropagation of [r]private is not safe without pivot_root".into(),
+        });
+    }
+    switch_root(rootfs, no_pivot)?;
+    // Private is what make_parent_private already gave the root (runc skips it too).
+    if let Some(flags) = prop.filter(|p| !p.contains(MsFlags::MS_PRIVATE)) {
+        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+            .map_err(|e| RootfsError::sys("set rootfs propagation", Path::new("/"), e))?;
+    }
+    Ok(())
+}
+
+fn switch_root(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
     nix::unistd::chdir(rootfs).map_err(|e| RootfsError::sys("chdir", rootfs, e))?;
     if no_pivot {
         mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
@@ -428,11 +518,6 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
             None::<&str>,
         )
         .map_err(|e| RootfsError::sys("remount read-only", Path::new("/"), e))?;
-    }
-    if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        let flags = options::propagation_flags(p).unwrap_or(MsFlags::MS_PRIVATE);
-        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
-            .map_err(|e| RootfsError::sys("set rootfs propagation", Path::new("/"), e))?;
     }
     Ok(())
 }

@@ -2,8 +2,12 @@
 //! (runc `parseMountOptions`). Pure; unit-tested without root.
 
 use nix::mount::MsFlags;
+use peapod_sys::mount_attr as attr;
 
 use super::RootfsError;
+
+/// `MS_NOSYMFOLLOW` (Linux 5.10; not in nix's `MsFlags`).
+pub const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
 
 /// A mount entry ready for the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +22,10 @@ pub struct MountOptions {
     pub data: String,
     /// `tmpcopyup`: the new tmpfs starts with a copy of the directory it covers.
     pub tmpcopyup: bool,
+    /// Recursive options (`rro`, `rnosuid`...): `MOUNT_ATTR_*` set and cleared with
+    /// `mount_setattr(AT_RECURSIVE)` on the mount and everything below it.
+    pub rec_set: u64,
+    pub rec_clear: u64,
 }
 
 impl MountOptions {
@@ -26,26 +34,29 @@ impl MountOptions {
     }
 }
 
-/// Options the kernel cannot express that peapod does not implement: refused, never ignored.
-const UNSUPPORTED: &[&str] = &[
-    "idmap",
-    "ridmap",
-    "rro",
-    "rrw",
-    "rnosuid",
-    "rnodev",
-    "rnoexec",
-    "rnoatime",
-    "rrelatime",
-    "rstrictatime",
-    "rnodiratime",
-    "rdiratime",
-    "rsuid",
-    "rdev",
-    "rexec",
-    "ratime",
-    "rnorelatime",
-    "rnostrictatime",
+/// Options peapod does not implement: refused, never ignored.
+const UNSUPPORTED: &[&str] = &["idmap", "ridmap"];
+
+/// A recursive option: (name, attribute, clear instead of set), as runc's `recAttrFlags`.
+const RECURSIVE: &[(&str, u64, bool)] = &[
+    ("rro", attr::RDONLY, false),
+    ("rrw", attr::RDONLY, true),
+    ("rnosuid", attr::NOSUID, false),
+    ("rsuid", attr::NOSUID, true),
+    ("rnodev", attr::NODEV, false),
+    ("rdev", attr::NODEV, true),
+    ("rnoexec", attr::NOEXEC, false),
+    ("rexec", attr::NOEXEC, true),
+    ("rnodiratime", attr::NODIRATIME, false),
+    ("rdiratime", attr::NODIRATIME, true),
+    ("rrelatime", attr::RELATIME, false),
+    ("rnorelatime", attr::RELATIME, true),
+    ("rnoatime", attr::NOATIME, false),
+    ("ratime", attr::NOATIME, true),
+    ("rstrictatime", attr::STRICTATIME, false),
+    ("rnostrictatime", attr::STRICTATIME, true),
+    ("rnosymfollow", attr::NOSYMFOLLOW, false),
+    ("rsymfollow", attr::NOSYMFOLLOW, true),
 ];
 
 /// Parse `options` of one mount.
@@ -55,8 +66,23 @@ pub fn parse(options: &[String]) -> Result<MountOptions, RootfsError> {
     let mut propagation = Vec::new();
     let mut data: Vec<&str> = Vec::new();
     let mut tmpcopyup = false;
+    let (mut rec_set, mut rec_clear) = (0u64, 0u64);
     for opt in options {
         let o = opt.as_str();
+        if let Some(&(_, a, clear)) = RECURSIVE.iter().find(|(n, _, _)| *n == o) {
+            // An access-time setting is one value of a field: mount_setattr(2) takes the
+            // whole field in attr_clr whenever it changes (a part of it is EINVAL).
+            let atime = a & attr::ATIME_MASK == a;
+            if clear {
+                rec_clear |= if atime && a != 0 { attr::ATIME_MASK } else { a };
+            } else {
+                rec_set |= a;
+                if atime {
+                    rec_clear |= attr::ATIME_MASK;
+                }
+            }
+            continue;
+        }
         let (set, clear) = match o {
             "defaults" => (MsFlags::empty(), MsFlags::empty()),
             "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
@@ -81,6 +107,8 @@ pub fn parse(options: &[String]) -> Result<MountOptions, RootfsError> {
             "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
             "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
             "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME),
+            "nosymfollow" => (MS_NOSYMFOLLOW, MsFlags::empty()),
+            "symfollow" => (MsFlags::empty(), MS_NOSYMFOLLOW),
             "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
             "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
             "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
@@ -115,6 +143,8 @@ pub fn parse(options: &[String]) -> Result<MountOptions, RootfsError> {
         propagation,
         data: data.join(","),
         tmpcopyup,
+        rec_set,
+        rec_clear,
     })
 }
 
@@ -155,14 +185,33 @@ pub const KNOWN: &[&str] = &[
     "norelatime",
     "nostrictatime",
     "nosuid",
+    "nosymfollow",
     "private",
+    "ratime",
     "rbind",
+    "rdev",
+    "rdiratime",
     "relatime",
     "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
     "ro",
     "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
     "rshared",
     "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
     "runbindable",
     "rw",
     "shared",
@@ -170,6 +219,7 @@ pub const KNOWN: &[&str] = &[
     "slave",
     "strictatime",
     "suid",
+    "symfollow",
     "sync",
     "tmpcopyup",
     "unbindable",
@@ -208,6 +258,24 @@ mod tests {
         let m = p(&["ro", "rw"]);
         assert!(!m.flags.contains(MsFlags::MS_RDONLY));
         assert!(m.cleared.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn recursive_options_are_mount_attributes() {
+        let m = p(&[
+            "rbind",
+            "rro",
+            "rnosuid",
+            "rexec",
+            "rnoatime",
+            "nosymfollow",
+        ]);
+        assert_eq!(m.rec_set, attr::RDONLY | attr::NOSUID | attr::NOATIME);
+        assert_eq!(m.rec_clear, attr::NOEXEC | attr::ATIME_MASK);
+        assert!(m.flags.contains(MS_NOSYMFOLLOW));
+        assert_eq!(m.data, "");
+        let m = p(&["rrelatime"]);
+        assert_eq!((m.rec_set, m.rec_clear), (0, attr::ATIME_MASK));
     }
 
     #[test]
