@@ -9,6 +9,7 @@ mod cri;
 mod differential;
 mod images;
 mod node;
+mod parity_proc;
 mod pods;
 mod probes;
 mod security;

@@ -2,7 +2,7 @@
 //! runtime over the channel; each names the operation and the path.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use caps::{CapSet, CapsHashSet};
@@ -107,8 +107,22 @@ fn ns_name(k: CloneFlags) -> &'static str {
 enum Never {}
 
 /// Stage 2, the container init (or the exec'd process): filesystem, identity, exec.
-fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
+fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
     let _ = nix::sys::prctl::set_name(c"peapod:[2:INIT]");
+    if let Some(stdio) = launch.stdio.take() {
+        for (target, fd) in stdio.iter().enumerate() {
+            ctx(sys::dup2(fd.as_raw_fd(), target as i32), || {
+                "set up stdio".into()
+            })?;
+        }
+        for fd in stdio {
+            // An fd that already is stdio stays; the others were copied onto 0..2.
+            if fd.as_raw_fd() <= 2 {
+                let _ = fd.into_raw_fd();
+            }
+        }
+    }
+    close_runtime_fds(&mut launch, ch)?;
     if matches!(launch.mode, Mode::Exec) {
         // Until the runtime has reaped stage 1, its zombie still counts in the container's
         // pids.max: wait, so the process never runs with one task less than the limit.
@@ -116,13 +130,6 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
             .map_err(|e| e.to_string())?;
     }
     ctx(nix::unistd::setsid(), || "setsid".into())?;
-    if let Some(stdio) = &launch.stdio {
-        for (target, fd) in stdio.iter().enumerate() {
-            ctx(sys::dup2(fd.as_raw_fd(), target as i32), || {
-                "set up stdio".into()
-            })?;
-        }
-    }
     let spec = launch.spec;
     let process = launch.process;
     let mut console_slave: Option<OwnedFd> = None;
@@ -258,6 +265,29 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
         .map_err(|e| e.to_string())?;
     let err = nix::unistd::execve(&exe, &cargs, &cenv).unwrap_err();
     Err(format!("exec `{}`: {err}", exe.to_string_lossy()))
+}
+
+/// Before anything else the init closes every fd it does not need: the runtime's (the state
+/// directory's lock, the log file) and whatever the caller leaked to the runtime, which a
+/// process of the container could otherwise reach through `/proc/INIT/fd` before `start`
+/// (GHSA-xr7r-f8xq-vfvv). It keeps the channel, `exec.fifo` (an O_PATH fd), the console
+/// socket and the `--preserve-fds` range, which the runtime checked is the caller's.
+fn close_runtime_fds(launch: &mut Launch<'_>, ch: &Channel) -> R<()> {
+    // The namespaces were joined by stage 1.
+    launch.joins.clear();
+    crate::logger::detach();
+    let mut keep = vec![ch.raw()];
+    if let Mode::Create { fifo, .. } = &launch.mode {
+        keep.push(fifo.as_raw_fd());
+    }
+    if let Some(c) = &launch.console {
+        keep.push(c.as_raw_fd());
+    }
+    let preserved = 3..3 + launch.preserve_fds.min(super::MAX_PRESERVE_FDS) as i32;
+    keep.extend(preserved);
+    ctx(sys::close_fds_in_child(&keep), || {
+        "close the runtime's fds".into()
+    })
 }
 
 /// Block until `start` opens the fifo for reading, then signal it with one byte.
