@@ -196,7 +196,7 @@ fn pause_freezes_and_resume_thaws() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(ticks(), frozen, "a paused container must not run");
     let e = b.out(&["exec", &id, "true"]);
-    assert!(String::from_utf8_lossy(&e.stderr).contains("it is paused"));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("cannot exec in a paused container"));
     b.ok(&["resume", &id]);
     assert_eq!(b.state(&id)["status"], "running");
     let t = Instant::now();

@@ -10,8 +10,13 @@ use serde_json::json;
 use crate::common::*;
 use crate::terminal::runtimes;
 
+/// stderr, with runc's logrus quoting of `"` undone.
 fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    String::from_utf8_lossy(&o.stderr).replace("\\\"", "\"")
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// The fds of `pid` (>= 3) and where each points.
@@ -87,4 +92,109 @@ fn created_init_holds_no_runtime_or_caller_fd() {
         let o = captured(rt.cmd(&["delete", "--force", &id]));
         assert!(o.status.success(), "{} delete: {}", rt.name, stderr(&o));
     }
+}
+
+/// The error cases of issue 13 §2 "Errors" through both runtimes: `exec` into a created
+/// container runs; `kill ID 0` succeeds on a live container; a missing binary and a missing
+/// command get runc's words; `exec --env` replaces the spec's variable (one `PATH=` line);
+/// `update --pids-limit -1` parses; a `process.json` without `user` runs; `exec` into a
+/// paused container says runc's sentence. Before the fix each of these differed from runc
+/// (checked on main's binary: "cannot exec in container ... it is created", "unknown signal
+/// `0`", "executable file not found in $PATH or not executable", two `PATH=` lines, clap's
+/// "unexpected argument '-1'", "missing field `user`", "it is paused").
+#[test]
+fn error_cases_match_runc() {
+    if !root_ok() {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "60"], json!({}));
+    let pj = b.path().join("process.json");
+    std::fs::write(&pj, r#"{"args":["/bin/echo","pj"],"cwd":"/"}"#).unwrap();
+    for rt in runtimes(&b) {
+        let id = unique("errs");
+        let run = |args: &[&str]| captured(rt.cmd(args));
+        rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+        let o = run(&["exec", &id, "echo", "hi"]);
+        assert_eq!(
+            (o.status.code(), stdout(&o).trim()),
+            (Some(0), "hi"),
+            "{}: exec into a created container: {}",
+            rt.name,
+            stderr(&o)
+        );
+        rt.ok(&["start", &id]);
+        rt.ok(&["kill", &id, "0"]);
+        let o = run(&["exec", &id, "/x"]);
+        assert!(
+            !o.status.success()
+                && stderr(&o).contains(r#"exec: "/x": stat /x: no such file or directory"#),
+            "{}: {}",
+            rt.name,
+            stderr(&o)
+        );
+        let o = run(&["exec", &id, "xyzzy"]);
+        assert!(
+            !o.status.success()
+                && stderr(&o).contains(r#"exec: "xyzzy": executable file not found in $PATH"#),
+            "{}: {}",
+            rt.name,
+            stderr(&o)
+        );
+        let o = run(&["exec", "--env", "PATH=/foo:/bin", &id, "/bin/env"]);
+        let paths: Vec<String> = stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with("PATH="))
+            .map(String::from)
+            .collect();
+        assert_eq!(paths, ["PATH=/foo:/bin"], "{}: {}", rt.name, stderr(&o));
+        rt.ok(&["update", "--pids-limit", "-1", &id]);
+        let o = run(&["exec", "--process", pj.to_str().unwrap(), &id]);
+        assert_eq!(
+            (o.status.code(), stdout(&o).trim()),
+            (Some(0), "pj"),
+            "{}: {}",
+            rt.name,
+            stderr(&o)
+        );
+        rt.ok(&["pause", &id]);
+        let o = run(&["exec", &id, "true"]);
+        assert!(
+            !o.status.success() && stderr(&o).contains("cannot exec in a paused container"),
+            "{}: {}",
+            rt.name,
+            stderr(&o)
+        );
+        rt.ok(&["resume", &id]);
+        rt.ok(&["delete", "--force", &id]);
+    }
+}
+
+/// `--preserve-fds N` with one of the fds 3..3+N not open is refused before anything is
+/// created (runc 1.5.1 passes whatever the runtime itself holds at that number): no state
+/// is left. Before the fix create failed later, inside the init ("preserve fd 4: Bad file
+/// descriptor"), and the container would have received the runtime's own fd at a number the
+/// caller left closed.
+#[test]
+fn preserve_fds_that_are_not_open_are_refused_up_front() {
+    if !root_ok() {
+        return;
+    }
+    let b = Bundle::new(&["true"], json!({}));
+    let id = unique("pfds");
+    let o = b.out(&[
+        "create",
+        "--preserve-fds",
+        "5",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert!(
+        !o.status.success()
+            && stderr(&o).contains("--preserve-fds 5")
+            && stderr(&o).contains("is not open"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!b.state_root.join(&id).exists(), "state left behind");
 }

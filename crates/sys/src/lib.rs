@@ -186,6 +186,14 @@ pub fn close_fds_in_child(keep: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `fd` is open and not close-on-exec: an fd the caller passed across `execve` (every
+/// fd peapod opens itself is close-on-exec, see [`adopt_inherited_fd`]).
+pub fn is_inherited_fd(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD on a number only reads its flags; EBADF when it is not open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    flags >= 0 && flags & libc::FD_CLOEXEC == 0
+}
+
 /// Clear close-on-exec on one fd so it survives `execve` (for `--preserve-fds`).
 pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl F_SETFD on an fd number we were told to preserve; no memory is passed.

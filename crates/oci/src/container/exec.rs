@@ -51,9 +51,16 @@ pub fn exec(
     tty_pair: Option<(OwnedFd, OwnedFd)>,
 ) -> Result<Execed, ContainerError> {
     super::spec::check_process_limits(process)?;
+    let (listen, extra_env) = super::create::listen_fds();
+    let preserve_fds = super::create::preserved_fds(opts.preserve_fds, listen)?;
     let c = Container::load(root, id)?;
     let status = c.status();
-    if !(status.can_exec() || (opts.ignore_paused && status == Status::Paused)) {
+    if status == Status::Paused && !opts.ignore_paused {
+        return Err(ContainerError::ExecPaused);
+    }
+    // runc runs a process in a created container too: its namespaces exist while the init
+    // waits for `start`.
+    if !(status.can_exec() || status == Status::Created || status == Status::Paused) {
         return Err(ContainerError::WrongState {
             verb: "exec in",
             id: id.into(),
@@ -140,7 +147,6 @@ pub fn exec(
             None,
         ),
     };
-    let (listen, extra_env) = super::create::listen_fds();
     let launch = Launch {
         spec: &spec,
         process,
@@ -150,7 +156,7 @@ pub fn exec(
         new_user: false,
         time_offsets: Vec::new(),
         seccomp,
-        preserve_fds: super::create::preserved_fds(opts.preserve_fds, listen)?,
+        preserve_fds,
         no_new_keyring: true,
         console,
         proxy_console,

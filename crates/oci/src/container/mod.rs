@@ -63,6 +63,9 @@ pub enum ContainerError {
         status: Status,
         hint: &'static str,
     },
+    /// runc's words, which callers match.
+    #[error("cannot exec in a paused container (use --ignore-paused to override)")]
+    ExecPaused,
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
     #[error(transparent)]

@@ -550,7 +550,9 @@ fn verify_cwd() -> R<()> {
 }
 
 /// Find `name` the way execvp would, with the container's PATH, before `start`, so a
-/// missing binary is a create-time error (as runc does).
+/// missing binary is a create-time error (as runc does). The messages are runc's (Go's
+/// `exec.LookPath`): callers map "no such file or directory" and "executable file not found"
+/// to exit code 127, "permission denied" to 126.
 fn resolve_exe(name: &str, env: &[String]) -> R<CString> {
     if name.is_empty() {
         return Err("process.args must not be empty".into());
@@ -558,11 +560,19 @@ fn resolve_exe(name: &str, env: &[String]) -> R<CString> {
     let executable =
         |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
     let found = if name.contains('/') {
-        // runc's wording, which podman maps to exit code 126 (found, not executable).
-        if Path::new(name).exists() && !executable(Path::new(name)) {
-            return Err(format!("exec: `{name}`: permission denied"));
+        let p = Path::new(name);
+        match std::fs::metadata(p) {
+            Err(e) => {
+                let why = e
+                    .raw_os_error()
+                    .map(|n| go_strerror(nix::errno::Errno::from_raw(n)))
+                    .unwrap_or_else(|| e.to_string());
+                return Err(format!("exec: \"{name}\": stat {name}: {why}"));
+            }
+            Ok(m) if m.is_dir() => return Err(format!("exec: \"{name}\": is a directory")),
+            Ok(_) if !executable(p) => return Err(format!("exec: \"{name}\": permission denied")),
+            Ok(_) => PathBuf::from(name),
         }
-        executable(Path::new(name)).then(|| PathBuf::from(name))
     } else {
         let path = env
             .iter()
@@ -571,11 +581,19 @@ fn resolve_exe(name: &str, env: &[String]) -> R<CString> {
         path.split(':')
             .map(|d| Path::new(d).join(name))
             .find(|p| executable(p))
+            .ok_or_else(|| format!("exec: \"{name}\": executable file not found in $PATH"))?
     };
-    let p = found.ok_or_else(|| {
-        format!("exec: `{name}`: executable file not found in $PATH or not executable")
-    })?;
-    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())
+    CString::new(found.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())
+}
+
+/// An errno as Go spells it (lowercase first letter: "no such file or directory").
+fn go_strerror(e: nix::errno::Errno) -> String {
+    let d = e.desc();
+    let mut c = d.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => d.to_string(),
+    }
 }
 
 /// The process starts with no blocked signals and default dispositions: the runtime blocks
