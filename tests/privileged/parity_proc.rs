@@ -198,3 +198,74 @@ fn preserve_fds_that_are_not_open_are_refused_up_front() {
     );
     assert!(!b.state_root.join(&id).exists(), "state left behind");
 }
+
+/// Environment and user, as runc: `HOME` unset (or empty) comes from the user's passwd entry
+/// in the rootfs (also for `exec -u`), an env value with a newline survives, and `cwd` is
+/// entered before dropping to the user, so a non-root user without capabilities starts in
+/// `/root` (0700). Before the fix peapod failed `chdir to cwd /root: EACCES` and left
+/// `HOME` empty (checked with the binary before this commit).
+#[test]
+fn env_home_and_cwd_match_runc() {
+    if !root_ok() {
+        return;
+    }
+    let b = Bundle::new(
+        &[
+            "sh",
+            "-c",
+            "echo HOME=$HOME; pwd; printf '%s|' \"$ML\"; echo; sleep 60",
+        ],
+        json!({
+            "process": {
+                "user": {"uid": 65534, "gid": 65534},
+                "cwd": "/root",
+                "capabilities": {"bounding": [], "effective": [], "permitted": []},
+            }
+        }),
+    );
+    let mut cfg = b.config();
+    let env: Vec<serde_json::Value> = cfg["process"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e.as_str().unwrap().starts_with("HOME="))
+        .cloned()
+        .chain([json!("ML=a\nb"), json!("HOME=")])
+        .collect();
+    cfg["process"]["env"] = env.into();
+    std::fs::write(b.path().join("config.json"), cfg.to_string()).unwrap();
+    let out = b.path().join("out");
+    let mut seen = Vec::new();
+    for rt in runtimes(&b) {
+        let id = unique("envu");
+        let f = std::fs::File::create(&out).unwrap();
+        let mut c = rt.cmd(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+        c.stdout(f.try_clone().unwrap()).stderr(f);
+        let st = c.stdin(std::process::Stdio::null()).status().unwrap();
+        assert!(
+            st.success(),
+            "{} run: {}",
+            rt.name,
+            std::fs::read_to_string(&out).unwrap()
+        );
+        let t = std::time::Instant::now();
+        while std::fs::read_to_string(&out).unwrap().lines().count() < 4 {
+            assert!(
+                t.elapsed().as_secs() < 30,
+                "{}: {}",
+                rt.name,
+                std::fs::read_to_string(&out).unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let o = captured(rt.cmd(&["exec", "-u", "0", &id, "sh", "-c", "echo HOME=$HOME"]));
+        assert!(o.status.success(), "{}: {}", rt.name, stderr(&o));
+        let got = format!("{}{}", std::fs::read_to_string(&out).unwrap(), stdout(&o));
+        seen.push((rt.name, got));
+        rt.ok(&["delete", "--force", &id]);
+    }
+    assert_eq!(seen[0].1, "HOME=/nonexistent\n/root\na\nb|\nHOME=/root\n");
+    for (name, got) in &seen[1..] {
+        assert_eq!(got, &seen[0].1, "{name} differs from peapod");
+    }
+}

@@ -216,17 +216,21 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
     if let (Some(f), false) = (&launch.seccomp, nnp) {
         seccomp::load(f).map_err(|e| e.to_string())?;
     }
+    let chdir_later = chdir_before_user(process.cwd())?;
     set_identity(process)?;
-    let cwd = process.cwd();
-    ctx(nix::unistd::chdir(cwd), || {
-        format!("chdir to cwd `{}` set in config.json", cwd.display())
-    })?;
+    if chdir_later {
+        let cwd = process.cwd();
+        ctx(nix::unistd::chdir(cwd), || {
+            format!("chdir to cwd `{}` set in config.json", cwd.display())
+        })?;
+    }
     verify_cwd()?;
     if let Some(mask) = process.user().umask() {
         nix::sys::stat::umask(FileMode::from_bits_truncate(mask as libc::mode_t));
     }
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     env.extend(launch.extra_env.iter().cloned());
+    set_home(&mut env, process.user().uid());
     let args = process.args().clone().unwrap_or_default();
     let exe = resolve_exe(args.first().map(String::as_str).unwrap_or(""), &env)?;
     if let Mode::Create {
@@ -534,6 +538,62 @@ fn set_identity(process: &Process) -> R<()> {
     Ok(())
 }
 
+/// runc's order: chdir to `cwd` while still root, so a directory only root may enter (`/root`
+/// for a non-root user with the right capabilities) works; on EACCES/EPERM retry as the user
+/// (a volume chowned to the container user that root cannot enter). True: retry later.
+fn chdir_before_user(cwd: &Path) -> R<bool> {
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => Ok(false),
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Ok(true),
+        Err(e) => Err(format!(
+            "chdir to cwd `{}` set in config.json: {e}",
+            cwd.display()
+        )),
+    }
+}
+
+/// `HOME` unset or empty: the user's home from the container's `/etc/passwd`, else `/`
+/// (runc). Read after pivot_root, so the file is the container's; a line too long or a file
+/// too large is not looked at.
+fn set_home(env: &mut Vec<String>, uid: u32) {
+    let pos = env.iter().position(|e| e.starts_with("HOME="));
+    if pos.is_some_and(|i| env[i].len() > "HOME=".len()) {
+        return;
+    }
+    let home = passwd_home(uid).unwrap_or_else(|| "/".to_string());
+    let kv = format!("HOME={home}");
+    match pos {
+        Some(i) => env[i] = kv,
+        None => env.push(kv),
+    }
+}
+
+fn passwd_home(uid: u32) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = String::new();
+    // O_NONBLOCK: an image's /etc/passwd that is a fifo must not block the init.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/etc/passwd")
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    f.take(1 << 20).read_to_string(&mut text).ok()?;
+    home_of(&text, uid)
+}
+
+/// The home directory of `uid` in passwd(5) text.
+fn home_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid) && !f[5].is_empty())
+            .then(|| f[5].to_string())
+    })
+}
+
 /// `getcwd` reports "(unreachable)" when the cwd lies outside the root: a leaked host
 /// directory (CVE-2024-21626). Refuse to run there.
 fn verify_cwd() -> R<()> {
@@ -617,4 +677,22 @@ fn prepare_fds(preserve: u32) -> R<()> {
         ctx(sys::clear_cloexec(fd), || format!("preserve fd {fd}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{home_of, set_home};
+
+    #[test]
+    fn home_comes_from_passwd_when_unset_or_empty() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/false\n";
+        assert_eq!(home_of(pw, 65534).as_deref(), Some("/nonexistent"));
+        assert_eq!(home_of(pw, 1000), None);
+        let mut env = vec!["HOME=".to_string(), "A=1".to_string()];
+        set_home(&mut env, 4242);
+        assert_eq!(env, ["HOME=/", "A=1"]);
+        let mut env = vec!["HOME=/x".to_string()];
+        set_home(&mut env, 0);
+        assert_eq!(env, ["HOME=/x"]);
+    }
 }
