@@ -269,3 +269,51 @@ fn env_home_and_cwd_match_runc() {
         assert_eq!(got, &seen[0].1, "{name} differs from peapod");
     }
 }
+
+/// Hooks, as runc: a failing `poststart` hook makes the command fail with runc's
+/// `error running poststart hook #0: exit status 3, ...` and the container does not go on
+/// running; hooks run with the bundle as their cwd. Before the fix peapod only warned
+/// (`start` exited 0, the container kept running), said `poststart hook `/bin/sh` exited
+/// with exit status: 3` and ran the hook in the caller's cwd.
+#[test]
+fn failing_poststart_fails_like_runc() {
+    if !root_ok() {
+        return;
+    }
+    let b = Bundle::new(
+        &["sleep", "60"],
+        json!({"hooks": {"poststart": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "echo cwd=$(pwd) >&2; exit 3"]}
+        ]}}),
+    );
+    let bundle = b.path().to_str().unwrap();
+    for rt in runtimes(&b) {
+        let id = unique("pst");
+        let mut c = rt.cmd(&["run", "-d", "--bundle", bundle, &id]);
+        c.current_dir("/");
+        let o = captured(c);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{}: run -d succeeded", rt.name);
+        assert!(
+            err.contains("error running poststart hook #0: exit status 3"),
+            "{}: {err}",
+            rt.name
+        );
+        assert!(err.contains(&format!("cwd={bundle}")), "{}: {err}", rt.name);
+        // runc removes the container; peapod leaves it stopped for `delete`.
+        let t = std::time::Instant::now();
+        loop {
+            let st = captured(rt.cmd(&["state", &id]));
+            if !st.status.success() {
+                break;
+            }
+            let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+            if v["status"] == "stopped" {
+                break;
+            }
+            assert!(t.elapsed().as_secs() < 30, "{}: still {v}", rt.name);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = captured(rt.cmd(&["delete", "--force", &id]));
+    }
+}
