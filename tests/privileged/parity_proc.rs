@@ -317,3 +317,40 @@ fn failing_poststart_fails_like_runc() {
         let _ = captured(rt.cmd(&["delete", "--force", &id]));
     }
 }
+
+/// Spec leniency as runc: an unknown capability name is a warning (`ignoring unknown or
+/// unavailable capabilities: [CAP_BANANA]`) and the container runs; `linux.mountLabel` is
+/// not refused where SELinux is not enabled. Before the fix peapod refused both (`no variant
+/// for CAP_BANANA`, `linux.mountLabel is not supported`). runc 1.5.1 applies the label as a
+/// mount option even without SELinux and fails, so only the capability is compared.
+#[test]
+fn unknown_capability_warns_and_mount_label_is_ignored() {
+    if !root_ok() {
+        return;
+    }
+    let b = Bundle::new(&["true"], json!({}));
+    let mut cfg = b.config();
+    cfg["process"]["capabilities"]["bounding"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("CAP_BANANA"));
+    std::fs::write(b.path().join("config.json"), cfg.to_string()).unwrap();
+    for rt in runtimes(&b) {
+        let id = unique("capw");
+        let o = captured(rt.cmd(&["run", "--bundle", b.path().to_str().unwrap(), &id]));
+        assert!(o.status.success(), "{}: {}", rt.name, stderr(&o));
+        assert!(
+            stderr(&o).contains("ignoring unknown or unavailable capabilities: [CAP_BANANA]"),
+            "{}: {}",
+            rt.name,
+            stderr(&o)
+        );
+        let _ = captured(rt.cmd(&["delete", "--force", &id]));
+    }
+    if !Path::new("/sys/fs/selinux/enforce").exists() {
+        cfg["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
+        std::fs::write(b.path().join("config.json"), cfg.to_string()).unwrap();
+        let (code, _, err) = b.run(&unique("mlbl"));
+        assert_eq!(code, 0, "{err}");
+    }
+}
