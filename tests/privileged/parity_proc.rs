@@ -354,3 +354,77 @@ fn unknown_capability_warns_and_mount_label_is_ignored() {
         assert_eq!(code, 0, "{err}");
     }
 }
+
+/// Host PID namespace, as runc: once the init of a container without a pid namespace of its
+/// own is gone, `kill --all` still reaches the processes left in its cgroup. Before the fix
+/// peapod refused (`cannot kill container ...: it is stopped`) and the orphan lived on.
+#[test]
+fn kill_all_reaches_orphans_in_a_shared_pid_namespace() {
+    if !root_ok() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let b = Bundle::new(
+        &["sh", "-c", "sleep 300 & echo $! > /out/pid; exit 0"],
+        json!({}),
+    );
+    let mut cfg = b.config();
+    let ns: Vec<serde_json::Value> = cfg["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "pid")
+        .cloned()
+        .collect();
+    cfg["linux"]["namespaces"] = ns.into();
+    cfg["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/out", "type": "bind", "source": out.path(), "options": ["rbind"]}),
+    );
+    std::fs::write(b.path().join("config.json"), cfg.to_string()).unwrap();
+    let pidfile = out.path().join("pid");
+    for rt in runtimes(&b) {
+        let _ = std::fs::remove_file(&pidfile);
+        let id = unique("hostpid");
+        rt.ok(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
+        let t = std::time::Instant::now();
+        let status = |rt: &crate::terminal::Runtime| -> String {
+            let o = captured(rt.cmd(&["state", &id]));
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+            v["status"].as_str().unwrap_or_default().to_string()
+        };
+        while !(pidfile.exists() && status(&rt) == "stopped") {
+            assert!(
+                t.elapsed().as_secs() < 30,
+                "{}: init never stopped",
+                rt.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        assert!(alive(), "{}: the orphan is already gone", rt.name);
+        rt.ok(&["kill", "--all", &id, "KILL"]);
+        let t = std::time::Instant::now();
+        while alive() {
+            assert!(
+                t.elapsed().as_secs() < 30,
+                "{}: kill --all missed pid {pid}",
+                rt.name
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        rt.ok(&["delete", "--force", &id]);
+    }
+}

@@ -102,6 +102,17 @@ fn load_locked(
 /// Send `sig` to init, or to every process of the container with `all`.
 pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), ContainerError> {
     let c = Container::load(root, id)?;
+    // runc: with a shared pid namespace, `kill --all` still reaches the processes of the
+    // container's cgroup that outlived its init.
+    if all
+        && !c.state.private_pid_ns
+        && c.status() == Status::Stopped
+        && let Some(cg) = c.owned_cgroup()?
+        && !cg.pids()?.is_empty()
+    {
+        cg.kill_all(sig)?;
+        return Ok(());
+    }
     c.require("kill", Status::can_kill, "")?;
     // Without a private pid namespace, killing init does not take the other processes
     // with it: SIGKILL goes to all of them (runc 1.2 does the same). Only in a cgroup that is
