@@ -13,7 +13,14 @@ use peapod_oci::container::{Container, wait};
 fn process(root: &Path, args: &Exec) -> Result<Process> {
     if let Some(f) = &args.process {
         let data = peapod_oci::container::spec::read_bounded(f)?;
-        return serde_json::from_slice(&data)
+        let mut v: serde_json::Value = serde_json::from_slice(&data)
+            .with_context(|| format!("parse process `{}`", f.display()))?;
+        // runc runs a process.json without `user` as uid 0, gid 0.
+        if let Some(o) = v.as_object_mut() {
+            o.entry("user")
+                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+        }
+        return serde_json::from_value(v)
             .with_context(|| format!("parse process `{}`", f.display()));
     }
     if args.command.is_empty() {
@@ -27,9 +34,10 @@ fn process(root: &Path, args: &Exec) -> Result<Process> {
         .clone()
         .context("the container's config has no process")?;
     p.set_args(Some(args.command.clone()));
-    let mut env = p.env().clone().unwrap_or_default();
-    env.extend(args.env.iter().cloned());
-    p.set_env(Some(env));
+    p.set_env(Some(override_env(
+        p.env().clone().unwrap_or_default(),
+        &args.env,
+    )));
     if let Some(cwd) = &args.cwd {
         p.set_cwd(cwd.clone());
     }
@@ -137,4 +145,32 @@ pub fn run(root: &Path, args: &Exec) -> Result<i32> {
     nix::sys::prctl::set_child_subreaper(false)?;
     wait::wait_forwarding(started.pid, &mask, started.tty)
         .with_context(|| format!("exec in container `{}`", args.id))
+}
+
+/// The spec's environment with `--env` applied: a variable given again replaces the spec's
+/// value in place, a new one is appended (runc `getProcess`).
+fn override_env(mut env: Vec<String>, extra: &[String]) -> Vec<String> {
+    for kv in extra {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
+            Some(e) => e.clone_from(kv),
+            None => env.push(kv.clone()),
+        }
+    }
+    env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::override_env;
+
+    #[test]
+    fn env_overrides_in_place_and_appends_new() {
+        let spec = vec!["PATH=/bin".to_string(), "TERM=xterm".to_string()];
+        let got = override_env(spec, &["PATH=/foo".into(), "NEW=1".into()]);
+        assert_eq!(got, ["PATH=/foo", "TERM=xterm", "NEW=1"]);
+    }
 }

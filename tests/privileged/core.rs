@@ -141,7 +141,7 @@ fn exec_joins_the_container() {
     let o = b.out(&["exec", &id, "/nonexistent"]);
     assert_eq!(o.status.code(), Some(255));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("executable file not found"),
+        String::from_utf8_lossy(&o.stderr).contains("no such file or directory"),
         "{:?}",
         o
     );
@@ -360,7 +360,13 @@ fn unsafe_dup_to_3(cmd: &mut std::process::Command, fd: i32) {
     #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            // dup2 onto itself keeps close-on-exec: an fd that already is 3 only loses the flag.
+            let rc = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if rc < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -416,7 +422,7 @@ fn bad_input_leaves_nothing_behind() {
     std::fs::write(b.path().join("config.json"), cfg.to_string()).unwrap();
     expect_err(
         &["create", "--bundle", &bundle, "x4"],
-        "executable file not found",
+        "stat /no/such/binary: no such file or directory",
     );
     assert!(leftover_cgroups("x4").is_empty());
     cfg["process"]["args"] = json!(["true"]);

@@ -12,6 +12,7 @@ mod mounts_options;
 mod mounts_propagation;
 mod mounts_rootfs;
 mod node;
+mod parity_proc;
 mod pods;
 mod probes;
 mod runc_errors;

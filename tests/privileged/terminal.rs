@@ -32,7 +32,7 @@ use crate::common::*;
 const DEADLINE: Duration = Duration::from_secs(90);
 
 /// runc 1.5.1 from `shared/tools` beside the repository (any ancestor's), else `runc` on PATH.
-pub fn runc_bin() -> Option<PathBuf> {
+pub(crate) fn runc_bin() -> Option<PathBuf> {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .map(|d| d.join("shared/tools/runc-1.5.1"))
@@ -41,15 +41,15 @@ pub fn runc_bin() -> Option<PathBuf> {
 }
 
 /// A runtime with a state root of its own: peapod (the bundle's) or runc.
-struct Runtime {
-    name: &'static str,
-    bin: PathBuf,
-    root: PathBuf,
+pub(crate) struct Runtime {
+    pub(crate) name: &'static str,
+    pub(crate) bin: PathBuf,
+    pub(crate) root: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl Runtime {
-    fn peapod(b: &Bundle) -> Runtime {
+    pub(crate) fn peapod(b: &Bundle) -> Runtime {
         Runtime {
             name: "peapod",
             bin: bin(),
@@ -58,7 +58,7 @@ impl Runtime {
         }
     }
 
-    fn runc() -> Option<Runtime> {
+    pub(crate) fn runc() -> Option<Runtime> {
         let tmp = tempfile::Builder::new()
             .prefix("pp-runc")
             .tempdir()
@@ -71,13 +71,13 @@ impl Runtime {
         })
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
         c.arg("--root").arg(&self.root).args(args);
         c
     }
 
-    fn ok(&self, args: &[&str]) {
+    pub(crate) fn ok(&self, args: &[&str]) {
         let o = captured(self.cmd(args));
         assert!(
             o.status.success(),
@@ -105,7 +105,7 @@ impl Drop for Runtime {
 }
 
 /// peapod, and runc when it is there (a missing runc fails under PEAPOD_MUST_WORK).
-fn runtimes(b: &Bundle) -> Vec<Runtime> {
+pub(crate) fn runtimes(b: &Bundle) -> Vec<Runtime> {
     let mut v = vec![Runtime::peapod(b)];
     match Runtime::runc() {
         Some(r) => v.push(r),

@@ -7,26 +7,34 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::Hook;
 use thiserror::Error;
 
+/// runc's words (`error running poststart hook #0: exit status 3, ...`), which callers match;
+/// `#N` is the hook's index in its list in config.json.
 #[derive(Debug, Error)]
 pub enum HookError {
-    #[error("{kind} hook `{path}`: {err}")]
+    #[error("error running {kind} hook #{index}: start `{path}`: {err}")]
     Spawn {
         kind: &'static str,
+        index: usize,
         path: String,
         err: std::io::Error,
     },
-    #[error("{kind} hook `{path}` exited with {status}{stderr}")]
+    #[error("error running {kind} hook #{index}: {status}, stderr: {stderr}")]
     Failed {
         kind: &'static str,
-        path: String,
+        index: usize,
         status: String,
         stderr: String,
     },
-    #[error("{kind} hook `{path}` was killed: the runtime was interrupted")]
-    Interrupted { kind: &'static str, path: String },
-    #[error("{kind} hook `{path}` timed out after {secs}s")]
+    #[error("error running {kind} hook #{index}: `{path}` was killed: the runtime was interrupted")]
+    Interrupted {
+        kind: &'static str,
+        index: usize,
+        path: String,
+    },
+    #[error("error running {kind} hook #{index}: `{path}` timed out after {secs}s")]
     Timeout {
         kind: &'static str,
+        index: usize,
         path: String,
         secs: i64,
     },
@@ -38,13 +46,13 @@ pub fn run(
     hooks: Option<&Vec<Hook>>,
     state_json: &[u8],
 ) -> Result<(), HookError> {
-    for h in hooks.into_iter().flatten() {
-        run_one(kind, h, state_json)?;
+    for (index, h) in hooks.into_iter().flatten().enumerate() {
+        run_one(kind, index, h, state_json)?;
     }
     Ok(())
 }
 
-fn run_one(kind: &'static str, h: &Hook, state_json: &[u8]) -> Result<(), HookError> {
+fn run_one(kind: &'static str, index: usize, h: &Hook, state_json: &[u8]) -> Result<(), HookError> {
     let path = h.path().display().to_string();
     let mut cmd = Command::new(h.path());
     let args = h.args().clone().unwrap_or_default();
@@ -58,11 +66,21 @@ fn run_one(kind: &'static str, h: &Hook, state_json: &[u8]) -> Result<(), HookEr
             cmd.env(k, v);
         }
     }
+    // runc runs hooks in the bundle directory (where the caller's view has it: not inside
+    // the container, for startContainer).
+    if let Some(b) = serde_json::from_slice::<serde_json::Value>(state_json)
+        .ok()
+        .and_then(|v| v["bundle"].as_str().map(std::path::PathBuf::from))
+        .filter(|b| b.is_absolute() && b.is_dir())
+    {
+        cmd.current_dir(b);
+    }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped());
     let spawn_err = |err| HookError::Spawn {
         kind,
+        index,
         path: path.clone(),
         err,
     };
@@ -92,16 +110,18 @@ fn run_one(kind: &'static str, h: &Hook, state_json: &[u8]) -> Result<(), HookEr
             if status.success() {
                 return Ok(());
             }
-            let text = stderr.text();
+            use std::os::unix::process::ExitStatusExt;
+            // Go's wording of a process state.
+            let status = match (status.code(), status.signal()) {
+                (Some(c), _) => format!("exit status {c}"),
+                (None, Some(sig)) => format!("signal: {sig}"),
+                _ => status.to_string(),
+            };
             return Err(HookError::Failed {
                 kind,
-                path,
-                status: status.to_string(),
-                stderr: if text.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {text}")
-                },
+                index,
+                status,
+                stderr: stderr.text(),
             });
         }
         if let Some((secs, at)) = deadline
@@ -109,12 +129,17 @@ fn run_one(kind: &'static str, h: &Hook, state_json: &[u8]) -> Result<(), HookEr
         {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HookError::Timeout { kind, path, secs });
+            return Err(HookError::Timeout {
+                kind,
+                index,
+                path,
+                secs,
+            });
         }
         if peapod_sys::interrupted().is_some() {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(HookError::Interrupted { kind, path });
+            return Err(HookError::Interrupted { kind, index, path });
         }
         if pipe.is_none() {
             std::thread::sleep(Duration::from_millis(2));
@@ -196,7 +221,7 @@ mod tests {
             .to_string();
         assert_eq!(
             e,
-            "poststop hook `/bin/sh` exited with exit status: 3: nope"
+            "error running poststop hook #0: exit status 3, stderr: nope"
         );
     }
 

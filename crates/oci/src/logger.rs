@@ -51,7 +51,7 @@ impl Log for Logger {
     }
 
     fn log(&self, record: &Record) {
-        if !self.enabled(record.metadata()) {
+        if !self.enabled(record.metadata()) || DETACHED.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         let msg = record.args().to_string();
@@ -93,6 +93,14 @@ pub fn init(path: Option<&str>, format: Format, debug: bool) -> std::io::Result<
         level,
     }));
     Ok(())
+}
+
+static DETACHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stop logging in this process: a forked stage closes the log file's fd (it must not hold
+/// it), and its errors travel to the runtime over the channel instead.
+pub fn detach() {
+    DETACHED.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Whether a log file is configured, so fatal errors are also echoed to stderr.

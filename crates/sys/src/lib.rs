@@ -136,6 +136,64 @@ pub fn cloexec_from(from: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Close every fd >= 3 except those in `keep`, in a forked stage (runc closes what the init
+/// need not hold before it waits for `start`): until its `execve` the container init is
+/// visible in `/proc/PID/fd` to whatever can reach it, and must hold no runtime fd (the state
+/// directory's lock, the log file) nor one the caller leaked to the runtime.
+///
+/// Refused (`EPERM`) outside a child of [`fork`]. There, every `OwnedFd` that owns a closed
+/// number is a copy of the parent's, held by a frame the child never returns to (it leaves
+/// through `execve` or [`exit_now`]); the caller keeps in `keep` (or drops before) every fd
+/// it still owns.
+pub fn close_fds_in_child(keep: &[RawFd]) -> io::Result<()> {
+    if !FORKED_CHILD.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|fd| *fd >= 3).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from: RawFd = 3;
+    let mut ranges: Vec<(libc::c_uint, libc::c_uint)> = Vec::new();
+    for k in keep {
+        if k > from {
+            ranges.push((from as libc::c_uint, (k - 1) as libc::c_uint));
+        }
+        from = k + 1;
+    }
+    ranges.push((from as libc::c_uint, libc::c_uint::MAX));
+    for (lo, hi) in ranges {
+        // SAFETY: close_range only closes fds of our own table; the doc comment says why no
+        // live owner of a closed number is used afterwards. No memory is passed.
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0 as libc::c_uint) };
+        if rc == 0 {
+            continue;
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ENOSYS) {
+            return Err(err);
+        }
+        // Kernels before 5.9: walk /proc/self/fd.
+        let open: Vec<libc::c_uint> = std::fs::read_dir("/proc/self/fd")?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|fd| (lo..=hi).contains(fd))
+            .collect();
+        for fd in open {
+            // SAFETY: as above, for one number (the directory's own fd is gone by now or
+            // is closed here, which only ends the iteration we no longer use).
+            unsafe { libc::close(fd as RawFd) };
+        }
+    }
+    Ok(())
+}
+
+/// Whether `fd` is open and not close-on-exec: an fd the caller passed across `execve` (every
+/// fd peapod opens itself is close-on-exec, see [`adopt_inherited_fd`]).
+pub fn is_inherited_fd(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD on a number only reads its flags; EBADF when it is not open.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    flags >= 0 && flags & libc::FD_CLOEXEC == 0
+}
+
 /// Clear close-on-exec on one fd so it survives `execve` (for `--preserve-fds`).
 pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     // SAFETY: fcntl F_SETFD on an fd number we were told to preserve; no memory is passed.

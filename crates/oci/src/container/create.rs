@@ -174,9 +174,12 @@ pub fn listen_fds() -> (u32, Vec<String>) {
     }
 }
 
-/// `--preserve-fds` plus `LISTEN_FDS`, refused past [`crate::process::MAX_PRESERVE_FDS`].
+/// `--preserve-fds` plus `LISTEN_FDS`, refused past [`crate::process::MAX_PRESERVE_FDS`] or
+/// when one of the fds 3.. is not one the caller passed: a closed number would otherwise be
+/// filled by an fd of the runtime's, which the container would receive. Checked before
+/// anything is created.
 pub fn preserved_fds(preserve: u32, listen: u32) -> Result<u32, ContainerError> {
-    preserve
+    let n = preserve
         .checked_add(listen)
         .filter(|n| *n <= crate::process::MAX_PRESERVE_FDS)
         .ok_or_else(|| {
@@ -184,11 +187,21 @@ pub fn preserved_fds(preserve: u32, listen: u32) -> Result<u32, ContainerError> 
                 "--preserve-fds {preserve} plus LISTEN_FDS {listen} is more than {} fds",
                 crate::process::MAX_PRESERVE_FDS
             ))
-        })
+        })?;
+    let last = 2 + n as i32;
+    if let Some(fd) = (3..=last).find(|fd| !peapod_sys::is_inherited_fd(*fd)) {
+        return Err(ContainerError::Other(format!(
+            "--preserve-fds {preserve} (LISTEN_FDS {listen}): fd {fd} is not open in the caller; \
+             pass fds 3 to {last} open"
+        )));
+    }
+    Ok(n)
 }
 
 /// Create the container `id` from `opts.bundle`; on success init waits for `start`.
 pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, ContainerError> {
+    let (listen, extra_env) = listen_fds();
+    let preserve_fds = preserved_fds(opts.preserve_fds, listen)?;
     let dir = StateDir::new(root, id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| ContainerError::io("open bundle", &opts.bundle, e))?;
@@ -227,7 +240,6 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             process.terminal().unwrap_or(false),
         )?,
     };
-    let (listen, extra_env) = listen_fds();
     let cgroups_path = spec
         .linux()
         .as_ref()
@@ -339,7 +351,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             new_user: ns.new_user,
             time_offsets: spec::time_offsets(&spec),
             seccomp,
-            preserve_fds: preserved_fds(opts.preserve_fds, listen)?,
+            preserve_fds,
             no_new_keyring: opts.no_new_keyring,
             console,
             proxy_console,

@@ -51,9 +51,14 @@ pub fn exec(
     tty_pair: Option<(OwnedFd, OwnedFd)>,
 ) -> Result<Execed, ContainerError> {
     super::spec::check_process_limits(process)?;
+    let (listen, extra_env) = super::create::listen_fds();
+    let preserve_fds = super::create::preserved_fds(opts.preserve_fds, listen)?;
     let c = Container::load(root, id)?;
     let status = c.status();
-    if !(status.can_exec() || (opts.ignore_paused && status == Status::Paused)) {
+    // runc runs a process in a created container too: its namespaces exist while the init
+    // waits for `start`; a paused one only with --ignore-paused.
+    let paused_ok = status == Status::Paused && opts.ignore_paused;
+    if !(status.can_exec() || status == Status::Created || paused_ok) {
         return Err(ContainerError::WrongState {
             verb: "exec in",
             id: id.into(),
@@ -138,7 +143,6 @@ pub fn exec(
             None,
         ),
     };
-    let (listen, extra_env) = super::create::listen_fds();
     let launch = Launch {
         spec: &spec,
         process,
@@ -148,7 +152,7 @@ pub fn exec(
         new_user: false,
         time_offsets: Vec::new(),
         seccomp,
-        preserve_fds: super::create::preserved_fds(opts.preserve_fds, listen)?,
+        preserve_fds,
         no_new_keyring: true,
         console,
         proxy_console,

@@ -60,12 +60,23 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
     }
     let _ = std::fs::remove_file(&fifo_path);
     let spec = c.spec()?;
+    // runc: a failing poststart hook fails the command and terminates the container (it is
+    // left stopped for `delete`).
     if let Err(e) = hooks::run(
         "poststart",
         spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()),
         &c.hook_state(Status::Running),
     ) {
-        log::warn!("{e}");
+        let killed = match c.owned_cgroup() {
+            Ok(Some(cg)) if !c.state.private_pid_ns => {
+                cg.kill_all(libc::SIGKILL).map_err(Into::into)
+            }
+            _ => signal_init(&c, libc::SIGKILL),
+        };
+        if let Err(k) = killed {
+            log::warn!("kill container `{id}` after its poststart hook failed: {k}");
+        }
+        return Err(e.into());
     }
     Ok(())
 }

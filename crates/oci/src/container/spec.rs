@@ -20,9 +20,43 @@ pub fn load(bundle: &Path) -> Result<Spec, ContainerError> {
     parse(&data).map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))
 }
 
-/// Parse a config.json text (what [`load`] does after reading it).
+/// Parse a config.json text (what [`load`] does after reading it). A capability name the
+/// runtime does not know is dropped with runc's warning, not an error.
 pub fn parse(data: &[u8]) -> Result<Spec, serde_json::Error> {
-    serde_json::from_slice(data)
+    let mut v: serde_json::Value = serde_json::from_slice(data)?;
+    let unknown = drop_unknown_capabilities(&mut v["process"]["capabilities"]);
+    if !unknown.is_empty() {
+        log::warn!(
+            "ignoring unknown or unavailable capabilities: [{}]",
+            unknown.join(" ")
+        );
+    }
+    serde_json::from_value(v)
+}
+
+/// Remove the names no [`oci_spec::runtime::Capability`] parses from every set of `caps`
+/// (a `process.capabilities` object) and return them, each once.
+pub fn drop_unknown_capabilities(caps: &mut serde_json::Value) -> Vec<String> {
+    let mut unknown: Vec<String> = Vec::new();
+    let Some(sets) = caps.as_object_mut() else {
+        return unknown;
+    };
+    for set in sets.values_mut() {
+        if let Some(list) = set.as_array_mut() {
+            list.retain(|c| {
+                let known =
+                    serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()).is_ok();
+                if !known
+                    && let Some(name) = c.as_str()
+                    && !unknown.iter().any(|u| u == name)
+                {
+                    unknown.push(name.to_string());
+                }
+                known || !c.is_string()
+            });
+        }
+    }
+    unknown
 }
 
 /// Read a JSON file of the bundle or the command line, refusing one over
@@ -129,10 +163,13 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
         .linux()
         .as_ref()
         .ok_or_else(|| bad("linux is required".into()))?;
+    // runc applies the label only where SELinux is enabled; peapod has no SELinux support, so
+    // it refuses the label only there.
     if linux
         .mount_label()
         .as_deref()
         .is_some_and(|p| !p.is_empty())
+        && Path::new("/sys/fs/selinux/enforce").exists()
     {
         return Err(unsupported("linux.mountLabel"));
     }

@@ -2,7 +2,7 @@
 //! runtime over the channel; each names the operation and the path.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use caps::{CapSet, CapsHashSet};
@@ -107,8 +107,22 @@ fn ns_name(k: CloneFlags) -> &'static str {
 enum Never {}
 
 /// Stage 2, the container init (or the exec'd process): filesystem, identity, exec.
-fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
+fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
     let _ = nix::sys::prctl::set_name(c"peapod:[2:INIT]");
+    if let Some(stdio) = launch.stdio.take() {
+        for (target, fd) in stdio.iter().enumerate() {
+            ctx(sys::dup2(fd.as_raw_fd(), target as i32), || {
+                "set up stdio".into()
+            })?;
+        }
+        for fd in stdio {
+            // An fd that already is stdio stays; the others were copied onto 0..2.
+            if fd.as_raw_fd() <= 2 {
+                let _ = fd.into_raw_fd();
+            }
+        }
+    }
+    close_runtime_fds(&mut launch, ch)?;
     if matches!(launch.mode, Mode::Exec) {
         // Until the runtime has reaped stage 1, its zombie still counts in the container's
         // pids.max: wait, so the process never runs with one task less than the limit.
@@ -116,13 +130,6 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
             .map_err(|e| e.to_string())?;
     }
     ctx(nix::unistd::setsid(), || "setsid".into())?;
-    if let Some(stdio) = &launch.stdio {
-        for (target, fd) in stdio.iter().enumerate() {
-            ctx(sys::dup2(fd.as_raw_fd(), target as i32), || {
-                "set up stdio".into()
-            })?;
-        }
-    }
     let spec = launch.spec;
     let process = launch.process;
     let mut console_slave: Option<OwnedFd> = None;
@@ -209,17 +216,21 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
     if let (Some(f), false) = (&launch.seccomp, nnp) {
         seccomp::load(f).map_err(|e| e.to_string())?;
     }
+    let chdir_later = chdir_before_user(process.cwd())?;
     set_identity(process)?;
-    let cwd = process.cwd();
-    ctx(nix::unistd::chdir(cwd), || {
-        format!("chdir to cwd `{}` set in config.json", cwd.display())
-    })?;
+    if chdir_later {
+        let cwd = process.cwd();
+        ctx(nix::unistd::chdir(cwd), || {
+            format!("chdir to cwd `{}` set in config.json", cwd.display())
+        })?;
+    }
     verify_cwd()?;
     if let Some(mask) = process.user().umask() {
         nix::sys::stat::umask(FileMode::from_bits_truncate(mask as libc::mode_t));
     }
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     env.extend(launch.extra_env.iter().cloned());
+    set_home(&mut env, process.user().uid());
     let args = process.args().clone().unwrap_or_default();
     let exe = resolve_exe(args.first().map(String::as_str).unwrap_or(""), &env)?;
     if let Mode::Create {
@@ -258,6 +269,29 @@ fn stage2(launch: Launch<'_>, ch: &Channel) -> R<Never> {
         .map_err(|e| e.to_string())?;
     let err = nix::unistd::execve(&exe, &cargs, &cenv).unwrap_err();
     Err(format!("exec `{}`: {err}", exe.to_string_lossy()))
+}
+
+/// Before anything else the init closes every fd it does not need: the runtime's (the state
+/// directory's lock, the log file) and whatever the caller leaked to the runtime, which a
+/// process of the container could otherwise reach through `/proc/INIT/fd` before `start`
+/// (GHSA-xr7r-f8xq-vfvv). It keeps the channel, `exec.fifo` (an O_PATH fd), the console
+/// socket and the `--preserve-fds` range, which the runtime checked is the caller's.
+fn close_runtime_fds(launch: &mut Launch<'_>, ch: &Channel) -> R<()> {
+    // The namespaces were joined by stage 1.
+    launch.joins.clear();
+    crate::logger::detach();
+    let mut keep = vec![ch.raw()];
+    if let Mode::Create { fifo, .. } = &launch.mode {
+        keep.push(fifo.as_raw_fd());
+    }
+    if let Some(c) = &launch.console {
+        keep.push(c.as_raw_fd());
+    }
+    let preserved = 3..3 + launch.preserve_fds.min(super::MAX_PRESERVE_FDS) as i32;
+    keep.extend(preserved);
+    ctx(sys::close_fds_in_child(&keep), || {
+        "close the runtime's fds".into()
+    })
 }
 
 /// Block until `start` opens the fifo for reading, then signal it with one byte.
@@ -504,6 +538,62 @@ fn set_identity(process: &Process) -> R<()> {
     Ok(())
 }
 
+/// runc's order: chdir to `cwd` while still root, so a directory only root may enter (`/root`
+/// for a non-root user with the right capabilities) works; on EACCES/EPERM retry as the user
+/// (a volume chowned to the container user that root cannot enter). True: retry later.
+fn chdir_before_user(cwd: &Path) -> R<bool> {
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => Ok(false),
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Ok(true),
+        Err(e) => Err(format!(
+            "chdir to cwd `{}` set in config.json: {e}",
+            cwd.display()
+        )),
+    }
+}
+
+/// `HOME` unset or empty: the user's home from the container's `/etc/passwd`, else `/`
+/// (runc). Read after pivot_root, so the file is the container's; a line too long or a file
+/// too large is not looked at.
+fn set_home(env: &mut Vec<String>, uid: u32) {
+    let pos = env.iter().position(|e| e.starts_with("HOME="));
+    if pos.is_some_and(|i| env[i].len() > "HOME=".len()) {
+        return;
+    }
+    let home = passwd_home(uid).unwrap_or_else(|| "/".to_string());
+    let kv = format!("HOME={home}");
+    match pos {
+        Some(i) => env[i] = kv,
+        None => env.push(kv),
+    }
+}
+
+fn passwd_home(uid: u32) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = String::new();
+    // O_NONBLOCK: an image's /etc/passwd that is a fifo must not block the init.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/etc/passwd")
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    f.take(1 << 20).read_to_string(&mut text).ok()?;
+    home_of(&text, uid)
+}
+
+/// The home directory of `uid` in passwd(5) text.
+fn home_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid) && !f[5].is_empty())
+            .then(|| f[5].to_string())
+    })
+}
+
 /// `getcwd` reports "(unreachable)" when the cwd lies outside the root: a leaked host
 /// directory (CVE-2024-21626). Refuse to run there.
 fn verify_cwd() -> R<()> {
@@ -520,7 +610,9 @@ fn verify_cwd() -> R<()> {
 }
 
 /// Find `name` the way execvp would, with the container's PATH, before `start`, so a
-/// missing binary is a create-time error (as runc does).
+/// missing binary is a create-time error (as runc does). The messages are runc's (Go's
+/// `exec.LookPath`): callers map "no such file or directory" and "executable file not found"
+/// to exit code 127, "permission denied" to 126.
 fn resolve_exe(name: &str, env: &[String]) -> R<CString> {
     if name.is_empty() {
         return Err("process.args must not be empty".into());
@@ -528,11 +620,19 @@ fn resolve_exe(name: &str, env: &[String]) -> R<CString> {
     let executable =
         |p: &Path| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file();
     let found = if name.contains('/') {
-        // runc's wording, which podman maps to exit code 126 (found, not executable).
-        if Path::new(name).exists() && !executable(Path::new(name)) {
-            return Err(format!("exec: `{name}`: permission denied"));
+        let p = Path::new(name);
+        match std::fs::metadata(p) {
+            Err(e) => {
+                let why = e
+                    .raw_os_error()
+                    .map(|n| go_strerror(nix::errno::Errno::from_raw(n)))
+                    .unwrap_or_else(|| e.to_string());
+                return Err(format!("exec: \"{name}\": stat {name}: {why}"));
+            }
+            Ok(m) if m.is_dir() => return Err(format!("exec: \"{name}\": is a directory")),
+            Ok(_) if !executable(p) => return Err(format!("exec: \"{name}\": permission denied")),
+            Ok(_) => PathBuf::from(name),
         }
-        executable(Path::new(name)).then(|| PathBuf::from(name))
     } else {
         let path = env
             .iter()
@@ -541,11 +641,19 @@ fn resolve_exe(name: &str, env: &[String]) -> R<CString> {
         path.split(':')
             .map(|d| Path::new(d).join(name))
             .find(|p| executable(p))
+            .ok_or_else(|| format!("exec: \"{name}\": executable file not found in $PATH"))?
     };
-    let p = found.ok_or_else(|| {
-        format!("exec: `{name}`: executable file not found in $PATH or not executable")
-    })?;
-    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())
+    CString::new(found.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())
+}
+
+/// An errno as Go spells it (lowercase first letter: "no such file or directory").
+fn go_strerror(e: nix::errno::Errno) -> String {
+    let d = e.desc();
+    let mut c = d.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => d.to_string(),
+    }
 }
 
 /// The process starts with no blocked signals and default dispositions: the runtime blocks
@@ -569,4 +677,22 @@ fn prepare_fds(preserve: u32) -> R<()> {
         ctx(sys::clear_cloexec(fd), || format!("preserve fd {fd}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{home_of, set_home};
+
+    #[test]
+    fn home_comes_from_passwd_when_unset_or_empty() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/false\n";
+        assert_eq!(home_of(pw, 65534).as_deref(), Some("/nonexistent"));
+        assert_eq!(home_of(pw, 1000), None);
+        let mut env = vec!["HOME=".to_string(), "A=1".to_string()];
+        set_home(&mut env, 4242);
+        assert_eq!(env, ["HOME=/", "A=1"]);
+        let mut env = vec!["HOME=/x".to_string()];
+        set_home(&mut env, 0);
+        assert_eq!(env, ["HOME=/x"]);
+    }
 }
