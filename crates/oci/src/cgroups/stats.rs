@@ -179,8 +179,16 @@ pub fn cpu_v1(cpu: Option<&Path>, cpuacct: Option<&Path>) -> Result<CpuStats> {
             (Some(user), Some(sys)) => (s.usage.user, s.usage.kernel) = (user, sys),
             _ => {
                 let stat = read_keyed(dir, "cpuacct.stat")?;
-                s.usage.user = stat.get("user").copied().unwrap_or(0).saturating_mul(NS_PER_TICK);
-                s.usage.kernel = stat.get("system").copied().unwrap_or(0).saturating_mul(NS_PER_TICK);
+                s.usage.user = stat
+                    .get("user")
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_mul(NS_PER_TICK);
+                s.usage.kernel = stat
+                    .get("system")
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_mul(NS_PER_TICK);
             }
         }
     }

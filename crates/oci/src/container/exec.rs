@@ -52,6 +52,9 @@ pub fn exec(
 ) -> Result<Execed, ContainerError> {
     super::spec::check_process_limits(process)?;
     let c = Container::load(root, id)?;
+    let spec = c.spec()?;
+    crate::process::features::plan(&spec, process, true)
+        .map_err(|e| ContainerError::BadConfig(e.to_string()))?;
     let status = c.status();
     if !(status.can_exec() || (opts.ignore_paused && status == Status::Paused)) {
         return Err(ContainerError::WrongState {
@@ -61,7 +64,6 @@ pub fn exec(
             hint: "",
         });
     }
-    let spec = c.spec()?;
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(crate::seccomp::compile(s)?),
         None => None,
@@ -165,6 +167,13 @@ pub fn exec(
         }
         e
     };
+    // Before the stage joins the cgroup (runc's order).
+    if let Err(e) = crate::process::features::set_initial_affinity(spawned.stage1, process) {
+        return Err(fail(
+            ContainerError::BadConfig(e.to_string()),
+            &[spawned.stage1],
+        ));
+    }
     if let Some(cg) = c.cgroup()?
         && let Err(e) = cg.add_task(spawned.stage1.as_raw())
     {

@@ -82,15 +82,7 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
     {
         return Err(unsupported("process.selinuxLabel"));
     }
-    if process.scheduler().is_some() {
-        return Err(unsupported("process.scheduler"));
-    }
-    if process.io_priority().is_some() {
-        return Err(unsupported("process.ioPriority"));
-    }
-    if process.exec_cpu_affinity().is_some() {
-        return Err(unsupported("process.execCPUAffinity"));
-    }
+    crate::process::features::plan(spec, process, false).map_err(|e| bad(e.to_string()))?;
     if process.user().username().is_some() {
         return Err(unsupported("process.user.username"));
     }
@@ -139,17 +131,8 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
     if linux.intel_rdt().is_some() {
         return Err(unsupported("linux.intelRdt"));
     }
-    if linux.memory_policy().is_some() {
-        return Err(unsupported("linux.memoryPolicy"));
-    }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(unsupported("linux.netDevices"));
-    }
-    if let Some(p) = linux.personality() {
-        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-            return Err(unsupported("linux.personality.flags"));
-        }
-        return Err(unsupported("linux.personality"));
     }
     if let Some(p) = linux.rootfs_propagation().as_deref()
         && crate::rootfs::options::propagation_flags(p).is_none()
