@@ -93,15 +93,14 @@ pub fn run(root: &Path, args: &Exec) -> Result<i32> {
     if args.process_label.is_some() {
         bail!("exec: --process-label is not supported by peapod");
     }
-    if !args.cgroup.is_empty() {
-        bail!("exec: --cgroup is not supported by peapod");
-    }
     let mut p = process(root, args)?;
     let opts = ExecOpts {
         pid_file: args.pid_file.clone(),
         console_socket: args.console_socket.clone(),
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
+        pidfd_socket: args.pidfd_socket.clone(),
+        cgroup: args.cgroup.clone(),
     };
     let proxy_tty = !args.detach && p.terminal().unwrap_or(false) && args.console_socket.is_none();
     if proxy_tty && let Some((rows, cols)) = wait::caller_winsize() {

@@ -7,6 +7,7 @@ mod common;
 mod core;
 mod cri;
 mod differential;
+mod features_exec;
 mod features_process;
 mod images;
 mod node;
