@@ -13,7 +13,7 @@ use peapod_oci::container::{Container, wait};
 fn process(root: &Path, args: &Exec) -> Result<Process> {
     if let Some(f) = &args.process {
         let data = peapod_oci::container::spec::read_bounded(f)?;
-        return serde_json::from_slice(&data)
+        return peapod_oci::container::spec::parse_process(&data)
             .with_context(|| format!("parse process `{}`", f.display()));
     }
     if args.command.is_empty() {

@@ -22,7 +22,35 @@ pub fn load(bundle: &Path) -> Result<Spec, ContainerError> {
 
 /// Parse a config.json text (what [`load`] does after reading it).
 pub fn parse(data: &[u8]) -> Result<Spec, serde_json::Error> {
-    serde_json::from_slice(data)
+    let mut v: serde_json::Value = serde_json::from_slice(data)?;
+    if let Some(p) = v.get_mut("process") {
+        spec_scheduler_flags(p);
+    }
+    serde_json::from_value(v)
+}
+
+/// Parse an `exec --process` file.
+pub fn parse_process(data: &[u8]) -> Result<oci_spec::runtime::Process, serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_slice(data)?;
+    spec_scheduler_flags(&mut v);
+    serde_json::from_value(v)
+}
+
+/// The oci-spec crate spells two `process.scheduler.flags` unlike the runtime-spec
+/// (`SCHED_RESET_ON_FORK`, `SCHED_FLAG_D_L_OVERRUN`): accept the runtime-spec's names.
+fn spec_scheduler_flags(process: &mut serde_json::Value) {
+    let flags = process
+        .get_mut("scheduler")
+        .and_then(|s| s.get_mut("flags"))
+        .and_then(|f| f.as_array_mut());
+    for f in flags.into_iter().flatten() {
+        let renamed = match f.as_str() {
+            Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+            Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+            _ => continue,
+        };
+        *f = renamed.into();
+    }
 }
 
 /// Read a JSON file of the bundle or the command line, refusing one over

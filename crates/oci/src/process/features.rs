@@ -432,6 +432,16 @@ mod tests {
     }
 
     #[test]
+    fn runtime_spec_scheduler_flag_names_parse() {
+        let cfg = json!({"ociVersion": "1.2.0", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0},
+            "scheduler": {"policy": "SCHED_OTHER",
+                "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN"]}}});
+        let s = crate::container::spec::parse(cfg.to_string().as_bytes()).unwrap();
+        let p = plan(&s, s.process().as_ref().unwrap(), false).unwrap();
+        assert_eq!(p.scheduler.unwrap().flags, 0x01 | 0x04);
+    }
+
+    #[test]
     fn io_priority_checks_match_runc() {
         assert_eq!(
             err(json!({"process": {"ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 9}}})),
