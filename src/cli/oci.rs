@@ -21,6 +21,9 @@ pub struct CreateFlags {
     /// Write the container init's pid to this file
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the container init
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
     /// Use chroot instead of pivot_root (for a rootfs on ramfs)
     #[arg(long)]
     pub no_pivot: bool,
@@ -119,9 +122,12 @@ pub struct Exec {
     /// SELinux process label (not supported)
     #[arg(long)]
     pub process_label: Option<String>,
-    /// Sub-cgroup to run in (not supported)
+    /// Sub-cgroup of the container's to run in: PATH, or CONTROLLERS:PATH (cgroup v1)
     #[arg(long)]
     pub cgroup: Vec<String>,
+    /// Unix socket that receives a pidfd of the process
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
     pub id: String,
     /// Command and arguments (without --process)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -13,14 +13,7 @@ use peapod_oci::container::{Container, wait};
 fn process(root: &Path, args: &Exec) -> Result<Process> {
     if let Some(f) = &args.process {
         let data = peapod_oci::container::spec::read_bounded(f)?;
-        let mut v: serde_json::Value = serde_json::from_slice(&data)
-            .with_context(|| format!("parse process `{}`", f.display()))?;
-        // runc runs a process.json without `user` as uid 0, gid 0.
-        if let Some(o) = v.as_object_mut() {
-            o.entry("user")
-                .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
-        }
-        return serde_json::from_value(v)
+        return peapod_oci::container::spec::parse_process(&data)
             .with_context(|| format!("parse process `{}`", f.display()));
     }
     if args.command.is_empty() {
@@ -102,15 +95,14 @@ pub fn run(root: &Path, args: &Exec) -> Result<i32> {
     if args.process_label.is_some() {
         bail!("exec: --process-label is not supported by peapod");
     }
-    if !args.cgroup.is_empty() {
-        bail!("exec: --cgroup is not supported by peapod");
-    }
     let mut p = process(root, args)?;
     let opts = ExecOpts {
         pid_file: args.pid_file.clone(),
         console_socket: args.console_socket.clone(),
         preserve_fds: args.preserve_fds,
         ignore_paused: args.ignore_paused,
+        pidfd_socket: args.pidfd_socket.clone(),
+        cgroup: args.cgroup.clone(),
     };
     let proxy_tty = !args.detach && p.terminal().unwrap_or(false) && args.console_socket.is_none();
     if proxy_tty && let Some((rows, cols)) = wait::caller_winsize() {

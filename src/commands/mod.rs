@@ -53,5 +53,6 @@ pub fn create_opts(f: &CreateFlags) -> CreateOpts {
         preserve_fds: f.preserve_fds,
         console_fd: None,
         stdio: None,
+        pidfd_socket: f.pidfd_socket.clone(),
     }
 }

@@ -7,6 +7,8 @@ mod common;
 mod core;
 mod cri;
 mod differential;
+mod features_exec;
+mod features_process;
 mod images;
 mod mounts_options;
 mod mounts_propagation;

@@ -106,7 +106,7 @@ pub fn config_json(data: &[u8]) {
 
 /// `exec --process FILE`.
 pub fn process_json(data: &[u8]) {
-    if let Ok(p) = serde_json::from_slice::<oci_spec::runtime::Process>(data) {
+    if let Ok(p) = peapod_oci::container::spec::parse_process(data) {
         serde_json::to_vec(&p).expect("a parsed process serializes");
     }
 }

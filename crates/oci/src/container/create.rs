@@ -34,6 +34,8 @@ pub struct CreateOpts {
     pub console_fd: Option<OwnedFd>,
     /// stdin, stdout and stderr of the container process instead of the caller's own.
     pub stdio: Option<[OwnedFd; 3]>,
+    /// `--pidfd-socket`: a unix socket that receives a pidfd of the container process.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// Everything made so far, undone in reverse on failure.
@@ -161,6 +163,25 @@ pub fn connect_console(
     }
 }
 
+/// Connect `--pidfd-socket` (runc 1.2+).
+pub fn connect_pidfd_socket(path: Option<&Path>) -> Result<Option<UnixStream>, ContainerError> {
+    path.map(|p| {
+        UnixStream::connect(p).map_err(|e| ContainerError::io("connect pidfd socket", p, e))
+    })
+    .transpose()
+}
+
+/// Send a pidfd of `pid` over the `--pidfd-socket` connection, as runc does (an `SCM_RIGHTS`
+/// message whose data is the name `pidfd`). The pidfd is opened while the process is our
+/// child (not yet reaped), so it cannot name a recycled pid.
+pub fn send_pidfd(sock: Option<&UnixStream>, pid: i32) -> Result<(), ContainerError> {
+    let Some(sock) = sock else { return Ok(()) };
+    let fd = peapod_sys::pidfd_open(pid)
+        .map_err(|e| ContainerError::io("pidfd_open", Path::new(&format!("/proc/{pid}")), e))?;
+    crate::process::channel::send_fd(sock, "pidfd", std::os::fd::AsRawFd::as_raw_fd(&fd))
+        .map_err(|e| ContainerError::Other(format!("send pidfd to --pidfd-socket: {e}")))
+}
+
 /// `LISTEN_FDS` socket activation passes through like `--preserve-fds` (runc does the same).
 pub fn listen_fds() -> (u32, Vec<String>) {
     match std::env::var("LISTEN_FDS")
@@ -240,6 +261,8 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             process.terminal().unwrap_or(false),
         )?,
     };
+    // Connected before anything exists: a bad socket path fails the create cleanly.
+    let pidfd_sock = connect_pidfd_socket(opts.pidfd_socket.as_deref())?;
     let cgroups_path = spec
         .linux()
         .as_ref()
@@ -388,6 +411,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
                     st.init_exe = state::exe_id(p);
                     // A create killed from here on leaves an init that `delete -f` finds.
                     dir.save(&st)?;
+                    send_pidfd(pidfd_sock.as_ref(), p)?;
                 }
                 Message::RunCreateRuntimeHooks => {
                     let json = serde_json::to_vec(&st.to_oci(Status::Created)).unwrap_or_default();

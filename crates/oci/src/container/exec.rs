@@ -19,6 +19,10 @@ pub struct ExecOpts {
     pub console_socket: Option<PathBuf>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--pidfd-socket`: a unix socket that receives a pidfd of the process.
+    pub pidfd_socket: Option<PathBuf>,
+    /// `--cgroup`: sub-cgroups of the container's to run in (`path` or `controllers:path`).
+    pub cgroup: Vec<String>,
 }
 
 /// The started process.
@@ -54,6 +58,9 @@ pub fn exec(
     let (listen, extra_env) = super::create::listen_fds();
     let preserve_fds = super::create::preserved_fds(opts.preserve_fds, listen)?;
     let c = Container::load(root, id)?;
+    let spec = c.spec()?;
+    crate::process::features::plan(&spec, process, true)
+        .map_err(|e| ContainerError::BadConfig(e.to_string()))?;
     let status = c.status();
     // runc runs a process in a created container too: its namespaces exist while the init
     // waits for `start`; a paused one only with --ignore-paused.
@@ -65,7 +72,6 @@ pub fn exec(
             status,
         });
     }
-    let spec = c.spec()?;
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(crate::seccomp::compile(s)?),
         None => None,
@@ -143,6 +149,8 @@ pub fn exec(
             None,
         ),
     };
+    let subs = parse_sub_cgroups(&opts.cgroup).map_err(ContainerError::BadConfig)?;
+    let pidfd_sock = super::create::connect_pidfd_socket(opts.pidfd_socket.as_deref())?;
     let launch = Launch {
         spec: &spec,
         process,
@@ -167,10 +175,26 @@ pub fn exec(
         }
         e
     };
-    if let Some(cg) = c.cgroup()?
-        && let Err(e) = cg.add_task(spawned.stage1.as_raw())
-    {
-        return Err(fail(e.into(), &[spawned.stage1]));
+    // Before the stage joins the cgroup (runc's order).
+    if let Err(e) = crate::process::features::set_initial_affinity(spawned.stage1, process) {
+        return Err(fail(
+            ContainerError::BadConfig(e.to_string()),
+            &[spawned.stage1],
+        ));
+    }
+    if let Some(cg) = c.cgroup()? {
+        let joined = if subs.is_empty() {
+            cg.add_task(spawned.stage1.as_raw()).map_err(Into::into)
+        } else {
+            join_sub_cgroups(cg.as_ref(), &subs, spawned.stage1.as_raw())
+        };
+        if let Err(e) = joined {
+            return Err(fail(e, &[spawned.stage1]));
+        }
+    } else if !subs.is_empty() {
+        return Err(ContainerError::BadConfig(
+            "--cgroup: the container has no cgroup".into(),
+        ));
     }
     if let Err(e) = spawned.channel.send(&Message::Go) {
         return Err(fail(e.into(), &[spawned.stage1]));
@@ -186,6 +210,9 @@ pub fn exec(
         Err(e) => return Err(fail(e.into(), &[spawned.stage1])),
     };
     spawned.reap_stage1();
+    if let Err(e) = super::create::send_pidfd(pidfd_sock.as_ref(), pid.as_raw()) {
+        return Err(fail(e, &[pid]));
+    }
     if let Err(e) = spawned.channel.send(&Message::Go) {
         return Err(fail(e.into(), &[pid]));
     }
@@ -210,4 +237,124 @@ pub fn exec(
         state::write_pid_file(pf, pid.as_raw())?;
     }
     Ok(Execed { pid, tty })
+}
+
+/// `exec --cgroup` values (runc 1.1+): `path` for every controller, or `ctrl[,ctrl]:path` for
+/// the named v1 controllers. `path` names an existing sub-cgroup of the container's, relative
+/// to it; absolute paths and `..` are refused. Returns (controllers, path), an empty
+/// controller list meaning all.
+pub fn parse_sub_cgroups(args: &[String]) -> Result<Vec<(Vec<String>, PathBuf)>, String> {
+    let mut out = Vec::new();
+    for a in args {
+        let (ctrls, path) = match a.split_once(':') {
+            Some((c, p)) => {
+                let c: Vec<String> = c.split(',').map(str::to_string).collect();
+                if c.iter().any(|c| c.is_empty()) {
+                    return Err(format!("--cgroup `{a}`: empty controller name"));
+                }
+                (c, p)
+            }
+            None => (Vec::new(), a.as_str()),
+        };
+        let p = Path::new(path);
+        if path.is_empty()
+            || p.is_absolute()
+            || p.components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(format!(
+                "--cgroup `{a}`: the path must be relative to the container's cgroup, without `..`"
+            ));
+        }
+        if ctrls.is_empty() && out.iter().any(|(c, _): &(Vec<String>, _)| c.is_empty()) {
+            return Err(format!(
+                "--cgroup `{a}`: a path for all controllers was already given"
+            ));
+        }
+        out.push((ctrls, p.to_path_buf()));
+    }
+    Ok(out)
+}
+
+/// Put `pid` in the sub-cgroups `subs` of the container's cgroup `cg`: on v2 the one path; on
+/// v1, in each hierarchy, the path given for one of its controllers, else the path for all,
+/// else the container's own directory.
+fn join_sub_cgroups(
+    cg: &dyn crate::cgroups::CgroupManager,
+    subs: &[(Vec<String>, PathBuf)],
+    pid: i32,
+) -> Result<(), ContainerError> {
+    let all = subs.iter().find(|(c, _)| c.is_empty()).map(|(_, p)| p);
+    let mut used = vec![false; subs.len()];
+    for dir in cg.leaf_dirs() {
+        let sub = if cg.is_unified() {
+            if let Some((c, _)) = subs.iter().find(|(c, _)| !c.is_empty()) {
+                return Err(ContainerError::BadConfig(format!(
+                    "--cgroup: controller names ({}) only apply to cgroup v1",
+                    c.join(",")
+                )));
+            }
+            all
+        } else {
+            // The hierarchy's mount point: the leaf minus the container's cgroup path.
+            let mount = dir
+                .to_str()
+                .and_then(|d| d.strip_suffix(cg.path()))
+                .map(Path::new)
+                .and_then(|m| m.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let names: Vec<&str> = mount.split(',').collect();
+            subs.iter()
+                .position(|(c, _)| c.iter().any(|c| names.contains(&c.as_str())))
+                .map(|i| {
+                    used[i] = true;
+                    &subs[i].1
+                })
+                .or(all)
+        };
+        let target = match sub {
+            Some(s) => dir.join(s),
+            None => dir.clone(),
+        };
+        // The sub-cgroup must exist (runc does not create it); cgroupfs has no symlinks, so
+        // a symlink here is not a cgroup.
+        let meta = std::fs::symlink_metadata(&target)
+            .map_err(|e| ContainerError::io("join sub-cgroup", &target, e))?;
+        if !meta.is_dir() {
+            return Err(ContainerError::BadConfig(format!(
+                "--cgroup: `{}` is not a cgroup directory",
+                target.display()
+            )));
+        }
+        crate::cgroups::write_procs(&target, pid)?;
+    }
+    if let Some(i) = (0..subs.len()).find(|i| !subs[*i].0.is_empty() && !used[*i]) {
+        return Err(ContainerError::BadConfig(format!(
+            "--cgroup: no cgroup v1 hierarchy for controllers {}",
+            subs[i].0.join(",")
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_cgroup_args_parse_and_refuse_escapes() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_sub_cgroups(&args(&["sub", "memory,pids:m/n"])).unwrap(),
+            vec![
+                (vec![], PathBuf::from("sub")),
+                (vec!["memory".into(), "pids".into()], PathBuf::from("m/n"))
+            ]
+        );
+        for bad in ["../x", "/abs", "a/../../b", "", "memory:", ":x"] {
+            assert!(parse_sub_cgroups(&args(&[bad])).is_err(), "{bad}");
+        }
+        assert!(parse_sub_cgroups(&args(&["a", "b"])).is_err());
+    }
 }

@@ -24,12 +24,24 @@ pub fn load(bundle: &Path) -> Result<Spec, ContainerError> {
 /// runtime does not know is dropped with runc's warning, not an error.
 pub fn parse(data: &[u8]) -> Result<Spec, serde_json::Error> {
     let mut v: serde_json::Value = serde_json::from_slice(data)?;
-    let unknown = drop_unknown_capabilities(&mut v["process"]["capabilities"]);
-    if !unknown.is_empty() {
-        log::warn!(
-            "ignoring unknown or unavailable capabilities: [{}]",
-            unknown.join(" ")
-        );
+    // serde would take `[]` as a spec with every field defaulted; runc refuses it.
+    if !v.is_object() {
+        return Err(serde::de::Error::custom(
+            "config.json must hold a JSON object",
+        ));
+    }
+    // `get_mut`, not `v["process"]`: indexing a non-object JSON value mutably panics.
+    if let Some(p) = v.get_mut("process") {
+        if let Some(caps) = p.get_mut("capabilities") {
+            let unknown = drop_unknown_capabilities(caps);
+            if !unknown.is_empty() {
+                log::warn!(
+                    "ignoring unknown or unavailable capabilities: [{}]",
+                    unknown.join(" ")
+                );
+            }
+        }
+        spec_scheduler_flags(p);
     }
     serde_json::from_value(v)
 }
@@ -57,6 +69,35 @@ pub fn drop_unknown_capabilities(caps: &mut serde_json::Value) -> Vec<String> {
         }
     }
     unknown
+}
+
+/// Parse an `exec --process` file.
+pub fn parse_process(data: &[u8]) -> Result<oci_spec::runtime::Process, serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_slice(data)?;
+    // runc runs a process.json without `user` as uid 0, gid 0.
+    if let Some(o) = v.as_object_mut() {
+        o.entry("user")
+            .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    }
+    spec_scheduler_flags(&mut v);
+    serde_json::from_value(v)
+}
+
+/// The oci-spec crate spells two `process.scheduler.flags` unlike the runtime-spec
+/// (`SCHED_RESET_ON_FORK`, `SCHED_FLAG_D_L_OVERRUN`): accept the runtime-spec's names.
+fn spec_scheduler_flags(process: &mut serde_json::Value) {
+    let flags = process
+        .get_mut("scheduler")
+        .and_then(|s| s.get_mut("flags"))
+        .and_then(|f| f.as_array_mut());
+    for f in flags.into_iter().flatten() {
+        let renamed = match f.as_str() {
+            Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+            Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+            _ => continue,
+        };
+        *f = renamed.into();
+    }
 }
 
 /// Read a JSON file of the bundle or the command line, refusing one over
@@ -116,15 +157,7 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
     {
         return Err(unsupported("process.selinuxLabel"));
     }
-    if process.scheduler().is_some() {
-        return Err(unsupported("process.scheduler"));
-    }
-    if process.io_priority().is_some() {
-        return Err(unsupported("process.ioPriority"));
-    }
-    if process.exec_cpu_affinity().is_some() {
-        return Err(unsupported("process.execCPUAffinity"));
-    }
+    crate::process::features::plan(spec, process, false).map_err(|e| bad(e.to_string()))?;
     if process.user().username().is_some() {
         return Err(unsupported("process.user.username"));
     }
@@ -176,17 +209,8 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
     if linux.intel_rdt().is_some() {
         return Err(unsupported("linux.intelRdt"));
     }
-    if linux.memory_policy().is_some() {
-        return Err(unsupported("linux.memoryPolicy"));
-    }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(unsupported("linux.netDevices"));
-    }
-    if let Some(p) = linux.personality() {
-        if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
-            return Err(unsupported("linux.personality.flags"));
-        }
-        return Err(unsupported("linux.personality"));
     }
     if let Some(p) = linux.rootfs_propagation().as_deref()
         && crate::rootfs::options::propagation_flags(p).is_none()
@@ -569,6 +593,21 @@ pub fn time_offsets(spec: &Spec) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_of_non_object_json_is_an_error_not_a_panic() {
+        for text in [
+            "[]",
+            "5",
+            r#"{"process":5}"#,
+            r#"{"process":{"capabilities":[]}}"#,
+        ] {
+            assert!(parse(text.as_bytes()).is_err(), "{text}");
+        }
+        for text in ["5", r#"{"scheduler":5}"#] {
+            assert!(parse_process(text.as_bytes()).is_err(), "{text}");
+        }
+    }
 
     fn spec(json: serde_json::Value) -> Spec {
         let mut base = serde_json::to_value(crate::spec_template::default_spec(false)).unwrap();

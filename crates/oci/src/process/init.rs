@@ -13,6 +13,7 @@ use nix::unistd::{ForkResult, Gid, Uid, setresgid, setresuid};
 use oci_spec::runtime::{LinuxCapabilities, Process};
 
 use super::channel::{Channel, Message, send_fd};
+use super::features;
 use super::spawn::{Launch, Mode};
 use crate::{hooks, rootfs, seccomp};
 use peapod_sys as sys;
@@ -204,6 +205,11 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
     if !launch.no_new_keyring && matches!(launch.mode, Mode::Create { .. }) {
         join_session_keyring();
     }
+    // Scheduling, io priority, memory policy, affinity and personality: while still
+    // privileged and before seccomp, for the init and an exec'd process alike.
+    let features = features::plan(spec, process, matches!(launch.mode, Mode::Exec))
+        .map_err(|e| e.to_string())?;
+    features::apply(&features)?;
     set_rlimits(process)?;
     if process.no_new_privileges().unwrap_or(false) {
         ctx(nix::sys::prctl::set_no_new_privs(), || {

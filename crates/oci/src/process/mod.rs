@@ -10,6 +10,7 @@
 //! joining one by path (`setns`) does too.
 
 pub mod channel;
+pub mod features;
 pub mod init;
 pub mod spawn;
 
