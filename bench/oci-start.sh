@@ -4,7 +4,7 @@ set -euo pipefail
 
 usage() {
 	cat <<EOF
-usage: ${0##*/} [-n N] [-w W] [-m M] [RUNTIME...]
+usage: ${0##*/} [-n N] [-w W] [-m M] [-M] [RUNTIME...]
 
 Times N sequential containers of /bin/true on the same busybox bundle (process.terminal false, one
 reused cgroup path) for each RUNTIME, in two ways, after W untimed warm-up containers:
@@ -15,7 +15,8 @@ Memory, median of M containers: the peak RSS of the runtime's own process during
 maximum resident set size, as /usr/bin/time -v reports it), the peak RSS of the container's init
 process while it waits for \`start\` (VmHWM), and the container cgroup's peak memory charge then.
 
-RUNTIME is peapod, peapod-ro (peapod copied onto a read-only bind mount, as an installation on a
+RUNTIME is peapod, peapod-runc (the OCI verbs only: \$PEAPOD_RUNC, default target/release/peapod-runc),
+peapod-ro (peapod copied onto a read-only bind mount, as an installation on a
 read-only /usr would be: it then skips its protective re-execution), runc, crun or the path of a
 runc-compatible binary (default: peapod runc crun).
 peapod is \$PEAPOD, default target/release/peapod of this repository, built with
@@ -26,6 +27,7 @@ it only runs in the VM (rootfs-tools/vm-run -- bench/oci-start.sh).
   -n N   timed containers per runtime and way (default 100)
   -w W   warm-up containers per runtime (default 5)
   -m M   containers sampled for memory (default 5; 0 skips memory)
+  -M     print the result as a markdown table (the README's Performance tables are this output)
 
 Needs root, jq, and /usr/bin/time (package time) for the create RSS figure. The bundle's config is
 \`runc spec\` (or \`peapod spec\` without runc) with args, terminal, rlimits and cgroupsPath set, and
@@ -34,12 +36,13 @@ Everything lives in a temp dir that is removed at exit, with any container left 
 EOF
 }
 
-n=100 warmup=5 mem=5
-while getopts ':n:w:m:h' opt; do
+n=100 warmup=5 mem=5 markdown=0
+while getopts ':n:w:m:Mh' opt; do
 	case $opt in
 	n) n=$OPTARG ;;
 	w) warmup=$OPTARG ;;
 	m) mem=$OPTARG ;;
+	M) markdown=1 ;;
 	h) usage && exit 0 ;;
 	*) usage >&2 && exit 2 ;;
 	esac
@@ -101,6 +104,15 @@ resolve() { # NAME -> path of the binary, or empty
 		if [ ! -x "$p" ] && [ -z "${PEAPOD:-}" ]; then
 			echo "building peapod (cargo build --release)..." >&2
 			cargo build --release --quiet --manifest-path "$repo/Cargo.toml" >&2 || return 0
+		fi
+		if [ -x "$p" ]; then echo "$p"; fi
+		;;
+	peapod-runc)
+		# the lean OCI-only binary that containerd and podman point at
+		local p=${PEAPOD_RUNC:-$repo/target/release/peapod-runc}
+		if [ ! -x "$p" ] && [ -z "${PEAPOD_RUNC:-}" ]; then
+			echo "building peapod-runc (cargo build --release -p peapod-runc)..." >&2
+			cargo build --release --quiet -p peapod-runc --manifest-path "$repo/Cargo.toml" >&2 || return 0
 		fi
 		if [ -x "$p" ]; then echo "$p"; fi
 		;;
@@ -217,16 +229,35 @@ for l in "${labels[@]}"; do
 	mem_of[$l]="$(mem_med "${rss[@]}") $(mem_med "${init[@]}") $(mem_med "${peak[@]}")"
 done
 
-ratio() { # runtime's median / runc's median, for field $2 (1 run, 2 cycle)
+ratio() { # runtime's median / the median of runtime $3 (default runc), for field $2 (1 run, 2 cycle)
 	local base mine
-	base=$(cut -d' ' -f"$2" <<<"${median_of[runc]:-}")
+	base=$(cut -d' ' -f"$2" <<<"${median_of[${3:-runc}]:-}")
 	mine=$(cut -d' ' -f"$2" <<<"${median_of[$1]:-}")
 	if [ -n "$base" ] && [ -n "$mine" ]; then awk -v a="$mine" -v b="$base" 'BEGIN { printf "%.2fx", a / b }'; else echo -; fi
 }
 
 if [ -r /sys/fs/cgroup/cgroup.controllers ]; then cgmode="cgroup v2"; else cgmode="cgroup v1/hybrid"; fi
+title="oci-start: $n containers of /bin/true per runtime and way (interleaved), $warmup warm-up; $(uname -r), $(nproc) CPUs, $cgmode"
+if [ "$markdown" = 1 ]; then
+	echo
+	echo "$title"
+	echo
+	echo "| runtime | run median | /runc | /crun | cycle median | /runc | /crun | create RSS | init RSS | cgroup peak |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	for l in "${order[@]}"; do
+		if [ -n "${skipped_of[$l]:-}" ]; then
+			echo "| $l | skipped: ${skipped_of[$l]//|/\\|} | | | | | | | | |"
+			continue
+		fi
+		read -r run_med cyc_med run_mean cyc_mean <<<"${median_of[$l]}"
+		read -r rss init peak <<<"${mem_of[$l]}"
+		echo "| $l | $run_med ms | $(ratio "$l" 1) | $(ratio "$l" 1 crun) | $cyc_med ms | $(ratio "$l" 2) | $(ratio "$l" 2 crun) | $rss KiB | $init KiB | $peak KiB |"
+	done
+	[ "$count" -gt 0 ]
+	exit
+fi
 echo
-echo "oci-start: $n containers of /bin/true per runtime and way (interleaved), $warmup warm-up; $(uname -r), $(nproc) CPUs, $cgmode"
+echo "$title"
 printf '%-8s %10s %9s %8s %12s %10s %8s %12s %10s %12s\n' runtime "run med" mean "/runc" "cycle med" mean "/runc" \
 	"create RSS" "init RSS" "cgroup peak"
 printf '%-8s %10s %9s %8s %12s %10s %8s %12s %10s %12s\n' "" ms ms "" ms ms "" KiB KiB KiB

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
+pub use peapod_runc::output::Output;
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
@@ -52,19 +53,14 @@ pub struct Pull {
     pub cert_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ListFormat {
-    Table,
-    Json,
-}
-
 #[derive(Debug, Args)]
 pub struct Ls {
     /// Print image IDs only
     #[arg(short, long)]
     pub quiet: bool,
-    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
-    pub format: ListFormat,
+    /// Output format (`--format` as podman; wide adds the digest and creation time)
+    #[arg(short, long, visible_alias = "format", value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
+pub use peapod_runc::output::Output;
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
@@ -20,17 +21,12 @@ pub enum NodeCommand {
     Uncordon,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum NodeOutput {
-    Json,
-    Yaml,
-}
-
 #[derive(Debug, Args)]
 pub struct NodeShow {
-    /// Print the Node object instead of the summary
+    /// Print the node as `kubectl get node` does (table, wide, json, yaml, name) instead of
+    /// the summary
     #[arg(short, long, value_enum)]
-    pub output: Option<NodeOutput>,
+    pub output: Option<Output>,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
+pub use peapod_runc::output::Output;
 
 #[derive(Debug, Subcommand)]
 pub enum PodCommand {
@@ -30,22 +31,17 @@ pub struct PodRun {
     pub wait_ready: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum Output {
-    Wide,
-    Json,
-    Yaml,
-}
-
 #[derive(Debug, Args)]
 pub struct PodLs {
-    #[arg(short, long, value_enum)]
-    pub output: Option<Output>,
+    /// Output format (wide adds IP, NODE, NOMINATED NODE, READINESS GATES as kubectl)
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]
 pub struct PodInspect {
     pub name: String,
+    /// Output format: yaml, json or name (the pod is one document, not a table)
     #[arg(short, long, value_enum, default_value_t = Output::Yaml)]
     pub output: Output,
 }

@@ -8,7 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use peapod_image::registry::PullOptions;
 use peapod_image::{ImportOptions, ImportProgress, ImportReport, Store};
 
-use crate::cli::image::{ImageCommand, ListFormat};
+use crate::cli::image::{ImageCommand, Output};
+use peapod_runc::outln;
+use peapod_runc::output::{self, Listing, Row};
 
 /// An import's progress bar (only drawn when stderr is a terminal).
 struct Bar(ProgressBar);
@@ -45,7 +47,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i3
             };
             loaded(bar.as_ref(), store.pull(&a.name, &opts))?;
         }
-        ImageCommand::Ls(a) => list(&store, a.quiet, a.format)?,
+        ImageCommand::Ls(a) => list(&store, a.quiet, a.output)?,
         ImageCommand::Inspect(a) => {
             let i = store
                 .resolve(&a.name)?
@@ -54,7 +56,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i3
                 "Name": i.name, "Digest": i.digest, "Id": i.id, "Size": i.size,
                 "Config": i.config, "LayerDirs": i.layer_dirs,
             }]);
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            outln!("{}", serde_json::to_string_pretty(&v)?);
         }
         ImageCommand::Rm(a) => {
             for n in &a.names {
@@ -66,15 +68,17 @@ pub fn run(root: &Path, storage: &Path, cmd: &ImageCommand) -> anyhow::Result<i3
                     );
                 }
                 for removed in store.remove(n)? {
-                    println!("Untagged: {removed}");
+                    outln!("Untagged: {removed}");
                 }
             }
         }
         ImageCommand::Prune => {
             let r = store.prune()?;
-            println!(
+            outln!(
                 "removed {} blobs, {} layers, {} temporary directories",
-                r.blobs, r.layers, r.temp_dirs
+                r.blobs,
+                r.layers,
+                r.temp_dirs
             );
         }
     }
@@ -102,33 +106,45 @@ fn loaded(
         b.0.finish_and_clear();
     }
     for (name, _) in &rep?.images {
-        println!("Loaded image: {name}");
+        outln!("Loaded image: {name}");
     }
     Ok(())
 }
 
-fn list(store: &Store, quiet: bool, format: ListFormat) -> anyhow::Result<()> {
+fn list(store: &Store, quiet: bool, out: Output) -> anyhow::Result<()> {
     let images = store.list()?;
-    if let ListFormat::Json = format {
-        println!("{}", serde_json::to_string_pretty(&images)?);
-    } else if quiet {
+    if quiet && !out.is_document() {
         let mut seen = std::collections::BTreeSet::new();
         for i in images.iter().filter(|i| seen.insert(i.id.clone())) {
-            println!("{}", &i.id[..12]);
+            outln!("{}", &i.id[..12]);
         }
-    } else {
-        let mut rows = vec![["REPOSITORY", "TAG", "IMAGE ID", "SIZE"].map(String::from)];
-        for i in images {
-            rows.push([
-                i.repository,
-                i.tag,
+        return Ok(());
+    }
+    let rows = images
+        .iter()
+        .map(|i| Row {
+            name: format!("{}:{}", i.repository, i.tag),
+            cells: vec![
+                i.repository.clone(),
+                i.tag.clone(),
                 i.id[..12].to_string(),
                 human_size(i.size),
-            ]);
-        }
-        super::print_table(&rows)?;
-    }
-    Ok(())
+            ],
+            wide: vec![
+                i.digest.clone(),
+                i.created.clone().unwrap_or_else(|| "<none>".into()),
+            ],
+        })
+        .collect();
+    let listing = Listing {
+        kind: "image",
+        columns: &["REPOSITORY", "TAG", "IMAGE ID", "SIZE"],
+        wide_columns: &["DIGEST", "CREATED"],
+        rows,
+        compact_json: false,
+    };
+    // podman's `image ls --format json` is an array of the images.
+    output::print_listing(out, &listing, || Ok(serde_json::to_value(&images)?))
 }
 
 /// Three significant digits in SI units, as podman prints sizes (`4.87 MB`).

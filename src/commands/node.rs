@@ -4,19 +4,36 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::cli::node::{NodeCommand, NodeOutput, Schedule};
+use crate::cli::node::{NodeCommand, Schedule};
 use peapod_kube::node::{self, fit::Amounts, labels, object, schedule, taints};
 use peapod_kube::{Format, Quantity};
 use peapod_pod::node as node_io;
+use peapod_runc::outln;
+use peapod_runc::output::{self, Listing, Row};
 
 pub fn run(root: &Path, storage: &Path, cmd: &NodeCommand) -> Result<i32> {
     match cmd {
         NodeCommand::Show(a) => {
             let n = node_io::load(storage).context("node show")?;
             match a.output {
-                Some(NodeOutput::Json) => println!("{}", serde_json::to_string_pretty(&n)?),
-                Some(NodeOutput::Yaml) => print!("{}", yaml_serde::to_string(&n)?),
-                None => show(&n, &node_io::admitted_pods(root)),
+                None => show(&n, &node_io::admitted_pods(root))?,
+                Some(out) => {
+                    let listing = Listing {
+                        kind: "node",
+                        columns: &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+                        wide_columns: &[
+                            "INTERNAL-IP",
+                            "EXTERNAL-IP",
+                            "OS-IMAGE",
+                            "KERNEL-VERSION",
+                            "CONTAINER-RUNTIME",
+                        ],
+                        rows: vec![get_row(&n)],
+                        compact_json: false,
+                    };
+                    // One node: its object, as `kubectl get node NAME -o json` prints it.
+                    output::print_listing(out, &listing, || Ok(serde_json::to_value(&n)?))?;
+                }
             }
             Ok(0)
         }
@@ -27,9 +44,9 @@ pub fn run(root: &Path, storage: &Path, cmd: &NodeCommand) -> Result<i32> {
                 labels::apply(labels, &ops, a.overwrite)
             })?;
             for note in outcome.notes {
-                println!("{note}");
+                outln!("{note}");
             }
-            println!("node/{} {}", name(&n), outcome.verb);
+            outln!("node/{} {}", name(&n), outcome.verb);
             Ok(0)
         }
         NodeCommand::Taint(a) => {
@@ -48,7 +65,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &NodeCommand) -> Result<i32> {
                 spec.taints = Some(list).filter(|l| !l.is_empty());
                 verb
             })?;
-            println!("node/{} {verb}", name(&n));
+            outln!("node/{} {verb}", name(&n));
             Ok(0)
         }
         NodeCommand::Cordon | NodeCommand::Uncordon => {
@@ -61,7 +78,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &NodeCommand) -> Result<i32> {
             })?;
             let verb = if cordon { "cordoned" } else { "uncordoned" };
             let already = if changed { "" } else { "already " };
-            println!("node/{} {already}{verb}", name(&n));
+            outln!("node/{} {already}{verb}", name(&n));
             Ok(0)
         }
     }
@@ -87,14 +104,96 @@ fn percent(part: i64, whole: i64) -> String {
     }
 }
 
+/// `kubectl get node -o wide`'s row for this node.
+fn get_row(n: &k8s_openapi::api::core::v1::Node) -> Row {
+    let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
+    let status = if unschedulable {
+        "Ready,SchedulingDisabled"
+    } else {
+        "Ready"
+    };
+    let labels = n.metadata.labels.clone().unwrap_or_default();
+    let roles: Vec<&str> = labels
+        .keys()
+        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+        .filter(|r| !r.is_empty())
+        .collect();
+    let none = || "<none>".to_string();
+    let age = n
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| {
+            let ms = t.0.as_millisecond();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            peapod_kube::supervisor::status::human_duration_ms(now - ms)
+        })
+        .unwrap_or_else(|| "<unknown>".into());
+    let status_obj = n.status.as_ref();
+    let info = status_obj.and_then(|s| s.node_info.as_ref());
+    let address = |kind: &str| {
+        status_obj
+            .and_then(|s| s.addresses.as_ref())
+            .and_then(|a| a.iter().find(|a| a.type_ == kind))
+            .map(|a| a.address.clone())
+            .unwrap_or_else(none)
+    };
+    let uname = nix::sys::utsname::uname().ok();
+    let kernel = info.map(|i| i.kernel_version.clone()).unwrap_or_else(|| {
+        uname
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_else(none)
+    });
+    let os_image = info.map(|i| i.os_image.clone()).unwrap_or_else(|| {
+        std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+            .unwrap_or_else(none)
+    });
+    let runtime = info
+        .map(|i| i.container_runtime_version.clone())
+        .unwrap_or_else(|| format!("peapod://{}", env!("CARGO_PKG_VERSION")));
+    let name = name(n).to_string();
+    Row {
+        name: name.clone(),
+        cells: vec![
+            name,
+            status.into(),
+            if roles.is_empty() {
+                none()
+            } else {
+                roles.join(",")
+            },
+            age,
+            info.map(|i| i.kubelet_version.clone()).unwrap_or_else(none),
+        ],
+        wide: vec![
+            address("InternalIP"),
+            address("ExternalIP"),
+            os_image,
+            kernel,
+            runtime,
+        ],
+    }
+}
+
 /// kubectl-describe-like summary.
-fn show(n: &k8s_openapi::api::core::v1::Node, pods: &[k8s_openapi::api::core::v1::Pod]) {
-    println!("Name:           {}", name(n));
+fn show(
+    n: &k8s_openapi::api::core::v1::Node,
+    pods: &[k8s_openapi::api::core::v1::Pod],
+) -> Result<()> {
+    outln!("Name:           {}", name(n));
     let labels = n.metadata.labels.clone().unwrap_or_default();
     let mut first = true;
     for (k, v) in &labels {
         let head = if first { "Labels:" } else { "" };
-        println!("{head:<16}{k}={v}");
+        outln!("{head:<16}{k}={v}");
         first = false;
     }
     let taints = n
@@ -103,27 +202,27 @@ fn show(n: &k8s_openapi::api::core::v1::Node, pods: &[k8s_openapi::api::core::v1
         .and_then(|s| s.taints.clone())
         .unwrap_or_default();
     if taints.is_empty() {
-        println!("Taints:         <none>");
+        outln!("Taints:         <none>");
     }
     for (i, t) in taints.iter().enumerate() {
         let head = if i == 0 { "Taints:" } else { "" };
-        println!("{head:<16}{}", taints::to_string(t));
+        outln!("{head:<16}{}", taints::to_string(t));
     }
     let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
-    println!("Unschedulable:  {unschedulable}");
+    outln!("Unschedulable:  {unschedulable}");
     let status = n.status.clone().unwrap_or_default();
     for (title, list) in [
         ("Capacity:", status.capacity),
         ("Allocatable:", status.allocatable.clone()),
     ] {
-        println!("{title}");
+        outln!("{title}");
         for (k, v) in list.unwrap_or_default() {
-            println!("  {:<20}{}", format!("{k}:"), v.0);
+            outln!("  {:<20}{}", format!("{k}:"), v.0);
         }
     }
     let alloc = object::from_list(status.allocatable.as_ref());
     let used: Amounts = node::used_by(pods);
-    println!("Allocated resources ({} pods admitted):", pods.len());
+    outln!("Allocated resources ({} pods admitted):", pods.len());
     let rows = [
         ["  Resource".to_string(), "Requests".to_string()],
         [
@@ -155,7 +254,8 @@ fn show(n: &k8s_openapi::api::core::v1::Node, pods: &[k8s_openapi::api::core::v1
             format!("{} ({})", used.pods, percent(used.pods, alloc.pods)),
         ],
     ];
-    let _ = super::print_table(&rows);
+    output::print_table(&rows.map(Vec::from))?;
+    Ok(())
 }
 
 pub fn schedule(a: &Schedule) -> Result<i32> {
@@ -176,6 +276,6 @@ pub fn schedule(a: &Schedule) -> Result<i32> {
     for p in schedule::plan(&inputs.nodes, &inputs.pods) {
         rows.push([p.pod, p.node.unwrap_or_else(|| "<none>".into()), p.reason]);
     }
-    super::print_table(&rows)?;
+    output::print_table(&rows.into_iter().map(Vec::from).collect::<Vec<_>>())?;
     Ok(0)
 }

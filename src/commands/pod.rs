@@ -7,13 +7,43 @@ use anyhow::{Context, Result, bail};
 use crate::cli::pod::{Output, PodCommand};
 use peapod_oci::container::{exec, wait};
 use peapod_pod::{self as pod, logs, ops};
+use peapod_runc::outln;
+use peapod_runc::output::{self, Listing, Row};
 
-fn print(v: &serde_json::Value, out: Output) -> Result<()> {
-    match out {
-        Output::Json => println!("{}", serde_json::to_string_pretty(v)?),
-        _ => print!("{}", yaml_serde::to_string(v)?),
+/// kubectl's `<none>` for an empty field of `-o wide`.
+fn or_none(v: &serde_json::Value) -> String {
+    match v.as_str() {
+        Some(s) if !s.is_empty() => s.to_string(),
+        _ => "<none>".into(),
     }
-    Ok(())
+}
+
+/// The columns `kubectl get pods -o wide` adds: IP, NODE, NOMINATED NODE, READINESS GATES
+/// (`<none>`, or ready gates / gates as kubectl counts them).
+pub fn wide_cells(pod: &serde_json::Value) -> Vec<String> {
+    let st = &pod["status"];
+    let gates = pod["spec"]["readinessGates"]
+        .as_array()
+        .filter(|g| !g.is_empty())
+        .map(|g| {
+            let conditions = st["conditions"].as_array().cloned().unwrap_or_default();
+            let ready = g
+                .iter()
+                .filter(|gate| {
+                    conditions
+                        .iter()
+                        .any(|c| c["type"] == gate["conditionType"] && c["status"] == "True")
+                })
+                .count();
+            format!("{ready}/{}", g.len())
+        })
+        .unwrap_or_else(|| "<none>".into());
+    vec![
+        or_none(&st["podIP"]),
+        or_none(&pod["spec"]["nodeName"]),
+        or_none(&st["nominatedNodeName"]),
+        gates,
+    ]
 }
 
 fn verb(cmd: &PodCommand) -> &'static str {
@@ -58,7 +88,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
             let mut names = Vec::new();
             for p in pods {
                 let name = ops::run_pod(root, storage, p).context("pod run")?;
-                println!("pod/{name} created");
+                outln!("pod/{name} created");
                 names.push(name);
             }
             drop(lock);
@@ -71,29 +101,61 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
         }
         PodCommand::Ls(a) => {
             let names = pod::list(root);
-            if matches!(a.output, Some(Output::Json | Output::Yaml)) {
-                let items: Vec<serde_json::Value> = names
+            let mut rows = Vec::new();
+            if matches!(a.output, Output::Table | Output::Wide) {
+                for n in &names {
+                    match ops::row(root, n) {
+                        Ok(r) => {
+                            let wide = if a.output == Output::Wide {
+                                ops::inspect(root, n)
+                                    .map(|v| wide_cells(&v))
+                                    .unwrap_or_else(|_| vec!["<none>".into(); 4])
+                            } else {
+                                Vec::new()
+                            };
+                            rows.push(Row {
+                                name: n.clone(),
+                                cells: vec![r.name, r.ready, r.status, r.restarts, r.age],
+                                wide,
+                            })
+                        }
+                        Err(e) => eprintln!("{n}: {e}"),
+                    }
+                }
+            } else {
+                rows = names
+                    .iter()
+                    .map(|n| Row {
+                        name: n.clone(),
+                        ..Row::default()
+                    })
+                    .collect();
+            }
+            let listing = Listing {
+                kind: "pod",
+                columns: &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+                wide_columns: &["IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
+                rows,
+                compact_json: false,
+            };
+            output::print_listing(a.output, &listing, || {
+                let items = names
                     .iter()
                     .filter_map(|n| ops::inspect(root, n).ok())
                     .collect();
-                print(
-                    &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}),
-                    a.output.unwrap_or(Output::Json),
-                )?;
-                return Ok(0);
-            }
-            let mut rows = vec![["NAME", "READY", "STATUS", "RESTARTS", "AGE"].map(String::from)];
-            for n in &names {
-                match ops::row(root, n) {
-                    Ok(r) => rows.push([r.name, r.ready, r.status, r.restarts, r.age]),
-                    Err(e) => eprintln!("{n}: {e}"),
-                }
-            }
-            super::print_table(&rows)?;
+                Ok(output::kube_list(items))
+            })?;
             Ok(0)
         }
         PodCommand::Inspect(a) => {
-            print(&ops::inspect(root, &a.name)?, a.output)?;
+            let v = ops::inspect(root, &a.name)?;
+            match a.output {
+                Output::Name => outln!("pod/{}", a.name),
+                Output::Json | Output::Yaml => output::print_document(a.output, &v)?,
+                Output::Table | Output::Wide => {
+                    bail!("pod inspect prints one document: use -o yaml, json or name")
+                }
+            }
             Ok(0)
         }
         PodCommand::Logs(a) => {
@@ -167,7 +229,16 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
 /// prints `pod/NAME <done>`, a failure an error line; the exit code is 1 if any failed.
 fn report(name: &str, done: &str, r: Result<()>, code: &mut i32) {
     match r {
-        Ok(()) => println!("pod/{name} {done}"),
+        Ok(()) => {
+            use std::io::Write;
+            if let Err(e) = writeln!(std::io::stdout().lock(), "pod/{name} {done}") {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    peapod_sys::die_of_sigpipe();
+                }
+                log::error!("print: {e}");
+                *code = 1;
+            }
+        }
         Err(e) => {
             log::error!("{e:#}");
             *code = 1;

@@ -62,7 +62,7 @@ struct Runtime {
 
 impl Runtime {
     fn new(dir: &Path) -> Runtime {
-        Runtime::wrapping(dir, &bin())
+        Runtime::wrapping(dir, &oci_bin())
     }
 
     /// A logging wrapper around `target` (peapod, or runc for a differential run).
@@ -260,7 +260,7 @@ struct Podman {
 impl Podman {
     /// `tag` tells apart the tests of this process (they run in parallel).
     fn new(tag: &str) -> Podman {
-        Podman::with_runtime(tag, &bin())
+        Podman::with_runtime(tag, &oci_bin())
     }
 
     fn with_runtime(tag: &str, target: &Path) -> Podman {
@@ -689,7 +689,7 @@ fn podman_pod_shares_namespaces() {
             return;
         }
         let (runc_ok, runc_err) = outcome(runc);
-        let (ours_ok, ours_err) = outcome(&bin());
+        let (ours_ok, ours_err) = outcome(&oci_bin());
         assert_eq!(ours_ok, runc_ok, "runc: {runc_err}\npeapod: {ours_err}");
         if !runc_ok {
             assert!(

@@ -60,6 +60,15 @@ pub fn rootfs() -> &'static Path {
     })
 }
 
+/// The OCI binary callers use (containerd's `BinaryName`, podman's `--runtime`): the OCI
+/// tests run against it. `peapod` accepts the same verbs (one clap definition), which
+/// `core::the_full_binary_runs_the_oci_verbs_too` checks.
+pub fn oci_bin() -> PathBuf {
+    std::env::var_os("PEAPOD_RUNC_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_peapod-runc")))
+}
+
 /// A bundle in a temp dir whose config.json is `peapod spec` patched with `patch`.
 pub struct Bundle {
     pub dir: tempfile::TempDir,
@@ -83,7 +92,7 @@ impl Bundle {
             .prefix("pp-bundle")
             .tempdir()
             .unwrap();
-        let out = Command::new(bin())
+        let out = Command::new(oci_bin())
             .args(["spec", "--bundle"])
             .arg(dir.path())
             .output()
@@ -116,9 +125,9 @@ impl Bundle {
         serde_json::from_slice(&std::fs::read(self.path().join("config.json")).unwrap()).unwrap()
     }
 
-    /// `peapod --root <state> ARGS...`
+    /// `peapod-runc --root <state> ARGS...`
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        let mut c = Command::new(oci_bin());
         c.arg("--root").arg(&self.state_root).args(args);
         c
     }

@@ -26,6 +26,35 @@ fn run_propagates_exit_code_and_output() {
     assert!(std::fs::read_dir(&b.state_root).unwrap().next().is_none());
 }
 
+/// The OCI tests run `peapod-runc`; `peapod` takes the same verbs (one clap definition), so
+/// users' scripts and the README keep working: create, state, start, list and delete with it.
+#[test]
+fn the_full_binary_runs_the_oci_verbs_too() {
+    if !root_ok() {
+        return;
+    }
+    let b = Bundle::new(&["sh", "-c", "exit 7"], json!({}));
+    let id = unique("full");
+    let full = |args: &[&str]| {
+        let mut c = std::process::Command::new(bin());
+        c.arg("--root").arg(&b.state_root).args(args);
+        captured(c)
+    };
+    let o = full(&["run", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert_eq!(o.status.code(), Some(7), "{o:?}");
+    let o = full(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(o.status.success(), "{o:?}");
+    let o = full(&["list", "-q"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id);
+    // and the lean binary sees the same state
+    let o = b.out(&["state", &id]);
+    let state: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(state["status"], "created");
+    let o = full(&["delete", "--force", &id]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(std::fs::read_dir(&b.state_root).unwrap().next().is_none());
+}
+
 #[test]
 fn lifecycle_create_start_kill_delete() {
     if !root_ok() {

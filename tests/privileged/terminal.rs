@@ -52,7 +52,7 @@ impl Runtime {
     pub(crate) fn peapod(b: &Bundle) -> Runtime {
         Runtime {
             name: "peapod",
-            bin: bin(),
+            bin: oci_bin(),
             root: b.state_root.clone(),
             _tmp: None,
         }

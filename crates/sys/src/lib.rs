@@ -601,6 +601,17 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// End the process as a write to a closed pipe ends a Go program such as runc: killed by
+/// SIGPIPE (the caller, e.g. `peapod --version | head -1`, sees the usual status), never a
+/// panic. Rust's runtime ignores SIGPIPE, so a closed stdout shows up as an `EPIPE` error first.
+pub fn die_of_sigpipe() -> ! {
+    // SAFETY: installing SIG_DFL runs no code of ours in signal context.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // SAFETY: raise only sends a signal to this thread; the default action ends the process.
+    unsafe { libc::raise(libc::SIGPIPE) };
+    exit_now(128 + libc::SIGPIPE)
+}
+
 /// Join a new anonymous session keyring (`keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)`).
 pub fn join_session_keyring() -> io::Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;

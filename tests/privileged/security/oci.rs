@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{Bundle, bin, captured, cgroup_v2, root_ok, unique};
+use crate::common::{Bundle, captured, cgroup_v2, oci_bin, root_ok, unique};
 
 // --- helpers shared by the security tests (crash.rs and cve.rs use them too) ---
 
@@ -64,7 +64,7 @@ pub fn output_within(mut cmd: Command, secs: u64) -> Option<Output> {
 
 /// `peapod --root ROOT ARGS` must finish within `secs`.
 pub fn peapod_within(root: &Path, args: &[&str], secs: u64) -> Output {
-    let mut c = Command::new(bin());
+    let mut c = Command::new(oci_bin());
     c.arg("--root").arg(root).args(args);
     output_within(c, secs)
         .unwrap_or_else(|| panic!("peapod {args:?} did not finish within {secs} s (blocked)"))

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+pub use crate::output::Output;
+
 #[derive(Debug, Args)]
 pub struct Id {
     /// Container id
@@ -142,8 +144,9 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct List {
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format (`--format`/`-f` as runc)
+    #[arg(short = 'o', long = "output", visible_alias = "format", short_alias = 'f', value_enum, default_value_t = Output::Table)]
+    pub output: Output,
     /// Print ids only
     #[arg(short, long)]
     pub quiet: bool,

@@ -10,7 +10,7 @@ pub fn run(root: &Path, args: &Ps) -> Result<i32> {
     let pids = lifecycle::pids(root, &args.id)
         .with_context(|| format!("ps of container `{}`", args.id))?;
     if let Format::Json = args.format {
-        println!("{}", serde_json::to_string(&pids)?);
+        crate::outln!("{}", serde_json::to_string(&pids)?);
         return Ok(0);
     }
     // Table: ps(1)'s own output, filtered to the container's pids (as runc does).
@@ -37,14 +37,14 @@ pub fn run(root: &Path, args: &Ps) -> Result<i32> {
         .split_whitespace()
         .position(|h| h == "PID")
         .context("ps output has no PID column")?;
-    println!("{header}");
+    crate::outln!("{header}");
     for l in lines {
         if l.split_whitespace()
             .nth(col)
             .and_then(|p| p.parse::<i32>().ok())
             .is_some_and(|p| pids.contains(&p))
         {
-            println!("{l}");
+            crate::outln!("{l}");
         }
     }
     Ok(0)

@@ -37,6 +37,6 @@ pub fn run() -> Result<i32> {
             "io.github.seccomp.libseccomp.version": seccomp::library_version(),
         },
     });
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    crate::outln!("{}", serde_json::to_string_pretty(&v)?);
     Ok(0)
 }

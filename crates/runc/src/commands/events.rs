@@ -8,7 +8,7 @@ use peapod_oci::container::{Container, Status, lifecycle};
 
 pub fn run(root: &Path, args: &Events) -> Result<i32> {
     if args.stats {
-        println!(
+        crate::outln!(
             "{}",
             lifecycle::stats(root, &args.id)
                 .with_context(|| format!("stats of container `{}`", args.id))?
@@ -26,10 +26,10 @@ pub fn run(root: &Path, args: &Events) -> Result<i32> {
     while c.status() != Status::Stopped {
         let n = cg.oom_kill_count().unwrap_or(ooms);
         if n > ooms {
-            println!("{}", serde_json::json!({"type": "oom", "id": args.id}));
+            crate::outln!("{}", serde_json::json!({"type": "oom", "id": args.id}));
             ooms = n;
         }
-        println!("{}", lifecycle::stats(root, &args.id)?);
+        crate::outln!("{}", lifecycle::stats(root, &args.id)?);
         std::thread::sleep(interval);
     }
     Ok(0)

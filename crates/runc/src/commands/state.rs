@@ -8,7 +8,7 @@ use peapod_oci::container::Container;
 pub fn run(root: &Path, args: &Id) -> Result<i32> {
     let c = Container::load(root, &args.id)
         .with_context(|| format!("state of container `{}`", args.id))?;
-    println!(
+    crate::outln!(
         "{}",
         serde_json::to_string_pretty(&c.state.to_oci(c.status()))?
     );
