@@ -111,6 +111,9 @@ fn show(n: &k8s_openapi::api::core::v1::Node, pods: &[k8s_openapi::api::core::v1
     }
     let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
     println!("Unschedulable:  {unschedulable}");
+    // The network `pod run` uses without --cni-conf-dir / --cni-bin-dir.
+    let net = peapod_pod::network::NetOptions::new(None, None);
+    println!("Network:        {}", peapod_pod::network::describe(&net));
     let status = n.status.clone().unwrap_or_default();
     for (title, list) in [
         ("Capacity:", status.capacity),

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::pod::{Output, PodCommand};
 use peapod_oci::container::{exec, wait};
-use peapod_pod::{self as pod, logs, ops};
+use peapod_pod::{self as pod, logs, network, ops};
 
 fn print(v: &serde_json::Value, out: Output) -> Result<()> {
     match out {
@@ -55,9 +55,23 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
             for w in warnings {
                 eprintln!("Warning: {w}");
             }
+            let net_opts =
+                network::NetOptions::new(Some(&a.cni_conf_dir), a.cni_bin_dir.as_deref());
+            let net = network::resolve(&net_opts).context("pod run")?;
+            for p in &pods {
+                network::check(p, &net).with_context(|| {
+                    format!(
+                        "pod run: pod `{}`",
+                        p.metadata.name.as_deref().unwrap_or_default()
+                    )
+                })?;
+            }
+            if let network::Network::LoopbackOnly { warning } = &net {
+                eprintln!("Warning: {warning}");
+            }
             let mut names = Vec::new();
             for p in pods {
-                let name = ops::run_pod(root, storage, p).context("pod run")?;
+                let name = ops::run_pod(root, storage, p, &net, &net_opts).context("pod run")?;
                 println!("pod/{name} created");
                 names.push(name);
             }
@@ -82,14 +96,26 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
                 )?;
                 return Ok(0);
             }
-            let mut rows = vec![["NAME", "READY", "STATUS", "RESTARTS", "AGE"].map(String::from)];
+            let mut rows =
+                vec![["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP"].map(String::from)];
             for n in &names {
                 match ops::row(root, n) {
-                    Ok(r) => rows.push([r.name, r.ready, r.status, r.restarts, r.age]),
+                    Ok(r) => {
+                        let ip = ops::pod_ip(root, n).unwrap_or_else(|| "<none>".into());
+                        rows.push([r.name, r.ready, r.status, r.restarts, r.age, ip]);
+                    }
                     Err(e) => eprintln!("{n}: {e}"),
                 }
             }
-            super::print_table(&rows)?;
+            if a.output == Some(Output::Wide) {
+                super::print_table(&rows)?;
+            } else {
+                let narrow: Vec<[String; 5]> = rows
+                    .into_iter()
+                    .map(|[n, r, s, c, age, _]| [n, r, s, c, age])
+                    .collect();
+                super::print_table(&narrow)?;
+            }
             Ok(0)
         }
         PodCommand::Inspect(a) => {

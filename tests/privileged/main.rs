@@ -8,6 +8,7 @@ mod core;
 mod cri;
 mod differential;
 mod images;
+mod network;
 mod node;
 mod pods;
 mod probes;

@@ -88,18 +88,42 @@ mod tests {
     fn kube_schedulers_conflict_rules() {
         let a = pod(false, &[(80, 8080, "TCP", "")]);
         // Same port and protocol on the wildcard: refused.
-        assert!(first_conflict(&pod(false, &[(81, 8080, "TCP", "")]), &[a.clone()]).is_some());
+        assert!(
+            first_conflict(
+                &pod(false, &[(81, 8080, "TCP", "")]),
+                std::slice::from_ref(&a)
+            )
+            .is_some()
+        );
         // A specific IP against the wildcard: refused, both ways.
         assert!(
-            first_conflict(&pod(false, &[(81, 8080, "TCP", "127.0.0.1")]), &[a.clone()]).is_some()
+            first_conflict(
+                &pod(false, &[(81, 8080, "TCP", "127.0.0.1")]),
+                std::slice::from_ref(&a)
+            )
+            .is_some()
         );
         let b = pod(false, &[(80, 9090, "TCP", "127.0.0.1")]);
-        assert!(first_conflict(&pod(false, &[(1, 9090, "", "")]), &[b.clone()]).is_some());
+        assert!(
+            first_conflict(&pod(false, &[(1, 9090, "", "")]), std::slice::from_ref(&b)).is_some()
+        );
         // Two specific IPs, or another protocol: free.
         assert!(first_conflict(&pod(false, &[(1, 9090, "TCP", "127.0.0.2")]), &[b]).is_none());
-        assert!(first_conflict(&pod(false, &[(80, 8080, "UDP", "")]), &[a.clone()]).is_none());
+        assert!(
+            first_conflict(
+                &pod(false, &[(80, 8080, "UDP", "")]),
+                std::slice::from_ref(&a)
+            )
+            .is_none()
+        );
         // No hostPort: no claim.
-        assert!(first_conflict(&pod(false, &[(8080, 0, "TCP", "")]), &[a.clone()]).is_none());
+        assert!(
+            first_conflict(
+                &pod(false, &[(8080, 0, "TCP", "")]),
+                std::slice::from_ref(&a)
+            )
+            .is_none()
+        );
         // hostNetwork: every containerPort is a host port.
         let h = pod(true, &[(8080, 0, "TCP", "")]);
         assert_eq!(
