@@ -29,6 +29,14 @@ pub struct PodRun {
     /// Wait until every container is ready (e.g. 30s)
     #[arg(long)]
     pub wait_ready: Option<String>,
+    /// CNI network configurations: the first *.conflist/*.conf is the pods' network (peapod
+    /// writes its default `peapod` network there when there is none)
+    #[arg(long, value_name = "DIR", default_value = "/etc/cni/net.d")]
+    pub cni_conf_dir: PathBuf,
+    /// CNI plugin directories, colon-separated (default: $CNI_PATH, else
+    /// /opt/cni/bin:/usr/lib/cni); without any plugin, pods get loopback only
+    #[arg(long, value_name = "DIRS")]
+    pub cni_bin_dir: Option<String>,
 }
 
 #[derive(Debug, Args)]

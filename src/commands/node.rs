@@ -210,6 +210,9 @@ fn show(
     }
     let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
     outln!("Unschedulable:  {unschedulable}");
+    // The network `pod run` uses without --cni-conf-dir / --cni-bin-dir.
+    let net = peapod_pod::network::NetOptions::new(None, None);
+    outln!("Network:        {}", peapod_pod::network::describe(&net));
     let status = n.status.clone().unwrap_or_default();
     for (title, list) in [
         ("Capacity:", status.capacity),

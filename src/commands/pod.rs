@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::pod::{Output, PodCommand};
 use peapod_oci::container::{exec, wait};
-use peapod_pod::{self as pod, logs, ops};
+use peapod_pod::{self as pod, logs, network, ops};
 use peapod_runc::outln;
 use peapod_runc::output::{self, Listing, Row};
 
@@ -85,9 +85,23 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
             for w in warnings {
                 eprintln!("Warning: {w}");
             }
+            let net_opts =
+                network::NetOptions::new(Some(&a.cni_conf_dir), a.cni_bin_dir.as_deref());
+            let net = network::resolve(&net_opts).context("pod run")?;
+            for p in &pods {
+                network::check(p, &net).with_context(|| {
+                    format!(
+                        "pod run: pod `{}`",
+                        p.metadata.name.as_deref().unwrap_or_default()
+                    )
+                })?;
+            }
+            if let network::Network::LoopbackOnly { warning } = &net {
+                eprintln!("Warning: {warning}");
+            }
             let mut names = Vec::new();
             for p in pods {
-                let name = ops::run_pod(root, storage, p).context("pod run")?;
+                let name = ops::run_pod(root, storage, p, &net, &net_opts).context("pod run")?;
                 outln!("pod/{name} created");
                 names.push(name);
             }

@@ -290,6 +290,10 @@ impl Peapod {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
+        // No CNI plugins unless a test names them (`--cni-bin-dir`, tests/privileged/network.rs):
+        // the other pod tests keep the loopback-only network and never touch the host's CNI
+        // configuration, bridges or iptables.
+        c.env("CNI_PATH", self.dir.path().join("no-cni-plugins"));
         c.arg("--root")
             .arg(self.root.path())
             .arg("--storage")

@@ -13,6 +13,7 @@ mod images;
 mod mounts_options;
 mod mounts_propagation;
 mod mounts_rootfs;
+mod network;
 mod node;
 mod parity_proc;
 mod pods;

@@ -32,8 +32,9 @@ pub const KUBE_VERSION: &str = "1.37";
 pub const MAX_OUTPUT: usize = 10 * 1024;
 /// `maxRedirects` of Go's HTTP client, as kubelet's redirect checker keeps it.
 const MAX_REDIRECTS: usize = 10;
-/// Where an empty `host` points: the pod IP, which here is the loopback address of the
-/// pod's own network namespace (peapod pods have no other interface).
+/// Where an empty `host` points for a pod without a network of its own: the loopback address
+/// of its network namespace. A pod on a CNI network gets its pod IP instead
+/// ([`Handler::with_pod_ip`]), as kubelet's probes do.
 pub const POD_IP: &str = "127.0.0.1";
 
 /// What to run.
@@ -128,11 +129,7 @@ fn http_get(h: &HTTPGetAction, c: &Container, field: &str) -> Result<HttpGet, Po
     }
     Ok(HttpGet {
         https,
-        host: h
-            .host
-            .clone()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| POD_IP.into()),
+        host: h.host.clone().filter(|h| !h.is_empty()).unwrap_or_default(),
         port: resolve_port(&h.port, c, field)?,
         path,
         headers: h
@@ -184,6 +181,17 @@ fn exec_command(
 }
 
 impl Handler {
+    /// An `httpGet` or `tcpSocket` handler without `host` goes to the pod IP (kubelet's rule).
+    pub fn with_pod_ip(mut self, pod_ip: &str) -> Handler {
+        match &mut self {
+            Handler::Http(HttpGet { host, .. }) | Handler::Tcp { host, .. } if host.is_empty() => {
+                *host = pod_ip.to_string();
+            }
+            _ => {}
+        }
+        self
+    }
+
     /// The handler of a probe of container `c`; `field` names it in errors
     /// (`spec.containers[0].livenessProbe`).
     pub fn from_probe(p: &Probe, c: &Container, field: &str) -> Result<Handler, PodError> {
@@ -193,11 +201,7 @@ impl Handler {
             Ok(Handler::Http(http_get(h, c, &format!("{field}.httpGet"))?))
         } else if let Some(t) = &p.tcp_socket {
             Ok(Handler::Tcp {
-                host: t
-                    .host
-                    .clone()
-                    .filter(|h| !h.is_empty())
-                    .unwrap_or_else(|| POD_IP.into()),
+                host: t.host.clone().filter(|h| !h.is_empty()).unwrap_or_default(),
                 port: resolve_port(&t.port, c, &format!("{field}.tcpSocket"))?,
             })
         } else if p.grpc.is_some() {
@@ -943,7 +947,9 @@ mod tests {
     fn named_and_numbered_ports_resolve() {
         let c = container();
         let Handler::Http(h) =
-            Handler::from_probe(&get(IntOrString::String("http".into())), &c, "p").unwrap()
+            Handler::from_probe(&get(IntOrString::String("http".into())), &c, "p")
+                .unwrap()
+                .with_pod_ip(POD_IP)
         else {
             panic!()
         };

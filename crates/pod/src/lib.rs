@@ -15,6 +15,7 @@ pub mod cgroup;
 pub mod fuzz;
 pub mod handler;
 pub mod logs;
+pub mod network;
 pub mod node;
 pub mod ops;
 pub mod sandbox;
@@ -83,6 +84,11 @@ pub struct Record {
     /// Set when a NoExecute taint evicted the pod: the taint manager's message.
     #[serde(default)]
     pub evicted: Option<String>,
+    /// `status.podIPs`: the CNI result's addresses on `eth0` once ADD succeeded, `127.0.0.1`
+    /// for a pod without a network of its own (loopback only, or `hostNetwork`); empty while
+    /// the network is not set up.
+    #[serde(default)]
+    pub pod_ips: Vec<String>,
 }
 
 pub const POD_FILE: &str = "pod.json";

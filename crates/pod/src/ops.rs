@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use nix::unistd::ForkResult;
 
 use super::cgroup::PodCgroup;
+use super::network::{self, NetOptions, Network, PodNetwork};
 use super::sandbox::PodPaths;
 use super::supervise::Supervisor;
 use super::{POD_FILE, PodError, Record, STOP_FILE, load_pod};
@@ -141,8 +142,15 @@ pub fn private_dir(dir: &Path) -> Result<(), PodError> {
 /// Start one pod: its directory (0700) with the manifest, its cgroup, then a detached
 /// supervisor, born in the pod cgroup, that builds the sandbox and starts the containers.
 /// Returns once the supervisor reports the first sync, or its error (then nothing of the pod
-/// remains). Killed at any point, it leaves at most a pod that `pod rm -f` removes.
-pub fn run_pod(root: &Path, storage: &Path, mut pod: Pod) -> Result<String, PodError> {
+/// remains). Killed at any point, it leaves at most a pod that `pod rm -f` removes. The pod
+/// joins `net` (checked with [`network::check`] beforehand) unless it has `hostNetwork`.
+pub fn run_pod(
+    root: &Path,
+    storage: &Path,
+    mut pod: Pod,
+    net: &Network,
+    net_opts: &NetOptions,
+) -> Result<String, PodError> {
     use std::os::unix::fs::DirBuilderExt;
     let name = pod.metadata.name.clone().unwrap_or_default();
     let paths = PodPaths::new(root, &name)?;
@@ -161,6 +169,10 @@ pub fn run_pod(root: &Path, storage: &Path, mut pod: Pod) -> Result<String, PodE
         if let Err(e2) = cg.destroy() {
             log::warn!("{e2}");
         }
+        // A supervisor that died between ADD and its own DEL left the marker.
+        if let Err(e2) = network::detach(&paths, None) {
+            log::warn!("{e2}");
+        }
         let _ = remove_dir(&paths);
         e
     };
@@ -171,6 +183,9 @@ pub fn run_pod(root: &Path, storage: &Path, mut pod: Pod) -> Result<String, PodE
     pod.metadata.creation_timestamp = None;
     let data = serde_json::to_vec_pretty(&pod).map_err(|e| PodError::Invalid(e.to_string()))?;
     crate::write_private(&paths.dir.join(POD_FILE), &data).map_err(undo)?;
+    if let Some(n) = PodNetwork::plan(&pod, &paths, net, net_opts).map_err(undo)? {
+        n.save(&paths).map_err(undo)?;
+    }
     // An empty cgroup left by an earlier pod of this name (admission refused a busy one).
     cg.destroy().map_err(undo)?;
     let leaf = cg.create_supervisor_leaf().map_err(undo)?;
@@ -502,8 +517,27 @@ pub fn remove(root: &Path, name: &str, force: bool) -> Result<Removed, PodError>
             Err(_) => {}
         }
     }
+    // The pod's network namespace, held open across the kill so DEL still finds its veth and
+    // addresses (a supervisor killed before its own DEL): the recorded pause process, if it
+    // is still in the pod's cgroup (a recycled pid is not).
+    let netns = Record::load(&paths).ok().and_then(|rec| {
+        let p = PathBuf::from(format!("/proc/{}/ns/net", rec.pause_pid));
+        let f = (rec.pause_pid > 0)
+            .then(|| std::fs::File::open(&p).ok())
+            .flatten()?;
+        cg.pids().contains(&rec.pause_pid).then_some(f)
+    });
     let processes = cg.pids().len();
     cg.destroy()?;
+    let ns_path = netns.as_ref().map(|f| {
+        PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            std::os::fd::AsRawFd::as_raw_fd(f)
+        ))
+    });
+    network::detach(&paths, ns_path.as_deref())?;
+    drop(netns);
     remove_dir(&paths)?;
     Ok(if have_dir {
         Removed::Pod
@@ -598,6 +632,21 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, PodError> {
                 "message": m,
             }));
         }
+    }
+    // No podIP while the pod's network is not set up (a failed or pending ADD).
+    if rec.pod_ips.is_empty()
+        && let Some(st) = v["status"].as_object_mut()
+    {
+        st.remove("podIP");
+        st.remove("podIPs");
+    }
+    if let Some(ip) = rec.pod_ips.first() {
+        v["status"]["podIP"] = ip.clone().into();
+        v["status"]["podIPs"] = rec
+            .pod_ips
+            .iter()
+            .map(|ip| serde_json::json!({ "ip": ip }))
+            .collect();
     }
     v["events"] = super::status::events(&rec.events);
     v["peapod"] = serde_json::json!({

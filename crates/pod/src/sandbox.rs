@@ -282,8 +282,9 @@ pub fn hostname(pod: &Pod) -> String {
         .unwrap_or_default()
 }
 
-/// `/etc/hosts` in kubelet's format (the pod has only loopback, so its IP is 127.0.0.1).
-pub fn etc_hosts(pod: &Pod) -> String {
+/// `/etc/hosts` in kubelet's format: the pod's hostname maps to its IP (`pod_ip`, the CNI
+/// result's first address; 127.0.0.1 for a pod with loopback only).
+pub fn etc_hosts(pod: &Pod, pod_ip: Option<&str>) -> String {
     let h = manifest::pod_hostname(pod).ok();
     let host = match &h {
         Some(h) => match h.fqdn() {
@@ -295,7 +296,7 @@ pub fn etc_hosts(pod: &Pod) -> String {
     let mut s = String::from(
         "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n",
     );
-    s.push_str(&format!("127.0.0.1\t{host}\n"));
+    s.push_str(&format!("{}\t{host}\n", pod_ip.unwrap_or(LOOPBACK_IP)));
     let aliases = pod
         .spec
         .as_ref()
@@ -314,9 +315,14 @@ pub fn etc_hosts(pod: &Pod) -> String {
     s
 }
 
+/// The pod IP of a pod without a network of its own.
+pub const LOOPBACK_IP: &str = "127.0.0.1";
+
 /// What a container's spec needs from outside: the pause process and the node.
 pub struct ContainerContext<'a> {
     pub paths: &'a PodPaths,
+    /// `status.podIPs` (the downward API's `status.podIP` is the first).
+    pub pod_ips: &'a [String],
     pub pause_pid: i32,
     pub host_entries: &'a [HostEntry],
     pub node_memory: i64,
@@ -334,12 +340,18 @@ fn env_and_args(
     c: &Container,
     node_memory: i64,
     image: Option<&peapod_image::ImageInfo>,
+    pod_ips: &[String],
 ) -> Result<(Vec<String>, Vec<String>), PodError> {
     let node = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default();
-    let ips = vec!["127.0.0.1".to_string()];
+    let host_ips = vec![LOOPBACK_IP.to_string()];
+    let ips = if pod_ips.is_empty() {
+        host_ips.clone()
+    } else {
+        pod_ips.to_vec()
+    };
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -350,7 +362,7 @@ fn env_and_args(
     }
     let cx = manifest::EnvContext {
         node_name: &node,
-        host_ips: &ips,
+        host_ips: &host_ips,
         pod_ips: &ips,
         node_allocatable: &alloc,
     };
@@ -530,7 +542,7 @@ pub fn container_spec(
         None => host_view_spec(cx.host_entries),
         Some(_) => peapod_oci::spec_template::default_spec(false),
     };
-    let (env, args) = env_and_args(pod, c, cx.node_memory, cx.image)?;
+    let (env, args) = env_and_args(pod, c, cx.node_memory, cx.image, cx.pod_ips)?;
     let sc = c.security_context.clone().unwrap_or_default();
     let psc = pspec.security_context.clone().unwrap_or_default();
     let privileged = sc.privileged.unwrap_or(false);

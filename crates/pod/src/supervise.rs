@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 
 use super::handler::{self, Handler, Pending, Target};
 use super::logs::{LogWriter, Stream};
+use super::network::{self, PodNetwork};
 use super::sandbox::{self, ContainerContext, PodPaths};
 use super::{PodError, Record, STOP_FILE, now, start_time};
 use peapod_kube::resources::{ContainerRef, PodResources};
@@ -131,6 +132,17 @@ pub struct Supervisor {
     stop_signals: HashMap<String, i32>,
     wake: Option<Millis>,
     pause_pid: i32,
+    /// The pod's CNI network (`None`: loopback only or `hostNetwork`).
+    network: Option<PodNetwork>,
+    /// The pod's network namespace, held open from the pause process's start until DEL ran:
+    /// the plugins get `/proc/<supervisor>/fd/<n>`, which names this namespace even after the
+    /// pause process died (no recycled pid can make DEL touch another namespace).
+    netns: Option<std::fs::File>,
+    /// `status.podIPs` once the network is set up.
+    pod_ips: Vec<String>,
+    /// A failed ADD is retried at this time, with the crash-loop back-off.
+    net_retry: Option<Millis>,
+    net_backoff: Duration,
 }
 
 /// Total memory of the node in bytes (`MemTotal` of /proc/meminfo).
@@ -181,6 +193,13 @@ impl Supervisor {
         let (spec, resources) = peapod_kube::manifest::to_supervisor(&pod)?;
         let machine = PodMachine::new(spec, now()).map_err(|e| PodError::Invalid(e.to_string()))?;
         let me = std::process::id() as i32;
+        let network = PodNetwork::load(&paths)?;
+        let pod_ips = if network.is_some() {
+            Vec::new()
+        } else {
+            vec![sandbox::LOOPBACK_IP.to_string()]
+        };
+        let net_backoff = machine.spec().backoff.initial;
         let mut sup = Supervisor {
             record: Record {
                 machine: machine.clone(),
@@ -191,6 +210,7 @@ impl Supervisor {
                 supervisor_done: false,
                 message: None,
                 evicted: None,
+                pod_ips: pod_ips.clone(),
             },
             paths,
             storage: storage.to_path_buf(),
@@ -208,6 +228,11 @@ impl Supervisor {
             stop_signals: HashMap::new(),
             wake: None,
             pause_pid: 0,
+            network,
+            netns: None,
+            pod_ips,
+            net_retry: None,
+            net_backoff,
         };
         if let Err(e) = sup.build_sandbox(pause_binary) {
             sup.teardown();
@@ -231,7 +256,7 @@ impl Supervisor {
             "hostname",
             format!("{}\n", sandbox::hostname(&self.pod)).as_bytes(),
         )?;
-        w("hosts", sandbox::etc_hosts(&self.pod).as_bytes())?;
+        w("hosts", sandbox::etc_hosts(&self.pod, None).as_bytes())?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         w(
             "resolv.conf",
@@ -305,7 +330,55 @@ impl Supervisor {
         let st = create(&p.oci_root(), PAUSE_ID, opts)?;
         lifecycle::start(&p.oci_root(), PAUSE_ID)?;
         self.pause_pid = st.pid;
+        if self.network.is_some() {
+            let ns = PathBuf::from(format!("/proc/{}/ns/net", st.pid));
+            self.netns = Some(std::fs::File::open(&ns).map_err(|e| PodError::io("open", &ns, e))?);
+        }
         Ok(())
+    }
+
+    /// ADD of the pod's network (when it has one): the pod IP goes into the record,
+    /// `/etc/hosts` and, through them, the containers' environment and probes. A failure
+    /// (already undone by the plugins' DEL) is kubelet's `FailedCreatePodSandBox`, retried
+    /// with the crash-loop back-off. True when the sandbox is ready.
+    fn setup_network(&mut self) -> bool {
+        let (Some(net), Some(ns)) = (self.network.clone(), self.netns.as_ref()) else {
+            return true;
+        };
+        let path = PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            std::os::fd::AsRawFd::as_raw_fd(ns)
+        ));
+        match net.attach(&self.paths, &path) {
+            Ok(result) => {
+                self.pod_ips = result
+                    .pod_ips(peapod_cni::DEFAULT_IFNAME)
+                    .iter()
+                    .map(|ip| ip.to_string())
+                    .collect();
+                self.record.pod_ips = self.pod_ips.clone();
+                let hosts = self.paths.etc("hosts");
+                let text = sandbox::etc_hosts(&self.pod, self.pod_ips.first().map(String::as_str));
+                if let Err(e) = peapod_sys::fs::write_atomic(&hosts, text.as_bytes()) {
+                    log::error!("write `{}`: {e}", hosts.display());
+                }
+                true
+            }
+            Err(e) => {
+                let msg = format!(
+                    "Failed to create pod sandbox: failed to setup network for sandbox \"{}\": {e}",
+                    net.container_id
+                );
+                log::warn!("{msg}");
+                self.record_event(EventType::Warning, "FailedCreatePodSandBox", msg, None);
+                self.net_retry = Some(Millis(now().0 + self.net_backoff.as_millis() as u64));
+                let max = self.machine.spec().backoff.max;
+                self.net_backoff = (self.net_backoff * 2).min(max);
+                self.save();
+                false
+            }
+        }
     }
 
     fn save(&mut self) {
@@ -481,6 +554,14 @@ impl Supervisor {
         }
     }
 
+    /// Where `httpGet`/`tcpSocket` handlers without `host` connect.
+    fn pod_ip(&self) -> &str {
+        self.pod_ips
+            .first()
+            .map(String::as_str)
+            .unwrap_or(sandbox::LOOPBACK_IP)
+    }
+
     /// Where handlers of `container` run.
     fn target(&self, container: &str) -> Result<Target, String> {
         let host_network = self
@@ -544,7 +625,9 @@ impl Supervisor {
         }
         .as_ref()
         .ok_or("the container has no such probe")?;
-        let h = Handler::from_probe(probe, c, kind.as_str()).map_err(|e| e.to_string())?;
+        let h = Handler::from_probe(probe, c, kind.as_str())
+            .map_err(|e| e.to_string())?
+            .with_pod_ip(self.pod_ip());
         self.spawn_handler(name, instance, Purpose::Probe(kind), h, timeout, None)
             .map(|_| ())
     }
@@ -558,7 +641,9 @@ impl Supervisor {
         let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) else {
             return Ok(());
         };
-        let h = Handler::from_lifecycle(h, c, "postStart").map_err(|e| e.to_string())?;
+        let h = Handler::from_lifecycle(h, c, "postStart")
+            .map_err(|e| e.to_string())?
+            .with_pod_ip(self.pod_ip());
         self.spawn_handler(
             name,
             instance,
@@ -744,6 +829,7 @@ impl Supervisor {
         }
         let cx = ContainerContext {
             paths: &self.paths,
+            pod_ips: &self.pod_ips,
             pause_pid: self.pause_pid,
             host_entries: &self.hosts,
             node_memory: self.node_memory,
@@ -876,10 +962,11 @@ impl Supervisor {
             return;
         }
         // kubelet runs `preStop` first (when there is grace to run it in), then signals.
+        let pod_ip = self.pod_ip().to_string();
         let hook = find_container(&self.pod, name)
             .and_then(|(c, _)| {
                 let h = c.lifecycle.as_ref()?.pre_stop.as_ref()?;
-                Some(Handler::from_lifecycle(h, c, "preStop"))
+                Some(Handler::from_lifecycle(h, c, "preStop").map(|h| h.with_pod_ip(&pod_ip)))
             })
             .filter(|_| !grace.is_zero());
         let prestop = match hook {
@@ -1003,6 +1090,21 @@ impl Supervisor {
     /// Remove everything the sandbox made on the host; the pod directory (status, logs)
     /// stays until `pod rm`.
     pub fn teardown(&mut self) {
+        // DEL while the namespace is still held (kubelet tears the network down before it
+        // stops the sandbox); a failure leaves the marker for `pod rm` to retry.
+        if let Some(ns) = self.netns.take() {
+            let path = PathBuf::from(format!(
+                "/proc/{}/fd/{}",
+                std::process::id(),
+                std::os::fd::AsRawFd::as_raw_fd(&ns)
+            ));
+            if let Err(e) = network::detach(&self.paths, Some(&path)) {
+                log::warn!("teardown: {e}");
+                self.record.message = Some(e.to_string());
+            }
+        } else if let Err(e) = network::detach(&self.paths, None) {
+            log::warn!("teardown: {e}");
+        }
         let oci = self.paths.oci_root();
         if let Ok(list) = lifecycle::list(&oci) {
             for (st, _) in list {
@@ -1040,7 +1142,9 @@ impl Supervisor {
                 return;
             }
         };
-        self.handle(Event::SandboxReady);
+        if self.setup_network() {
+            self.handle(Event::SandboxReady);
+        }
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok");
         }
@@ -1079,6 +1183,13 @@ impl Supervisor {
                 self.check_taints();
                 continue;
             }
+            if self.net_retry.is_some_and(|w| w <= t) {
+                self.net_retry = None;
+                if self.setup_network() {
+                    self.handle(Event::SandboxReady);
+                }
+                continue;
+            }
             if self.wake.is_some_and(|w| w <= t) {
                 self.wake = None;
                 self.handle(Event::Tick);
@@ -1096,6 +1207,7 @@ impl Supervisor {
                         .map(|h| h.deadline),
                 )
                 .chain(self.wake)
+                .chain(self.net_retry)
                 .chain(self.evict_at)
                 .min();
             let timeout = match next {

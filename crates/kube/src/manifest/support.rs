@@ -399,20 +399,8 @@ const PORT: Schema = Schema {
         ("name", Yes),
         ("containerPort", Yes),
         ("protocol", Yes),
-        (
-            "hostPort",
-            If(
-                host_port,
-                "supported with hostNetwork: true; refused otherwise (no port forwarding)",
-            ),
-        ),
-        (
-            "hostIP",
-            If(
-                host_port,
-                "supported with hostNetwork: true; refused otherwise (no port forwarding)",
-            ),
-        ),
+        ("hostPort", Yes),
+        ("hostIP", Yes),
     ],
     other: "",
 };
@@ -697,18 +685,6 @@ fn termination_message_policy(v: &Value, _: &Value) -> Verdict {
     match text(v) {
         "" | "File" => Verdict::Ok,
         _ => Verdict::Warn("ignored: peapod does not read termination messages".into()),
-    }
-}
-
-fn host_port(v: &Value, pod: &Value) -> Verdict {
-    if is_unset(v) || pod["spec"]["hostNetwork"].as_bool() == Some(true) {
-        Verdict::Ok
-    } else {
-        Verdict::No(
-            "peapod does not forward host ports into the pod's network namespace (hint: \
-             hostNetwork: true)"
-                .into(),
-        )
     }
 }
 

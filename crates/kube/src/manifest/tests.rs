@@ -1274,16 +1274,6 @@ const REFUSED: &[(&str, &str, &str)] = &[
     ),
     (
         "container",
-        "ports: [{containerPort: 80, hostPort: 8080}]",
-        "spec.containers[0].ports[0].hostPort",
-    ),
-    (
-        "container",
-        "ports: [{containerPort: 80, hostIP: 127.0.0.1}]",
-        "spec.containers[0].ports[0].hostIP",
-    ),
-    (
-        "container",
         "resources: {claims: [{name: gpu}]}",
         "spec.containers[0].resources.claims",
     ),

@@ -9,6 +9,7 @@
 //! - [`labels`], [`taints`]: `kubectl label` / `kubectl taint` syntax, checks and messages;
 //! - [`predicates`]: node selector and affinity, tolerations, soft scores (pure);
 //! - [`fit`]: pod requests against allocatable (pure);
+//! - [`ports`]: NodePorts, the host ports a pod claims against the admitted pods' (pure);
 //! - [`admit`]: what `pod run` asks before creating anything, given the pods already admitted
 //!   (the pod layer reads them);
 //! - [`eviction`]: NoExecute taints against a running pod's tolerations, clock-injected;
@@ -19,6 +20,7 @@ pub mod eviction;
 pub mod fit;
 pub mod labels;
 pub mod object;
+pub mod ports;
 pub mod predicates;
 pub mod schedule;
 pub mod taints;
@@ -200,6 +202,13 @@ pub fn admit(node: &Node, pod: &Pod, running: &[Pod]) -> Result<Vec<String>, Adm
         return Err(AdmitError::Unschedulable(reasons::fit_error(
             1,
             &std::collections::BTreeMap::from([(r, 1)]),
+        )));
+    }
+    // NodePorts: a host port another admitted pod holds.
+    if ports::first_conflict(pod, running).is_some() {
+        return Err(AdmitError::Unschedulable(reasons::fit_error(
+            1,
+            &std::collections::BTreeMap::from([(ports::REASON.to_string(), 1)]),
         )));
     }
     if let Some(i) = fit::fits(&fit::pod_requests(&spec), &allocatable, &used).first() {

@@ -130,3 +130,21 @@ fn resource_fit_is_kubelets() {
         "OutOfcpu: Node didn't have enough resource: cpu, requested: 1000, used: 2000, capacity: 2000"
     );
 }
+
+#[test]
+fn a_host_port_taken_by_an_admitted_pod_is_refused_with_node_ports_reason() {
+    let n = node(vec![]);
+    let web = |port: i32| {
+        let text = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers: [{{name: c, image: host, ports: [{{containerPort: 80, hostPort: {port}}}]}}]\n"
+        );
+        crate::manifest::parse_manifests(&text).unwrap().remove(0)
+    };
+    admit(&n, &web(8080), &[]).unwrap();
+    let err = admit(&n, &web(8080), &[web(8080)]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."
+    );
+    admit(&n, &web(8081), &[web(8080)]).unwrap();
+}

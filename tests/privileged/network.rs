@@ -1,0 +1,446 @@
+//! Pod networking with Debian's CNI plugins (`containernetworking-plugins`): every test has a
+//! network of its own (conf dir, bridge, /24, host-local dataDir), so parallel tests and other
+//! users of the host's CNI never collide; `pod run` gets it with `--cni-conf-dir` and
+//! `--cni-bin-dir`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// Where Debian installs the reference plugins.
+const PLUGINS: &str = "/usr/lib/cni";
+
+fn plugins_ok() -> bool {
+    root_ok()
+        && can_run(
+            "needs containernetworking-plugins (bridge, host-local, portmap, firewall in /usr/lib/cni), iptables and busybox",
+            ["bridge", "host-local", "portmap", "firewall"]
+                .iter()
+                .all(|p| Path::new(PLUGINS).join(p).is_file())
+                && Path::new("/bin/busybox").exists()
+                && sh("command -v iptables-save").0,
+        )
+}
+
+fn sh(script: &str) -> (bool, String) {
+    let o = Command::new("sh").args(["-c", script]).output().unwrap();
+    (
+        o.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A test-private CNI network; its bridge is removed on drop.
+struct Net {
+    conf: tempfile::TempDir,
+    name: String,
+    bridge: String,
+    /// `10.197.N.` of the /24.
+    prefix: String,
+    data: PathBuf,
+    bin: String,
+}
+
+impl Net {
+    fn new(extra: &[serde_json::Value], extra_bin: Option<&Path>) -> Net {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let conf = tempfile::Builder::new().prefix("pp-cni").tempdir().unwrap();
+        let name = format!("ppnet-{pid}-{n}");
+        let bridge = format!("ppn{}{n}", pid % 1_000_000);
+        assert!(bridge.len() <= 15);
+        let routes = sh("ip -4 route show table all; ip -4 -o addr").1;
+        let third = (0..256u32)
+            .map(|i| (pid + n * 37 + i) % 256)
+            .find(|b| !routes.contains(&format!("10.197.{b}.")))
+            .expect("a free /24 in 10.197.0.0/16");
+        let prefix = format!("10.197.{third}.");
+        let data = conf.path().join("ipam");
+        let mut plugins = vec![
+            serde_json::json!({
+                "type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": true,
+                "hairpinMode": true,
+                "ipam": {"type": "host-local", "dataDir": data,
+                         "ranges": [[{"subnet": format!("{prefix}0/24")}]],
+                         "routes": [{"dst": "0.0.0.0/0"}]}
+            }),
+            serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}}),
+            serde_json::json!({"type": "firewall"}),
+        ];
+        plugins.extend(extra.iter().cloned());
+        let list = serde_json::json!({"cniVersion": "1.0.0", "name": name, "plugins": plugins});
+        std::fs::create_dir(conf.path().join("net.d")).unwrap();
+        std::fs::write(conf.path().join("net.d/10-test.conflist"), list.to_string()).unwrap();
+        let bin = match extra_bin {
+            Some(d) => format!("{}:{PLUGINS}", d.display()),
+            None => PLUGINS.to_string(),
+        };
+        Net {
+            conf,
+            name,
+            bridge,
+            prefix,
+            data,
+            bin,
+        }
+    }
+
+    fn conf_dir(&self) -> String {
+        self.conf.path().join("net.d").display().to_string()
+    }
+
+    /// `pod run` of `yaml` on this network; the command's output.
+    fn run(&self, p: &Peapod, yaml: &str) -> std::process::Output {
+        let m = p.manifest(&format!("m{}", SEQ.fetch_add(1, Ordering::SeqCst)), yaml);
+        p.cmd(&[
+            "pod",
+            "run",
+            m.to_str().unwrap(),
+            "--cni-conf-dir",
+            &self.conf_dir(),
+            "--cni-bin-dir",
+            &self.bin,
+        ])
+    }
+
+    fn run_ok(&self, p: &Peapod, yaml: &str) {
+        let o = self.run(p, yaml);
+        assert!(
+            o.status.success(),
+            "pod run: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// Addresses host-local holds on this network.
+    fn allocations(&self) -> Vec<String> {
+        std::fs::read_dir(self.data.join(&self.name))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The veths on this network's bridge.
+    fn ports(&self) -> String {
+        sh(&format!("ip -o link show master {}", self.bridge))
+            .1
+            .trim()
+            .to_string()
+    }
+
+    /// Every iptables rule (all tables) of this network: the plugins' comments name it.
+    fn rules(&self) -> Vec<String> {
+        sh("iptables-save")
+            .1
+            .lines()
+            .filter(|l| l.contains(&self.name))
+            .map(String::from)
+            .collect()
+    }
+
+    fn gateway(&self) -> String {
+        format!("{}1", self.prefix)
+    }
+
+    fn assert_clean(&self, what: &str) {
+        assert_eq!(self.allocations(), Vec::<String>::new(), "{what}: IPs left");
+        assert_eq!(self.ports(), "", "{what}: veths left");
+        assert_eq!(self.rules(), Vec::<String>::new(), "{what}: rules left");
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = sh(&format!("ip link del {} 2>/dev/null", self.bridge));
+    }
+}
+
+fn pod_ip(p: &Peapod, pod: &str) -> String {
+    p.inspect(pod)["status"]["podIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// GET `path` from `addr` until it answers, within 20 s; the response.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let a: std::net::SocketAddr = addr.parse().unwrap();
+            let mut s = std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        })();
+        match attempt {
+            Ok(out) if !out.is_empty() => return out,
+            other => assert!(Instant::now() < deadline, "GET {addr}{path}: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn server(name: &str, host_port: u16) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  containers:
+    - name: web
+      image: host
+      env:
+        - name: POD_IP
+          valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}
+      command: ["sh", "-c", "mkdir -p /tmp/www && echo hello from $POD_IP > /tmp/www/index.html && exec busybox httpd -f -p $POD_IP:8080 -h /tmp/www"]
+      ports: [{{containerPort: 8080, hostPort: {host_port}}}]
+      readinessProbe:
+        httpGet: {{path: /index.html, port: 8080}}
+        periodSeconds: 1
+"#
+    )
+}
+
+/// Two pods on one network: the server binds only its pod IP (from the downward API), its
+/// readiness probe (no `host`) reaches it there, the client pod and the host fetch from the pod
+/// IP, the host through the `hostPort`; a second claim of that port is refused at admission;
+/// after `pod rm` no IP, veth or rule of the network is left.
+#[test]
+fn two_pods_talk_over_the_pod_network_and_a_host_port() {
+    if !plugins_ok() {
+        return;
+    }
+    let p = Peapod::new();
+    let net = Net::new(&[], None);
+    let host_port = 21000 + (std::process::id() % 20000) as u16;
+    net.run_ok(&p, &server("web", host_port));
+    net.run_ok(
+        &p,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers:\n  - {name: c, image: host, command: [sleep, '1000']}\n",
+    );
+    p.wait("web ready", 60, || {
+        p.ls("web").get(1).is_some_and(|r| r == "1/1")
+    });
+    let ip = pod_ip(&p, "web");
+    assert!(
+        ip.starts_with(&net.prefix),
+        "{ip} not in {}0/24",
+        net.prefix
+    );
+    let v = p.inspect("web");
+    assert_eq!(v["status"]["podIPs"][0]["ip"], ip.as_str());
+    let client_ip = pod_ip(&p, "client");
+    assert!(client_ip.starts_with(&net.prefix) && client_ip != ip);
+    // The pod's hostname maps to its IP in /etc/hosts (kubelet's format).
+    let hosts = p.ok(&["pod", "exec", "web", "--", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("\n{ip}\tweb\n")), "{hosts}");
+    let wide = p.ok(&["pod", "ls", "-o", "wide"]);
+    assert!(
+        wide.lines()
+            .any(|l| l.starts_with("web ") && l.trim_end().ends_with(&ip)),
+        "{wide}"
+    );
+    // Pod to pod.
+    let got = p.ok(&[
+        "pod",
+        "exec",
+        "client",
+        "--",
+        "busybox",
+        "wget",
+        "-q",
+        "-O-",
+        &format!("http://{ip}:8080/index.html"),
+    ]);
+    assert_eq!(got.trim(), format!("hello from {ip}"));
+    // Host to pod, by pod IP and by host port (on the bridge's address, one of the host's).
+    assert!(http_get(&format!("{ip}:8080"), "/index.html").contains(&format!("hello from {ip}")));
+    assert!(
+        http_get(&format!("{}:{host_port}", net.gateway()), "/index.html")
+            .contains(&format!("hello from {ip}"))
+    );
+    // The same host port again: kube-scheduler's NodePorts reason, nothing created.
+    let o = net.run(&p, &server("web2", host_port));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports"
+        ),
+        "{err}"
+    );
+    assert!(!p.root.path().join("pods/web2").exists());
+    // Stop (the supervisor's DEL) and rm -f (rm's DEL): nothing left of either.
+    p.ok(&["pod", "stop", "client"]);
+    p.ok(&["pod", "rm", "client"]);
+    p.ok(&["pod", "rm", "-f", "web"]);
+    net.assert_clean("after rm");
+}
+
+/// Many pods, distinct IPs; half stopped and removed, half with their supervisor killed
+/// (`kill -9`) and then `pod rm -f`: no IP allocation, veth or rule left.
+/// Count: 50 on the host, 6 in the VM (QEMU TCG: one pod's ADD takes seconds there, and run-each-test allows 300 s); `PEAPOD_CNI_PODS` overrides.
+#[test]
+fn many_pods_get_distinct_ips_and_leave_nothing() {
+    if !plugins_ok() {
+        return;
+    }
+    let count: usize = std::env::var("PEAPOD_CNI_PODS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if std::env::var_os("PEAPOD_IN_VM").is_some() {
+            6
+        } else {
+            50
+        });
+    let p = Peapod::new();
+    let net = Net::new(&[], None);
+    let yaml: String = (0..count)
+        .map(|i| {
+            format!(
+                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: n{i}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: c, image: host, command: [sleep, '1000']}}\n"
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    net.run_ok(&p, &yaml);
+    let mut ips: Vec<String> = Vec::new();
+    for i in 0..count {
+        let name = format!("n{i}");
+        p.wait("a pod IP", 120, || !pod_ip(&p, &name).is_empty());
+        ips.push(pod_ip(&p, &name));
+    }
+    eprintln!("{count} pods with IPs in {:?}", t.elapsed());
+    let mut distinct = ips.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), count, "{ips:?}");
+    assert!(ips.iter().all(|ip| ip.starts_with(&net.prefix)), "{ips:?}");
+    assert_eq!(net.allocations().len(), count);
+    let (stopped, killed): (Vec<usize>, Vec<usize>) = (0..count).partition(|i| i % 2 == 0);
+    let names = |v: &[usize]| v.iter().map(|i| format!("n{i}")).collect::<Vec<_>>();
+    let mut args = vec!["pod".to_string(), "stop".into()];
+    args.extend(names(&stopped));
+    p.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for i in &killed {
+        let pid = p.inspect(&format!("n{i}"))["peapod"]["supervisorPid"]
+            .as_i64()
+            .unwrap();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let mut args = vec!["pod".to_string(), "rm".into(), "-f".into()];
+    args.extend(names(&stopped));
+    args.extend(names(&killed));
+    let t = Instant::now();
+    p.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    eprintln!("{count} pods removed in {:?}", t.elapsed());
+    net.assert_clean("after stop + rm and kill -9 + rm -f");
+}
+
+/// A plugin that fails ADD: the chain is undone (no IP, veth or rule), the pod waits with
+/// kubelet's `FailedCreatePodSandBox` and its containers do not start; `pod rm -f` ends it.
+#[test]
+fn a_broken_plugin_leaves_nothing_and_shows_failed_create_pod_sandbox() {
+    if !plugins_ok() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let broken = bin.path().join("broken");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n\
+         echo '{\"cniVersion\":\"1.0.0\",\"code\":100,\"msg\":\"broken on purpose\"}'\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = Peapod::new();
+    let net = Net::new(&[serde_json::json!({"type": "broken"})], Some(bin.path()));
+    net.run_ok(
+        &p,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: b}\nspec:\n  containers:\n  - {name: c, image: host, command: [sleep, '1000']}\n",
+    );
+    p.wait("FailedCreatePodSandBox", 30, || {
+        p.events("b")
+            .iter()
+            .any(|(r, _)| r == "FailedCreatePodSandBox")
+    });
+    let ev = p.events("b");
+    let (_, msg) = ev
+        .iter()
+        .find(|(r, _)| r == "FailedCreatePodSandBox")
+        .unwrap();
+    assert!(
+        msg.starts_with("Failed to create pod sandbox: failed to setup network for sandbox")
+            && msg.contains("broken on purpose"),
+        "{msg}"
+    );
+    let v = p.inspect("b");
+    assert_eq!(v["status"]["phase"], "Pending", "{}", v["status"]);
+    assert!(v["status"].get("podIP").is_none(), "{}", v["status"]);
+    net.assert_clean("after the failed ADD");
+    p.ok(&["pod", "rm", "-f", "b"]);
+    net.assert_clean("after rm");
+}
+
+/// No plugin binary: the pod runs on loopback only and `pod run` says so once, naming the
+/// package; nothing is written to the conf dir.
+#[test]
+fn without_plugins_pods_get_loopback_and_one_warning() {
+    if !root_ok() {
+        return;
+    }
+    let p = Peapod::new();
+    let conf = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let m = p.manifest(
+        "two",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: l1}\nspec:\n  containers:\n  - {name: c, image: host, command: [sleep, '1000']}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: l2}\nspec:\n  containers:\n  - {name: c, image: host, command: [sleep, '1000']}\n",
+    );
+    let o = p.cmd(&[
+        "pod",
+        "run",
+        m.to_str().unwrap(),
+        "--cni-conf-dir",
+        conf.path().join("net.d").to_str().unwrap(),
+        "--cni-bin-dir",
+        empty.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        err.matches("containernetworking-plugins").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("pods get loopback only"), "{err}");
+    assert!(!conf.path().join("net.d").exists());
+    p.wait("Running", 30, || {
+        p.ls("l2").get(2).is_some_and(|s| s == "Running")
+    });
+    assert_eq!(pod_ip(&p, "l1"), "127.0.0.1");
+    let links = p.ok(&["pod", "exec", "l1", "--", "cat", "/proc/net/dev"]);
+    assert!(!links.contains("eth0"), "{links}");
+    p.ok(&["pod", "rm", "-f", "l1", "l2"]);
+}
