@@ -10,13 +10,26 @@ use super::*;
 /// below.
 const CASE_LIMIT: Duration = Duration::from_secs(30);
 
-/// How long the random sweep of one target runs; `PEAPOD_FUZZ_SECS` runs a longer sweep (the
-/// cases are the same sequence, so a longer sweep only adds cases).
-fn sweep_time() -> Duration {
-    let secs = std::env::var("PEAPOD_FUZZ_SECS")
+/// How many random cases the sweep of `target` runs: a fixed count, so CI and every machine
+/// run the same cases, whatever their speed (a time budget ran fewer on a slow machine and
+/// more on a fast one, so a finding could show on one and not the other). About 2 s per target
+/// in a debug build; the slow targets (temporary files, image layers, logs rotating every
+/// 64 bytes, a pod's whole plan) get fewer. `PEAPOD_FUZZ_SCALE=N` runs N times as many: the
+/// same sequence, extended.
+fn sweep_cases(target: &str) -> u64 {
+    let base = match target {
+        "cri_log" => 10,
+        "pod_manifest" => 100,
+        "cgroup_files" | "image_unpack" => 150,
+        "node_config" => 1_000,
+        "probe_http" | "registry_http" => 4_000,
+        _ => 10_000,
+    };
+    let scale: u64 = std::env::var("PEAPOD_FUZZ_SCALE")
         .ok()
-        .and_then(|s| s.parse().ok());
-    Duration::from_secs(secs.unwrap_or(3))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    base * scale
 }
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -165,19 +178,24 @@ fn run_target(name: &str) {
         check(&format!("seed {file}"), data.clone());
     }
     let mut rng = Rng(0x5EED ^ name.len() as u64 ^ (name.as_bytes()[0] as u64) << 32);
+    let cases = sweep_cases(name);
     let start = Instant::now();
-    let mut cases = 0;
-    let sweep = sweep_time();
-    while start.elapsed() < sweep {
+    for case in 0..cases {
         let (_, seed) = &seeds[rng.below(seeds.len())];
         let (_, other) = &seeds[rng.below(seeds.len())];
         let data = mutate(&mut rng, seed, other);
-        check(&format!("sweep case {cases}"), data);
-        cases += 1;
+        // `PEAPOD_FUZZ_DUMP=TARGET:CASE` saves one case's input, e.g. to add it to the corpus.
+        if std::env::var("PEAPOD_FUZZ_DUMP").is_ok_and(|c| c == format!("{name}:{case}")) {
+            let file = std::env::temp_dir().join(format!("peapod-fuzz-{name}-{case}"));
+            std::fs::write(&file, &data).expect("save the case");
+            eprintln!("{name}: case {case} saved as {}", file.display());
+        }
+        check(&format!("sweep case {case}"), data);
     }
     eprintln!(
-        "{name}: {} seeds, {cases} random cases, slowest {:?} ({})",
+        "{name}: {} seeds, {cases} random cases in {:?}, slowest {:?} ({})",
         seeds.len(),
+        start.elapsed(),
         slowest.0,
         slowest.1
     );
