@@ -207,17 +207,19 @@ pub fn cpu_v1(cpu: Option<&Path>, cpuacct: Option<&Path>) -> Result<CpuStats> {
 pub fn cpu_v2(dir: &Path) -> Result<CpuStats> {
     let stat = read_keyed(dir, "cpu.stat")?;
     let get = |k: &str| stat.get(k).copied().unwrap_or(0);
+    // cpu.stat counts microseconds; runc reports nanoseconds (a hostile or corrupt file saturates).
+    let ns = |k: &str| get(k).saturating_mul(1000);
     Ok(CpuStats {
         usage: CpuUsage {
-            total: get("usage_usec").saturating_mul(1000),
-            user: get("user_usec").saturating_mul(1000),
-            kernel: get("system_usec").saturating_mul(1000),
+            total: ns("usage_usec"),
+            user: ns("user_usec"),
+            kernel: ns("system_usec"),
             ..Default::default()
         },
         throttling: Throttling {
             periods: get("nr_periods"),
             throttled_periods: get("nr_throttled"),
-            throttled_time: get("throttled_usec").saturating_mul(1000),
+            throttled_time: ns("throttled_usec"),
         },
     })
 }
