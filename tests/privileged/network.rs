@@ -252,10 +252,22 @@ fn two_pods_talk_over_the_pod_network_and_a_host_port() {
     // The pod's hostname maps to its IP in /etc/hosts (kubelet's format).
     let hosts = p.ok(&["pod", "exec", "web", "--", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&format!("\n{ip}\tweb\n")), "{hosts}");
+    // `-o wide` has kubectl's IP column (after AGE).
     let wide = p.ok(&["pod", "ls", "-o", "wide"]);
+    let header: Vec<&str> = wide
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "IP")
+        .expect("an IP column");
     assert!(
         wide.lines()
-            .any(|l| l.starts_with("web ") && l.trim_end().ends_with(&ip)),
+            .any(|l| l.split_whitespace().next() == Some("web")
+                && l.split_whitespace().nth(col) == Some(ip.as_str())),
         "{wide}"
     );
     // Pod to pod.
