@@ -4,11 +4,10 @@
 //! /sys/fs/cgroup/unified) and in the pure cgroup v2 VM; where an item only exists on v1 the
 //! test says what it asserts on v2 instead.
 //!
-//! Checked against the binary before the fix: `placement_and_exec_match_runc` (name=systemd:/ and
-//! 0::/), `delete_and_kill_all_reach_the_unified_and_systemd_hierarchies`,
-//! `pids_limit_zero_is_one_like_runc` (max), `cpu_bandwidth_is_lowered_and_raised_like_runc` and
-//! `realtime_bandwidth_is_lowered_and_raised_like_runc` (EINVAL), `device_access_a_and_deny_rules_like_runc`
-//! (unknown access 'a') and `run_into_a_frozen_cgroup_fails_like_runc` (hung) failed on the host.
+//! Checked against the binary before the fix (`PEAPOD_RUNC_BIN=<old peapod-runc>`): every test
+//! here failed on the host (not placed in name=systemd and 0::, strays not found, `max` for
+//! pids 0, EINVAL on lowering the CFS and realtime periods, unknown access 'a', the unified
+//! hierarchy not checked for processes, `run -d` into a frozen cgroup hanging).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -235,16 +234,36 @@ fn cgroup_lines(text: &str, path: &str) -> Vec<String> {
     v
 }
 
-/// A host process (`sleep`) of this test, moved into the cgroup directory `dir` only.
-fn sleeper_in(dir: &Path) -> Child {
-    let child = Command::new("sleep")
-        .arg("1000")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::fs::write(dir.join("cgroup.procs"), child.id().to_string())
-        .unwrap_or_else(|e| panic!("move {} into {}: {e}", child.id(), dir.display()));
-    child
+/// A host process (`sleep`) of this test, moved into the cgroup directory `dir` only; killed
+/// when dropped (a failed assertion leaves nothing running, and it never holds our stdio).
+struct Sleeper(Child);
+
+impl Sleeper {
+    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        wait_deadline(&mut self.0, limit)
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sleeper_in(dir: &Path) -> Sleeper {
+    let s = Sleeper(
+        Command::new("sleep")
+            .arg("1000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::fs::write(dir.join("cgroup.procs"), s.0.id().to_string())
+        .unwrap_or_else(|e| panic!("move {} into {}: {e}", s.0.id(), dir.display()));
+    s
 }
 
 /// The container's init and an `exec` are in the container's cgroup in every hierarchy runc
@@ -274,7 +293,22 @@ fn placement_and_exec_match_runc() {
                 rt.name
             );
         }
-        let exec = cgroup_lines(&rt.ok(&["exec", "c", "cat", "/proc/self/cgroup"]), &path);
+        // Read from the host: inside, a cgroup namespace (the VM's default spec) hides paths.
+        let pid_file = rt.root.path().join("exec.pid");
+        rt.ok(&[
+            "exec",
+            "-d",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "c",
+            "sleep",
+            "1000",
+        ]);
+        let exec_pid = std::fs::read_to_string(&pid_file).unwrap();
+        let exec = cgroup_lines(
+            &std::fs::read_to_string(format!("/proc/{}/cgroup", exec_pid.trim())).unwrap(),
+            &path,
+        );
         assert_eq!(
             exec, init,
             "{}: exec joins every hierarchy of the init",
@@ -326,10 +360,10 @@ fn delete_and_kill_all_reach_the_unified_and_systemd_hierarchies() {
             .map(|h| at(&Path::new(CGROOT).join(h), &path))
             .collect()
     };
-    let mut strays: Vec<Child> = dirs.iter().map(|d| sleeper_in(d)).collect();
+    let mut strays: Vec<Sleeper> = dirs.iter().map(|d| sleeper_in(d)).collect();
     rt.ok(&["kill", "--all", "c", "KILL"]);
     for (s, d) in strays.iter_mut().zip(&dirs) {
-        let st = wait_deadline(s, Duration::from_secs(20));
+        let st = s.wait(Duration::from_secs(20));
         assert!(
             st.is_some_and(|st| !st.success()),
             "the process in {} survived kill --all",
@@ -340,7 +374,7 @@ fn delete_and_kill_all_reach_the_unified_and_systemd_hierarchies() {
     let mut stray = sleeper_in(&dirs[0]);
     rt.ok(&["delete", "-f", "c"]);
     assert!(
-        wait_deadline(&mut stray, Duration::from_secs(20)).is_some(),
+        stray.wait(Duration::from_secs(20)).is_some(),
         "the process in {} survived delete -f",
         dirs[0].display()
     );
@@ -661,12 +695,11 @@ fn run_into_a_non_empty_cgroup_is_refused_like_runc() {
         let path = tree.path(rt.name);
         let dir = knob_dir("devices", &path);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut sleeper = sleeper_in(&dir);
+        let sleeper = sleeper_in(&dir);
         let b = bundle(&["true"], &path, json!({}));
         let o = rt.out(&["run", "--bundle", bundle_arg(&b), "c"]);
         let err = String::from_utf8_lossy(&o.stderr);
-        let _ = sleeper.kill();
-        let _ = sleeper.wait();
+        drop(sleeper);
         assert_eq!(o.status.code(), Some(1), "{}: {err}", rt.name);
         assert!(
             err.contains("container's cgroup is not empty: 1 process(es) found"),
@@ -678,11 +711,10 @@ fn run_into_a_non_empty_cgroup_is_refused_like_runc() {
         let path = tree.path("unified-only");
         let dir = at(&Path::new(CGROOT).join("unified"), &path);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut sleeper = sleeper_in(&dir);
+        let sleeper = sleeper_in(&dir);
         let b = bundle(&["true"], &path, json!({}));
         let o = rts[0].out(&["run", "--bundle", bundle_arg(&b), "c"]);
-        let _ = sleeper.kill();
-        let _ = sleeper.wait();
+        drop(sleeper);
         assert!(
             String::from_utf8_lossy(&o.stderr)
                 .contains("container's cgroup is not empty: 1 process(es) found"),
