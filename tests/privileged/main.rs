@@ -2,6 +2,7 @@
 //! Run on the host (cgroup v1/hybrid) and inside `rootfs-tools/vm-run` (pure cgroup v2).
 
 mod cgroup;
+mod cgroup_parity;
 mod clients;
 mod common;
 mod core;

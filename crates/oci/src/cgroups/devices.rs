@@ -58,7 +58,8 @@ impl DeviceRule {
 }
 
 /// Validates and normalizes the OCI rules. A missing type is `a`, a missing or negative
-/// major/minor is a wildcard, a missing access is `rwm`; `u` is a character device.
+/// major/minor is a wildcard, a missing access (or one of only `a`) is `rwm`; the letter `a`
+/// adds nothing to others (`ra` is `r`, as with runc); `u` is a character device.
 pub fn parse_rules(rules: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
     rules
         .iter()
@@ -89,6 +90,10 @@ pub fn parse_rules(rules: &[LinuxDeviceCgroup]) -> Result<Vec<DeviceRule>> {
                     'r' => ACC_READ,
                     'w' => ACC_WRITE,
                     'm' => ACC_MKNOD,
+                    // runc keeps only r, w and m of the string (`ra` is `r`), and a wildcard
+                    // rule written `a` is its whole access: `a` adds nothing here, and a rule
+                    // left without letters gets every access below.
+                    'a' => 0,
                     c => return Err(invalid(format!("unknown access {c:?} (want r, w, m)"))),
                 };
             }
@@ -361,6 +366,14 @@ mod tests {
         );
         assert!(parse_rules(&[oci(true, "p", None, None, "r")]).is_err());
         assert!(parse_rules(&[oci(true, "c", Some(1 << 40), None, "r")]).is_err());
+        // `a` as runc reads it: nothing beside other letters, everything alone.
+        let rules = parse_rules(&[
+            oci(false, "a", None, None, "a"),
+            oci(true, "b", Some(7), Some(1), "ra"),
+        ])
+        .unwrap();
+        assert!(rules[0].is_catch_all() && !rules[0].allow);
+        assert_eq!(rules[1].access, ACC_READ);
     }
 
     #[test]

@@ -49,8 +49,13 @@ pub const DEFAULT_PARENT: &str = "/peapod";
 /// How long [`CgroupManager::freeze`] waits for the kernel to report the cgroup frozen.
 pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// cgroup v1 controllers this module manages (named hierarchies such as `name=systemd` are left
-/// alone).
+/// The named cgroup v1 hierarchy systemd keeps on legacy and hybrid hosts. Like runc, peapod
+/// creates, joins and removes the container's cgroup there too (it has no controller, so no
+/// limit), and lists it under this key in [`Setup::Hybrid`]/[`Setup::Legacy`] `controllers`.
+pub const NAME_SYSTEMD: &str = "name=systemd";
+
+/// cgroup v1 controllers this module manages (plus the [`NAME_SYSTEMD`] hierarchy; other named
+/// hierarchies are left alone).
 pub const V1_CONTROLLERS: &[&str] = &[
     "blkio",
     "cpu",
@@ -166,8 +171,9 @@ pub enum Setup {
     /// Pure cgroup v2: one hierarchy mounted at `root` (normally `/sys/fs/cgroup`).
     Unified { root: PathBuf },
     /// v1 controllers plus a (mostly empty) cgroup2 mount at `unified`, as on systemd hosts in
-    /// hybrid mode and on these development machines. The v1 controllers are used; the unified
-    /// hierarchy is ignored.
+    /// hybrid mode and on these development machines. The v1 controllers carry the limits; the
+    /// container is also placed at the same path in the unified hierarchy (as runc does), so
+    /// tools reading it (cAdvisor, systemd) see the container.
     Hybrid {
         controllers: BTreeMap<String, PathBuf>,
         unified: PathBuf,
@@ -184,6 +190,7 @@ impl Setup {
     pub fn from_mountinfo(text: &str) -> std::result::Result<Setup, String> {
         let mut controllers = BTreeMap::new();
         let mut unified: Option<PathBuf> = None;
+        let mut systemd: Option<PathBuf> = None;
         for line in text.lines() {
             let fields: Vec<&str> = line.split(' ').collect();
             let Some(sep) = fields.iter().position(|f| *f == "-") else {
@@ -202,11 +209,18 @@ impl Setup {
                     for opt in fields[sep + 3].split(',') {
                         if V1_CONTROLLERS.contains(&opt) && !controllers.contains_key(opt) {
                             controllers.insert(opt.to_string(), mount_point.clone());
+                        } else if opt == NAME_SYSTEMD && systemd.is_none() {
+                            systemd = Some(mount_point.clone());
                         }
                     }
                 }
                 _ => {}
             }
+        }
+        // The named hierarchy alone does not make a v1 host (a v2 host may keep one for old
+        // containers): it joins the controllers only where v1 controllers are in use.
+        if let Some(mount) = systemd.filter(|_| !controllers.is_empty()) {
+            controllers.insert(NAME_SYSTEMD.to_string(), mount);
         }
         match (controllers.is_empty(), unified) {
             (false, Some(unified)) => Ok(Setup::Hybrid {
@@ -427,9 +441,11 @@ pub fn manager_for(
     let path = resolve_path(cgroups_path, container_id)?;
     Ok(match setup {
         Setup::Unified { root } => Box::new(V2Manager::new(root.clone(), &path)),
-        Setup::Hybrid { controllers, .. } | Setup::Legacy { controllers } => {
-            Box::new(V1Manager::new(controllers.clone(), &path))
-        }
+        Setup::Hybrid {
+            controllers,
+            unified,
+        } => Box::new(V1Manager::new(controllers.clone(), &path).with_unified(unified.clone())),
+        Setup::Legacy { controllers } => Box::new(V1Manager::new(controllers.clone(), &path)),
     })
 }
 
@@ -601,18 +617,25 @@ pub(crate) fn check_unified_key(key: &str) -> Result<()> {
     Ok(())
 }
 
-/// `pids.max` (same file on v1 and v2): a positive limit, or `max` for a negative one.
+/// The `pids.max` value for `linux.resources.pids.limit` (runc 1.5's rule, v1 and v2 alike): a
+/// positive limit as is, `0` as `1` (systemd cannot set 0, and runc maps it the same way on
+/// cgroupfs), a negative one as `max`.
+pub(crate) fn pids_max(limit: i64) -> cgroups_rs::fs::MaxValue {
+    match limit {
+        0 => cgroups_rs::fs::MaxValue::Value(1),
+        l if l > 0 => cgroups_rs::fs::MaxValue::Value(l),
+        _ => cgroups_rs::fs::MaxValue::Max,
+    }
+}
+
+/// `pids.max` (same file on v1 and v2), see [`pids_max`].
 pub(crate) fn apply_pids(
     dir: &Path,
     ctl: cgroups_rs::fs::pid::PidController,
     limit: i64,
     a: &Applier,
 ) -> Result<()> {
-    let value = if limit > 0 {
-        cgroups_rs::fs::MaxValue::Value(limit)
-    } else {
-        cgroups_rs::fs::MaxValue::Max
-    };
+    let value = pids_max(limit);
     a.cg(dir, "pids.max", "linux.resources.pids.limit", value, || {
         ctl.set_pid_max(value)
     })

@@ -50,11 +50,26 @@ fn detect_hybrid_unified_and_legacy() {
     assert_eq!(unified, PathBuf::from("/sys/fs/cgroup/unified"));
     assert_eq!(
         controllers.keys().collect::<Vec<_>>(),
-        ["cpu", "cpuacct", "memory"]
+        ["cpu", "cpuacct", "memory", "name=systemd"]
     );
     assert_eq!(
         controllers["memory"],
         PathBuf::from("/sys/fs/cgroup/memory")
+    );
+    assert_eq!(
+        controllers[NAME_SYSTEMD],
+        PathBuf::from("/sys/fs/cgroup/systemd")
+    );
+    // A named systemd hierarchy beside a pure cgroup2 mount does not make a v1 host.
+    let v2_with_named = "\
+30 23 0:26 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw
+40 30 0:37 / /run/old-systemd rw,relatime - cgroup cgroup rw,name=systemd
+";
+    assert_eq!(
+        Setup::from_mountinfo(v2_with_named).unwrap(),
+        Setup::Unified {
+            root: "/sys/fs/cgroup".into()
+        }
     );
 
     let v2 = "30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
@@ -311,6 +326,85 @@ fn v1_create_add_remove() {
         "the empty default parent goes too"
     );
     m.remove().unwrap(); // already gone is fine
+}
+
+/// Hybrid placement (runc's): the container's cgroup is made, joined and removed in every v1
+/// hierarchy, the `name=systemd` one and the unified one; only the v1 ones are mounted into
+/// the container; `pids` finds a process that is only in the unified or systemd directory.
+#[test]
+fn hybrid_places_the_cgroup_in_the_named_and_unified_hierarchies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut controllers = fake_v1(tmp.path(), &["memory", "pids"]);
+    let systemd = tmp.path().join("systemd");
+    fs::create_dir_all(&systemd).unwrap();
+    controllers.insert(NAME_SYSTEMD.to_string(), systemd.clone());
+    let unified = tmp.path().join("unified");
+    fs::create_dir_all(&unified).unwrap();
+    let setup = Setup::Hybrid {
+        controllers,
+        unified: unified.clone(),
+    };
+    let m = manager_for(&setup, Some("/k8s/c1"), "c1").unwrap();
+    m.create().unwrap();
+    let dirs = [
+        tmp.path().join("memory/k8s/c1"),
+        tmp.path().join("pids/k8s/c1"),
+        systemd.join("k8s/c1"),
+        unified.join("k8s/c1"),
+    ];
+    for d in &dirs {
+        assert!(d.is_dir(), "{} was not created", d.display());
+    }
+    let mut leaves = m.leaf_dirs();
+    leaves.sort();
+    let mut want = dirs.to_vec();
+    want.sort();
+    assert_eq!(leaves, want);
+    let mounted: Vec<String> = m.mount_sources().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        mounted,
+        ["memory", "pids", "systemd"],
+        "unified is not mounted"
+    );
+
+    for d in &dirs {
+        put(&d.join("cgroup.procs"), "");
+    }
+    m.add_task(4242).unwrap();
+    for d in &dirs {
+        assert_eq!(get(&d.join("cgroup.procs")), "4242", "{}", d.display());
+        put(&d.join("cgroup.procs"), "");
+    }
+    put(&unified.join("k8s/c1/cgroup.procs"), "77\n");
+    put(&systemd.join("k8s/c1/sub/cgroup.procs"), "88\n");
+    assert_eq!(m.pids().unwrap(), [77, 88]);
+    for d in &dirs {
+        fs::remove_file(d.join("cgroup.procs")).unwrap();
+    }
+    fs::remove_file(systemd.join("k8s/c1/sub/cgroup.procs")).unwrap();
+    m.remove().unwrap();
+    for d in &dirs {
+        assert!(!d.exists(), "{} was not removed", d.display());
+    }
+    assert!(unified.join("k8s").is_dir(), "parents stay, as with runc");
+
+    // The unified directory alone makes the cgroup exist (a create there is not new).
+    fs::create_dir_all(unified.join("k8s/c1")).unwrap();
+    assert!(m.exists());
+}
+
+/// runc 1.5 writes `pids.limit: 0` as 1 (v1 and v2), a negative limit as `max`.
+#[test]
+fn pids_limit_zero_means_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = V1Manager::new(fake_v1(tmp.path(), &["pids"]), "/c1");
+    knobs(&m.dir("pids").unwrap(), &["pids.max"]);
+    m.create().unwrap();
+    let max = m.dir("pids").unwrap().join("pids.max");
+    for (limit, want) in [(0, "1"), (7, "7"), (-1, "max"), (-5, "max")] {
+        m.apply(&res(json!({"pids": {"limit": limit}}))).unwrap();
+        assert_eq!(get(&max), want, "limit {limit}");
+    }
 }
 
 #[test]

@@ -20,20 +20,25 @@ use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxMemory, 
 use super::devices::{self, ACC_MKNOD, ACC_READ, ACC_WRITE, DevKind};
 use super::{
     Applier, CgroupError, CgroupManager, FREEZE_TIMEOUT, Result, Stats, apply_hugetlb_checks,
-    apply_pids, apply_rdma, cg_io_error, collect_pids, flat_keyed_value, from_cg,
-    prune_default_parent, read_opt, remove_tree, signal_each, stats, wait_until, write_procs,
+    apply_pids, apply_rdma, cg_io_error, flat_keyed_value, from_cg, prune_default_parent, read_opt,
+    remove_tree, signal_each, stats, wait_until, write_procs,
 };
 
 const MEMORY_LIMIT: &str = "memory.limit_in_bytes";
 const MEMSW_LIMIT: &str = "memory.memsw.limit_in_bytes";
 const FREEZER_STATE: &str = "freezer.state";
 
-/// A container cgroup on cgroup v1: `/peapod/<id>` below the mount point of every controller.
+/// A container cgroup on cgroup v1: `/peapod/<id>` below the mount point of every controller
+/// (and of the `name=systemd` hierarchy), and on hybrid hosts in the unified hierarchy too.
 #[derive(Debug, Clone)]
 pub struct V1Manager {
     path: String,
     /// controller name → mount point of its hierarchy
     mounts: BTreeMap<String, PathBuf>,
+    /// The cgroup2 mount of a hybrid host: the container is created, joined and removed there
+    /// too (runc's placement), but no limit is written there and it is not mounted into the
+    /// container (runc mounts only the v1 hierarchies).
+    unified: Option<PathBuf>,
 }
 
 impl V1Manager {
@@ -43,7 +48,31 @@ impl V1Manager {
         V1Manager {
             path: cgroup_path.to_string(),
             mounts: controllers,
+            unified: None,
         }
+    }
+
+    /// Also place the cgroup in the hybrid host's unified hierarchy mounted at `mount`.
+    pub fn with_unified(mut self, mount: PathBuf) -> Self {
+        self.unified = Some(mount);
+        self
+    }
+
+    /// This cgroup's directory in the unified hierarchy of a hybrid host.
+    pub fn unified_dir(&self) -> Option<PathBuf> {
+        self.unified
+            .as_ref()
+            .map(|m| m.join(self.path.trim_start_matches('/')))
+    }
+
+    /// The cgroup's directory in every hierarchy it is placed in: one per v1 hierarchy, then
+    /// the unified one.
+    fn all_dirs(&self) -> Vec<PathBuf> {
+        self.hierarchies()
+            .into_iter()
+            .map(|(_, d)| d)
+            .chain(self.unified_dir())
+            .collect()
     }
 
     /// This cgroup's directory in the hierarchy of `controller`, if that controller is mounted.
@@ -93,7 +122,7 @@ impl V1Manager {
         if let Some(memory) = r.memory() {
             self.apply_memory(memory, a)?;
         }
-        if let Some(pids) = r.pids().filter(|p| p.limit() != 0) {
+        if let Some(pids) = r.pids() {
             let (dir, mount) = self.need("pids", "linux.resources.pids.limit")?;
             apply_pids(
                 &dir,
@@ -161,18 +190,27 @@ impl V1Manager {
                 || ctl.set_shares(shares),
             )?;
         }
+        // The kernel checks quota/period against the parent's bandwidth at every write, so one
+        // order fails when lowering and the other when raising: like runc, the period first,
+        // and when the kernel refuses it (EINVAL) while a quota follows, again after the quota.
+        let quota = c.quota().filter(|q| *q != 0).map(|q| q.max(-1)); // negative: unlimited
+        let mut period_again = None;
         if let Some(period) = c.period().filter(|p| *p > 0) {
             let (dir, ctl) = cpu("linux.resources.cpu.period")?;
-            a.cg(
-                &dir,
-                "cpu.cfs_period_us",
-                "linux.resources.cpu.period",
-                period,
-                || ctl.set_cfs_period(period),
-            )?;
+            let write = move || {
+                a.cg(
+                    &dir,
+                    "cpu.cfs_period_us",
+                    "linux.resources.cpu.period",
+                    period,
+                    || ctl.set_cfs_period(period),
+                )
+            };
+            if defer_on_einval(write(), quota.is_some())? {
+                period_again = Some(write);
+            }
         }
-        if let Some(quota) = c.quota().filter(|q| *q != 0) {
-            let quota = quota.max(-1); // any negative value means unlimited
+        if let Some(quota) = quota {
             let (dir, ctl) = cpu("linux.resources.cpu.quota")?;
             a.cg(
                 &dir,
@@ -181,6 +219,9 @@ impl V1Manager {
                 quota,
                 || ctl.set_cfs_quota(quota),
             )?;
+        }
+        if let Some(write) = period_again {
+            write()?;
         }
         // burst after quota: the kernel caps it by the quota
         if let Some(burst) = c.burst() {
@@ -201,20 +242,30 @@ impl V1Manager {
                 &idle.to_string(),
             )?;
         }
-        // period before runtime, as the kernel checks runtime against the period
+        // The same for the realtime pair: runtime ≤ period, and both against the parent's.
+        let runtime = c.realtime_runtime().filter(|r| *r != 0);
+        let mut rt_period_again = None;
         if let Some(period) = c.realtime_period().filter(|p| *p > 0) {
             let field = "linux.resources.cpu.realtimePeriod";
             let (dir, ctl) = cpu(field)?;
-            a.cg(&dir, "cpu.rt_period_us", field, period, || {
-                ctl.set_rt_period_us(period)
-            })?;
+            let write = move || {
+                a.cg(&dir, "cpu.rt_period_us", field, period, || {
+                    ctl.set_rt_period_us(period)
+                })
+            };
+            if defer_on_einval(write(), runtime.is_some())? {
+                rt_period_again = Some(write);
+            }
         }
-        if let Some(runtime) = c.realtime_runtime().filter(|r| *r != 0) {
+        if let Some(runtime) = runtime {
             let field = "linux.resources.cpu.realtimeRuntime";
             let (dir, ctl) = cpu(field)?;
             a.cg(&dir, "cpu.rt_runtime_us", field, runtime, || {
                 ctl.set_rt_runtime(runtime)
             })?;
+        }
+        if let Some(write) = rt_period_again {
+            write()?;
         }
         for (field, knob, value) in [
             ("linux.resources.cpu.cpus", "cpuset.cpus", c.cpus()),
@@ -487,6 +538,20 @@ impl V1Manager {
     }
 }
 
+/// Whether a period write the kernel refused with EINVAL is to be retried after its partner
+/// (quota or realtime runtime) was written: only when a partner follows. Other errors fail.
+fn defer_on_einval(written: Result<()>, partner_follows: bool) -> Result<bool> {
+    match written {
+        Ok(()) => Ok(false),
+        Err(CgroupError::Write { ref err, .. })
+            if partner_follows && err.raw_os_error() == Some(libc::EINVAL) =>
+        {
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn device_numbers(major: i64, minor: i64, field: &str) -> Result<(u64, u64)> {
     match (u64::try_from(major), u64::try_from(minor)) {
         (Ok(major), Ok(minor)) => Ok((major, minor)),
@@ -507,7 +572,7 @@ impl CgroupManager for V1Manager {
     }
 
     fn exists(&self) -> bool {
-        self.hierarchies().iter().any(|(_, dir)| dir.is_dir())
+        self.all_dirs().iter().any(|dir| dir.is_dir())
     }
 
     fn create(&self) -> Result<()> {
@@ -531,15 +596,24 @@ impl CgroupManager for V1Manager {
             };
             result?;
         }
+        if let Some(dir) = self.unified_dir() {
+            // No controller is enabled there (they are bound to v1), so a plain directory.
+            fs::create_dir_all(&dir).map_err(|source| CgroupError::Io {
+                op: "mkdir",
+                path: dir.clone(),
+                err: source,
+            })?;
+        }
         Ok(())
     }
 
     fn add_task(&self, pid: i32) -> Result<()> {
-        // Like runc, join every hierarchy, not only those with limits, so the process is
-        // accounted and frozen as a whole.
-        self.hierarchies()
+        // Like runc, join every hierarchy (named and unified ones included), not only those
+        // with limits, so the process is accounted and frozen as a whole and tools reading
+        // any hierarchy find it.
+        self.all_dirs()
             .iter()
-            .try_for_each(|(_, dir)| write_procs(dir, pid))
+            .try_for_each(|dir| write_procs(dir, pid))
     }
 
     fn apply(&self, resources: &LinuxResources) -> Result<()> {
@@ -581,10 +655,9 @@ impl CgroupManager for V1Manager {
     }
 
     fn pids(&self) -> Result<Vec<i32>> {
-        match self.procs_dir() {
-            Some(dir) => collect_pids(&dir),
-            None => Ok(Vec::new()),
-        }
+        // Every hierarchy: a process may have been moved in only one of them (by `exec
+        // --cgroup`, or by another tool), and `kill --all`/`delete -f` must reach it too.
+        self.all_pids()
     }
 
     fn kill_all(&self, sig: i32) -> Result<()> {
@@ -637,7 +710,7 @@ impl CgroupManager for V1Manager {
     }
 
     fn leaf_dirs(&self) -> Vec<PathBuf> {
-        self.hierarchies().into_iter().map(|(_, d)| d).collect()
+        self.all_dirs()
     }
 
     fn marker_dir(&self) -> Option<PathBuf> {
@@ -647,7 +720,7 @@ impl CgroupManager for V1Manager {
     fn remove(&self) -> Result<()> {
         // Try every hierarchy even after a failure; report the first error.
         let mut first = None;
-        for (_, dir) in self.hierarchies() {
+        for dir in self.all_dirs() {
             match remove_tree(&dir) {
                 Ok(()) => prune_default_parent(&dir),
                 Err(e) => {

@@ -60,7 +60,7 @@ impl V2Manager {
         if let Some(memory) = r.memory() {
             self.apply_memory(memory, a)?;
         }
-        if let Some(pids) = r.pids().filter(|p| p.limit() != 0) {
+        if let Some(pids) = r.pids() {
             let ctl = PidController::new(dir.clone(), self.root.clone(), true);
             apply_pids(dir, ctl, pids.limit(), a)?;
         }

@@ -279,17 +279,20 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             return Err(e);
         }
     };
-    // runc's rule: a cgroupsPath that exists must be empty. peapod then never removes it, and
-    // kills in it only what it marked as this container's.
+    // runc's rules: a cgroupsPath that exists must be empty (peapod checks every hierarchy,
+    // runc only the devices one on v1) and not frozen (the init could never run: `run -d`
+    // would wait forever). peapod then never removes it, and kills in it only what it marked
+    // as this container's.
     let preexisting = cgroup.exists();
     // An empty cgroup that another peapod container made and marked: that container's
     // `delete` will see its mark replaced and leave the directory, so this one removes it.
     let takes_over = preexisting && cgroup.owner().is_some();
     let refusal = if preexisting {
-        match cgroup.all_pids() {
-            Ok(p) if !p.is_empty() => Some(ContainerError::CgroupNotEmpty(p.len())),
-            Ok(_) => None,
-            Err(e) => Some(e.into()),
+        match (cgroup.all_pids(), cgroup.is_frozen()) {
+            (Ok(p), _) if !p.is_empty() => Some(ContainerError::CgroupNotEmpty(p.len())),
+            (Err(e), _) | (_, Err(e)) => Some(e.into()),
+            (Ok(_), Ok(true)) => Some(ContainerError::CgroupFrozen),
+            (Ok(_), Ok(false)) => None,
         }
     } else {
         None
@@ -385,7 +388,17 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         undo.pids.push(spawned.stage1);
         // Processes enter the cgroup before they can run anything of the container.
         cgroup.add_task(spawned.stage1.as_raw())?;
-        cgroup.apply(&resources(&spec))?;
+        // The pids limit waits until the init exists and stage 1 is reaped (runc sets its
+        // limits once its init is forked too): `pids.limit` 1 (or 0, which means 1) leaves no
+        // room for stage 1 to fork the init.
+        let mut all = resources(&spec);
+        let pids_limit = all.pids().map(|p| {
+            let mut only = LinuxResources::default();
+            only.set_pids(Some(p));
+            only
+        });
+        all.set_pids(None);
+        cgroup.apply(&all)?;
         spawned.channel.send(&Message::Go)?;
         loop {
             let msg = match spawned.channel.recv() {
@@ -406,6 +419,9 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
                 Message::Pid(p) => {
                     undo.pids.push(Pid::from_raw(p));
                     spawned.reap_stage1();
+                    if let Some(r) = &pids_limit {
+                        cgroup.apply(r)?;
+                    }
                     st.pid = p;
                     st.pid_start_time = state::proc_stat(p).map(|(_, t)| t).unwrap_or(0);
                     st.init_exe = state::exe_id(p);

@@ -43,6 +43,10 @@ pub enum ContainerError {
     },
     #[error("container's cgroup is not empty: {0} process(es) found")]
     CgroupNotEmpty(usize),
+    /// runc's words for a cgroupsPath whose freezer is already frozen: the init could never
+    /// run, so the create would wait forever.
+    #[error("container's cgroup unexpectedly frozen")]
+    CgroupFrozen,
     #[error("interrupted by signal {0}; everything made so far was removed")]
     Interrupted(i32),
     #[error("container init was OOM-killed (memory limit too low?)")]
