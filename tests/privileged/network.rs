@@ -252,6 +252,9 @@ fn two_pods_talk_over_the_pod_network_and_a_host_port() {
     // The pod's hostname maps to its IP in /etc/hosts (kubelet's format).
     let hosts = p.ok(&["pod", "exec", "web", "--", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&format!("\n{ip}\tweb\n")), "{hosts}");
+    // Readable by any user the containers run as.
+    let mode = p.ok(&["pod", "exec", "web", "--", "stat", "-c", "%a", "/etc/hosts"]);
+    assert_eq!(mode.trim(), "644");
     let wide = p.ok(&["pod", "ls", "-o", "wide"]);
     assert!(
         wide.lines()

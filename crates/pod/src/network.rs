@@ -315,7 +315,15 @@ impl PodNetwork {
     /// chain (libcni's rule); only if that failed too the marker stays for a later DEL.
     pub fn attach(&self, paths: &PodPaths, netns: &Path) -> Result<CniResult, String> {
         let marker = paths.dir.join(ATTACHED_FILE);
-        crate::write_private(&marker, b"").map_err(|e| e.to_string())?;
+        // An empty file: no torn content possible, and not synced, as host-local's
+        // allocations are not (a reboot loses both alike, or neither).
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&marker)
+            .map_err(|e| format!("create `{}`: {e}", marker.display()))?;
         let list = self.list().map_err(|e| e.to_string())?;
         match self.cni().add(&list, &self.runtime_conf(netns)) {
             Ok(r) => Ok(r),

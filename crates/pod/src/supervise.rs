@@ -369,7 +369,8 @@ impl Supervisor {
                 self.record.pod_ips = self.pod_ips.clone();
                 let hosts = self.paths.etc("hosts");
                 let text = sandbox::etc_hosts(&self.pod, self.pod_ips.first().map(String::as_str));
-                if let Err(e) = peapod_sys::fs::write_atomic(&hosts, text.as_bytes()) {
+                // World-readable (containers may run as any user) and unsynced, as kubelet's.
+                if let Err(e) = peapod_sys::fs::write_replace_mode(&hosts, text.as_bytes(), 0o644) {
                     log::error!("write `{}`: {e}", hosts.display());
                 }
                 true
