@@ -44,7 +44,9 @@ impl peapod_runc::app::Program for Cli {
                 peapod_runc::outln!("wrote {pages} pages to {}", a.dir.display());
                 Ok(0)
             }
-            Command::Supervise(a) => peapod_pod::ops::supervise(root, storage, &a.name, a.ready_fd),
+            Command::Supervise(a) => {
+                peapod_pod::ops::supervise(root, storage, &a.name, a.ready_fd, a.mntns_fd)
+            }
         }
     }
 }

@@ -54,6 +54,8 @@ pub enum Command {
 pub struct SuperviseArgs {
     pub name: String,
     pub ready_fd: i32,
+    /// The host's mount namespace (pins of pod network namespaces are made there).
+    pub mntns_fd: Option<i32>,
 }
 
 #[derive(Debug, clap::Args)]

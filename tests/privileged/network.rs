@@ -252,6 +252,9 @@ fn two_pods_talk_over_the_pod_network_and_a_host_port() {
     // The pod's hostname maps to its IP in /etc/hosts (kubelet's format).
     let hosts = p.ok(&["pod", "exec", "web", "--", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&format!("\n{ip}\tweb\n")), "{hosts}");
+    // Readable by any user the containers run as.
+    let mode = p.ok(&["pod", "exec", "web", "--", "stat", "-c", "%a", "/etc/hosts"]);
+    assert_eq!(mode.trim(), "644");
     // `-o wide` has kubectl's IP column (after AGE).
     let wide = p.ok(&["pod", "ls", "-o", "wide"]);
     let header: Vec<&str> = wide
@@ -412,8 +415,16 @@ fn a_broken_plugin_leaves_nothing_and_shows_failed_create_pod_sandbox() {
     assert_eq!(v["status"]["phase"], "Pending", "{}", v["status"]);
     assert!(v["status"].get("podIP").is_none(), "{}", v["status"]);
     net.assert_clean("after the failed ADD");
+    // The pinned namespace stays for the retries; `pod rm -f` removes the pin.
+    let pin = pin_of(&p, "b");
+    assert!(mounted(&pin), "{} is not a mount", pin.display());
     p.ok(&["pod", "rm", "-f", "b"]);
     net.assert_clean("after rm");
+    assert!(
+        !pin.exists() && !mounted(&pin),
+        "pin {} left",
+        pin.display()
+    );
 }
 
 /// No plugin binary: the pod runs on loopback only and `pod run` says so once, naming the
@@ -455,4 +466,165 @@ fn without_plugins_pods_get_loopback_and_one_warning() {
     let links = p.ok(&["pod", "exec", "l1", "--", "cat", "/proc/net/dev"]);
     assert!(!links.contains("eth0"), "{links}");
     p.ok(&["pod", "rm", "-f", "l1", "l2"]);
+}
+
+/// Every rule of `iptables-save` and `iptables-save -t nat` (and of `nft list ruleset` where
+/// nft exists) that names one of `needles`.
+fn rules_naming(needles: &[String]) -> Vec<String> {
+    let mut dump = sh("iptables-save").1;
+    dump.push_str(&sh("iptables-save -t nat").1);
+    if sh("command -v nft").0 {
+        dump.push_str(&sh("nft list ruleset").1);
+    }
+    dump.lines()
+        .filter(|l| needles.iter().any(|n| l.contains(n.as_str())))
+        .map(String::from)
+        .collect()
+}
+
+/// The pin of a pod's network namespace, from its cgroup key.
+fn pin_of(p: &Peapod, pod: &str) -> PathBuf {
+    let cg = p.cgroup(pod);
+    Path::new("/run/peapod/netns").join(format!("peapod-{}", cg.trim_start_matches("pod-")))
+}
+
+fn mounted(path: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(path.to_str().unwrap()))
+}
+
+/// Until the process has let go of its namespaces (dead or a zombie).
+fn wait_gone(p: &Peapod, pid: i32) {
+    let ns = format!("/proc/{pid}/ns/net");
+    p.wait("the process to die", 30, || {
+        std::fs::read_link(&ns).is_err()
+    });
+}
+
+/// Teardown when the pod's processes are gone before DEL: the pod's network namespace is
+/// pinned under /run/peapod/netns and that pin is `CNI_NETNS` for ADD (recorded in libcni's
+/// cache with the result DEL gets) and DEL. N pods get N distinct IPs; every supervisor AND
+/// pause process is killed (`kill -9`) and `pod rm -f` still removes every IP allocation,
+/// veth, pin and iptables rule (the bridge plugin's masquerade chain needs the namespace's
+/// addresses). One more pod loses only its pause process: its supervisor's own teardown
+/// cleans up the same way. Count: 8 on the host, 3 in the VM; `PEAPOD_CNI_PODS` overrides.
+#[test]
+fn killed_supervisor_and_pause_leave_nothing_after_rm_f() {
+    if !plugins_ok() {
+        return;
+    }
+    let count: usize = std::env::var("PEAPOD_CNI_PODS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if std::env::var_os("PEAPOD_IN_VM").is_some() {
+            3
+        } else {
+            8
+        });
+    let p = Peapod::new();
+    let net = Net::new(&[], None);
+    let names: Vec<String> = (0..=count).map(|i| format!("k{i}")).collect();
+    let yaml: String = names
+        .iter()
+        .map(|n| {
+            format!(
+                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {n}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: c, image: host, command: [sleep, '1000']}}\n"
+            )
+        })
+        .collect();
+    net.run_ok(&p, &yaml);
+    let mut ips = Vec::new();
+    let mut ids = Vec::new();
+    for n in &names {
+        p.wait("a pod IP", 120, || !pod_ip(&p, n).is_empty());
+        let ip = pod_ip(&p, n);
+        let pin = pin_of(&p, n);
+        let id = pin.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(mounted(&pin), "{} is not a mount", pin.display());
+        // libcni's cache: ADD ran with the pin as CNI_NETNS; its result (DEL's prevResult)
+        // holds the pod IP.
+        let cache = Path::new("/var/lib/cni/results").join(format!("{}-{id}-eth0", net.name));
+        let c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        assert_eq!(c["netns"], pin.to_str().unwrap(), "{c}");
+        assert_eq!(c["result"]["ips"][0]["address"], format!("{ip}/24"), "{c}");
+        // The bridge plugin's masquerade rules name the pod's IP: what must go.
+        assert!(
+            !rules_naming(&[format!("{ip}/32")]).is_empty(),
+            "no rule for {ip}"
+        );
+        ips.push(ip);
+        ids.push(id);
+    }
+    let mut distinct = ips.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), names.len(), "{ips:?}");
+    let needles: Vec<String> = ids
+        .iter()
+        .cloned()
+        .chain(ips.iter().map(|ip| format!("{ip}/")))
+        .collect();
+    let pid = |n: &str, what: &str| p.inspect(n)["peapod"][what].as_i64().unwrap() as i32;
+    let kill = |pid: i32| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap()
+    };
+    // The last pod: only its pause process dies; the supervisor tears the network down.
+    let last = &names[count];
+    let pause = pid(last, "pausePid");
+    kill(pause);
+    let pin = pin_of(&p, last);
+    p.wait("the supervisor's teardown after the pause died", 60, || {
+        p.inspect(last)["peapod"]["supervisorAlive"] == false
+    });
+    assert!(
+        !pin.exists() && !mounted(&pin),
+        "pin {} left",
+        pin.display()
+    );
+    assert_eq!(
+        rules_naming(&needles[count..count + 1]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        rules_naming(&[format!("{}/", ips[count])]),
+        Vec::<String>::new()
+    );
+    // The others: supervisor and pause killed.
+    let mut pauses = Vec::new();
+    for n in &names[..count] {
+        let (sup, pause) = (pid(n, "supervisorPid"), pid(n, "pausePid"));
+        kill(sup);
+        kill(pause);
+        pauses.push(pause);
+    }
+    for pause in pauses {
+        wait_gone(&p, pause);
+    }
+    let mut args = vec!["pod", "rm", "-f"];
+    args.extend(names.iter().map(String::as_str));
+    p.ok(&args);
+    net.assert_clean("after kill -9 of supervisor and pause + rm -f");
+    let left = sh("ip -o link show type veth").1;
+    let ours: Vec<&str> = left
+        .lines()
+        .filter(|l| l.contains(&format!("master {} ", net.bridge)))
+        .collect();
+    assert_eq!(ours, Vec::<&str>::new());
+    assert_eq!(rules_naming(&needles), Vec::<String>::new());
+    for (n, id) in names.iter().zip(&ids) {
+        let pin = Path::new("/run/peapod/netns").join(id);
+        assert!(
+            !pin.exists() && !mounted(&pin),
+            "{n}: pin {} left",
+            pin.display()
+        );
+        let cache = Path::new("/var/lib/cni/results").join(format!("{}-{id}-eth0", net.name));
+        assert!(!cache.exists(), "{n}: {} left", cache.display());
+    }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::capability::CapabilityArgs;
-use peapod_sys::fs::write_atomic_mode;
+use peapod_sys::fs::write_replace_mode;
 
 /// Where libcni keeps its cache.
 pub const DEFAULT_CACHE_DIR: &str = "/var/lib/cni";
@@ -91,7 +91,8 @@ pub fn cache_path(cache_dir: &Path, network: &str, container_id: &str, ifname: &
         .join(format!("{network}-{container_id}-{ifname}"))
 }
 
-/// Write `entry` to `path` atomically, mode 0600 (the `results` dir 0700).
+/// Write `entry` to `path` atomically, mode 0600 (the `results` dir 0700); not fsynced, as
+/// libcni does not (the plugins' own state, host-local's allocations, is not synced either).
 pub fn write(path: &Path, entry: &CachedAttachment) -> Result<(), CacheError> {
     let io_err = |source| CacheError::Io {
         op: "write",
@@ -106,7 +107,7 @@ pub fn write(path: &Path, entry: &CachedAttachment) -> Result<(), CacheError> {
             .map_err(io_err)?;
     }
     let bytes = serde_json::to_vec(entry).map_err(|e| io_err(io::Error::other(e)))?;
-    write_atomic_mode(path, &bytes, 0o600).map_err(io_err)
+    write_replace_mode(path, &bytes, 0o600).map_err(io_err)
 }
 
 /// No entry: the file or a directory on its path is missing (or is a file).

@@ -125,6 +125,9 @@ pub struct ProcessExec;
 /// concurrent thread). libcni retries these.
 const TEXT_FILE_BUSY_RETRIES: u32 = 5;
 
+/// Linux's default pipe capacity: a write of at most this much never blocks on a fresh pipe.
+const PIPE_CAPACITY: usize = 65536;
+
 impl PluginExec for ProcessExec {
     fn exec(
         &self,
@@ -164,22 +167,38 @@ impl PluginExec for ProcessExec {
         let pgid = Pid::from_raw(child.id() as i32);
         // stdin on its own thread: a plugin that does not read it must not block us past the
         // timeout. EPIPE (the plugin exited without reading) is not our error.
-        if let Some(mut pipe) = child.stdin.take() {
+        let writer = child.stdin.take().map(|mut pipe| {
             let data = stdin.to_vec();
             thread::spawn(move || {
                 let _ = pipe.write_all(&data);
-            });
-        }
+            })
+        });
         let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
+        let waiter = thread::spawn(move || {
             let _ = tx.send(child.wait_with_output());
         });
+        // Once the plugin is reaped, both threads are finishing: join them, so the caller is
+        // single-threaded again when this returns (the supervisor forks right after a plugin
+        // call, and `peapod_sys::fork` refuses while another thread exists). The writer is
+        // done too: the config fits the pipe, or the plugin's exit made the write fail.
+        let join = |waiter: thread::JoinHandle<()>| {
+            let _ = waiter.join();
+            // A config beyond the pipe's capacity, held open by a grandchild that does not
+            // read it, would block the writer for ever: that one is left behind.
+            if let Some(w) = writer.filter(|w| stdin.len() <= PIPE_CAPACITY || w.is_finished()) {
+                let _ = w.join();
+            }
+        };
         let output = match rx.recv_timeout(timeout) {
-            Ok(out) => out.map_err(ExecFailure::Spawn)?,
+            Ok(out) => {
+                join(waiter);
+                out.map_err(ExecFailure::Spawn)?
+            }
             Err(_) => {
                 // The child is not reaped until the waiter returns, so its pid (the group id)
                 // cannot have been reused yet unless it finished in this very instant.
                 if let Ok(out) = rx.try_recv() {
+                    join(waiter);
                     out.map_err(ExecFailure::Spawn)?
                 } else {
                     let _ = killpg(pgid, Signal::SIGKILL);
@@ -510,6 +529,40 @@ mod tests {
             Ok(stat) => stat
                 .rsplit_once(") ")
                 .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        }
+    }
+
+    /// Defence: the caller is single-threaded again once `exec` returned (the supervisor forks
+    /// right after DEL to remove the netns pin). Run in a child test process, where no other
+    /// test starts threads; without the joins, a waiter thread still exiting shows up.
+    #[test]
+    fn exec_leaves_no_thread_behind() {
+        const CHILD: &str = "PEAPOD_CNI_EXEC_THREADS_CHILD";
+        if std::env::var_os(CHILD).is_none() {
+            let out = Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "exec::tests::exec_leaves_no_thread_behind",
+                    "--test-threads=1",
+                ])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success() && text.contains("1 passed"), "{text}");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let p = script(d.path(), "ok", "cat >/dev/null; echo '{}'");
+        let before = peapod_sys::thread_count().unwrap();
+        for i in 0..50 {
+            let out = ProcessExec.exec(&p, &[], b"{}", Duration::from_secs(10));
+            assert_eq!(out.unwrap(), b"{}\n");
+            assert_eq!(
+                peapod_sys::thread_count().unwrap(),
+                before,
+                "after call {i}"
+            );
         }
     }
 

@@ -7,11 +7,22 @@
 //! `<pod>/network.attached`, is written before ADD and removed once DEL succeeded: DEL is
 //! idempotent, and a pod that never attached costs no plugin run on removal.
 //!
+//! The pod's network namespace is pinned, as containerd and CRI-O do: the supervisor
+//! bind-mounts `/proc/<pause>/ns/net` onto `/run/peapod/netns/peapod-<key>` in the host's mount
+//! namespace before ADD, and that file is `CNI_NETNS` for ADD and DEL. The namespace (with the
+//! pod's `eth0` and its addresses) thus outlives the pause process and the supervisor, so a DEL
+//! run by `pod rm -f` after both were killed still finds what the bridge plugin needs to remove
+//! its masquerade rules; the pin goes once DEL succeeded. `/run/peapod/netns` is made a shared
+//! mount (as `ip netns` and containerd do with theirs) before the supervisor takes its private
+//! mount namespace, so the pins the supervisor makes in the host's namespace reach its own.
+//!
 //! Without any plugin binary of the network (no `containernetworking-plugins` installed),
 //! pods keep the loopback-only network namespace the pause process sets up, and `pod run`
 //! warns once.
 
 use std::collections::BTreeMap;
+use std::os::fd::BorrowedFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -28,6 +39,9 @@ use peapod_cni::{
 pub const NETWORK_FILE: &str = "network.json";
 /// Present from before ADD until DEL succeeded.
 pub const ATTACHED_FILE: &str = "network.attached";
+/// Where pods' network namespaces are pinned (bind mounts of the pause process's
+/// `/proc/<pid>/ns/net`), in the host's mount namespace.
+pub const NETNS_DIR: &str = "/run/peapod/netns";
 /// The chain of peapod's default network, checked for binaries before it is written.
 const DEFAULT_CHAIN: [&str; 4] = ["bridge", "host-local", "portmap", "firewall"];
 
@@ -245,8 +259,7 @@ impl PodNetwork {
             Network::Cni(list) if !host_network(pod) => list,
             _ => return Ok(None),
         };
-        let key = paths.cgroup.rsplit("pod-").next().unwrap_or_default();
-        let container_id = format!("peapod-{key}");
+        let container_id = container_id(paths);
         let rt = RuntimeConf::new(container_id.clone(), "").with_kubernetes_args(
             pod.metadata.namespace.as_deref().unwrap_or("default"),
             pod.metadata.name.as_deref().unwrap_or_default(),
@@ -302,7 +315,15 @@ impl PodNetwork {
     /// chain (libcni's rule); only if that failed too the marker stays for a later DEL.
     pub fn attach(&self, paths: &PodPaths, netns: &Path) -> Result<CniResult, String> {
         let marker = paths.dir.join(ATTACHED_FILE);
-        crate::write_private(&marker, b"").map_err(|e| e.to_string())?;
+        // An empty file: no torn content possible, and not synced, as host-local's
+        // allocations are not (a reboot loses both alike, or neither).
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&marker)
+            .map_err(|e| format!("create `{}`: {e}", marker.display()))?;
         let list = self.list().map_err(|e| e.to_string())?;
         match self.cni().add(&list, &self.runtime_conf(netns)) {
             Ok(r) => Ok(r),
@@ -316,20 +337,30 @@ impl PodNetwork {
     }
 }
 
-/// DEL of the pod's network if it may be attached. `netns` is the pod's network namespace
-/// while it exists; `None` once it is gone (the plugins then release the IP and rules by
-/// container id, and the kernel removed the veth with the namespace). Idempotent.
-pub fn detach(paths: &PodPaths, netns: Option<&Path>) -> Result<(), PodError> {
+/// DEL of the pod's network if it may be attached, then removal of the pin. `CNI_NETNS` is the
+/// pin while it holds the namespace, else `fallback` (a namespace held some other way), else
+/// empty (the namespace is gone: the plugins release the IP and rules they can by container
+/// id). The pin is removed in the mount namespace `ns` once DEL succeeded, and also when ADD
+/// never ran (a start cut short). Idempotent.
+pub fn detach(paths: &PodPaths, fallback: Option<&Path>, ns: PinNs<'_>) -> Result<(), PodError> {
     let marker = paths.dir.join(ATTACHED_FILE);
-    if std::fs::symlink_metadata(&marker).is_err() {
-        return Ok(());
-    }
-    if let Some(net) = PodNetwork::load(paths)? {
+    let pin = pin_path(paths)?;
+    if std::fs::symlink_metadata(&marker).is_ok()
+        && let Some(net) = PodNetwork::load(paths)?
+    {
         let list = net.list()?;
+        let netns = if is_pinned(&pin) {
+            Some(pin.as_path())
+        } else {
+            fallback
+        };
         let rt = net.runtime_conf(netns.unwrap_or(Path::new("")));
         net.cni()
             .del(&list, &rt)
             .map_err(|e| PodError::Invalid(format!("pod `{}`: {e}", paths.name)))?;
+    }
+    if std::fs::symlink_metadata(&pin).is_ok() {
+        unpin(ns, &pin).map_err(|e| PodError::Invalid(format!("pod `{}`: {e}", paths.name)))?;
     }
     match std::fs::remove_file(&marker) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -337,6 +368,214 @@ pub fn detach(paths: &PodPaths, netns: Option<&Path>) -> Result<(), PodError> {
         }
         _ => Ok(()),
     }
+}
+
+/// `CNI_CONTAINERID` of the pod: `peapod-<key>`, the key of its cgroup (32 hex digits, unique
+/// per `--root` and pod name).
+fn container_id(paths: &PodPaths) -> String {
+    let key = paths.cgroup.rsplit("pod-").next().unwrap_or_default();
+    format!("peapod-{key}")
+}
+
+/// The pin of the pod's network namespace: `NETNS_DIR/peapod-<key>`, built from the pod's
+/// validated cgroup key only (no part of it comes from the manifest).
+pub fn pin_path(paths: &PodPaths) -> Result<PathBuf, PodError> {
+    pin_path_in(Path::new(NETNS_DIR), &container_id(paths))
+}
+
+fn pin_path_in(dir: &Path, id: &str) -> Result<PathBuf, PodError> {
+    if !peapod_cni::config::valid_name(id) || id.contains('/') {
+        return Err(PodError::Invalid(format!(
+            "pod network namespace pin: `{id}` is not a valid file name"
+        )));
+    }
+    Ok(dir.join(id))
+}
+
+/// Whether `pin` holds a namespace (a bind mount of an nsfs file), as seen from this process.
+fn is_pinned(pin: &Path) -> bool {
+    nix::sys::statfs::statfs(pin).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+}
+
+/// The mount namespace pins are made and removed in.
+#[derive(Debug, Clone, Copy)]
+pub enum PinNs<'a> {
+    /// The caller's own: the host's, for the CLI verbs.
+    Own,
+    /// The host's, held by the supervisor, whose own mount namespace is private (its mounts do
+    /// not reach the host, where `pod rm` must find the pin).
+    Host(BorrowedFd<'a>),
+}
+
+/// Run `f` in mount namespace `ns`: directly for [`PinNs::Own`], else in a forked child that
+/// joins it first (a mount namespace can only be joined by a single-threaded process, and
+/// the supervisor must stay in its own). The child's error comes back through a pipe.
+fn in_mount_ns(ns: PinNs<'_>, f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    let PinNs::Host(fd) = ns else {
+        return f();
+    };
+    use std::io::Read;
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("pipe for the host mount namespace helper: {e}"))?;
+    match peapod_sys::fork().map_err(|e| format!("fork the host mount namespace helper: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(r);
+            let res = nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(|e| format!("join the host's mount namespace: {e}"))
+                .and_then(|()| f());
+            let code = match res {
+                Ok(()) => 0,
+                Err(msg) => {
+                    let _ = nix::unistd::write(&w, msg.as_bytes());
+                    1
+                }
+            };
+            peapod_sys::exit_now(code)
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(w);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(r).read_to_string(&mut msg);
+            let status = loop {
+                match nix::sys::wait::waitpid(child, None) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    other => break other,
+                }
+            };
+            match status {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+                _ if !msg.is_empty() => Err(msg),
+                other => Err(format!("the host mount namespace helper failed: {other:?}")),
+            }
+        }
+    }
+}
+
+/// Make [`NETNS_DIR`] a shared mount point (bind-mounted onto itself if it is none yet), as
+/// `ip netns` and containerd do with theirs: the pins mounted below it then propagate into
+/// the supervisors' mount namespaces, which are its slaves. Run in the host's mount namespace
+/// before the supervisor is started; serialised by a lock so concurrent `pod run`s stack no
+/// second bind mount.
+pub fn prepare_pin_dir() -> Result<(), PodError> {
+    use nix::mount::{MsFlags, mount};
+    let dir = Path::new(NETNS_DIR);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| PodError::io("create", dir, e))?;
+    let lock_path = dir.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(|e| PodError::io("open", &lock_path, e))?;
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| PodError::io("lock", &lock_path, e.into()))?;
+    let shared = || {
+        mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
+    match shared() {
+        Ok(()) => Ok(()),
+        // Not a mount point yet.
+        Err(nix::errno::Errno::EINVAL) => {
+            mount(
+                Some(dir),
+                dir,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| PodError::io("bind-mount onto itself", dir, e.into()))?;
+            shared().map_err(|e| PodError::io("make a shared mount", dir, e.into()))
+        }
+        Err(e) => Err(PodError::io("make a shared mount", dir, e.into())),
+    }
+}
+
+/// Pin the network namespace of process `pid` at `pin`, in mount namespace `ns`, and check
+/// that this process sees the pin (through the shared [`NETNS_DIR`]). A stale mount at `pin`
+/// (of an earlier pod of this name and root whose removal was cut short) is replaced. On any
+/// failure nothing stays mounted.
+pub fn pin(ns: PinNs<'_>, pid: i32, pin: &Path) -> Result<(), String> {
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    let source = PathBuf::from(format!("/proc/{pid}/ns/net"));
+    in_mount_ns(ns, || {
+        if let Some(dir) = pin.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| format!("create `{}`: {e}", dir.display()))?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(pin)
+            .map_err(|e| format!("create the netns pin `{}`: {e}", pin.display()))?;
+        match umount2(pin, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+            Err(e) => return Err(format!("unmount the stale pin `{}`: {e}", pin.display())),
+        }
+        mount(
+            Some(&source),
+            pin,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            let _ = std::fs::remove_file(pin);
+            format!(
+                "pin the network namespace `{}` at `{}`: {e}",
+                source.display(),
+                pin.display()
+            )
+        })
+    })?;
+    let same = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    };
+    if !same(pin, &source) {
+        let cleanup = unpin(ns, pin)
+            .err()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "the network namespace pin `{}` is not visible here: is `{NETNS_DIR}` a shared \
+             mount?{cleanup}",
+            pin.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Unmount and remove `pin` in mount namespace `ns`; nothing there is fine.
+pub fn unpin(ns: PinNs<'_>, pin: &Path) -> Result<(), String> {
+    use nix::mount::{MntFlags, umount2};
+    in_mount_ns(ns, || {
+        match umount2(pin, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(format!("unmount the netns pin `{}`: {e}", pin.display())),
+        }
+        match std::fs::remove_file(pin) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("remove the netns pin `{}`: {e}", pin.display()))
+            }
+            _ => Ok(()),
+        }
+    })
 }
 
 /// One line for `peapod node show`: the network pods join with `opts`, without writing
@@ -464,6 +703,21 @@ mod tests {
             },
         )
         .unwrap();
+    }
+
+    #[test]
+    fn the_pin_path_is_the_container_id_below_the_netns_dir() {
+        let paths = PodPaths::new(Path::new("/var/lib/peapod"), "web").unwrap();
+        let pin = pin_path(&paths).unwrap();
+        let key = paths.cgroup.rsplit("pod-").next().unwrap();
+        assert_eq!(pin, Path::new(NETNS_DIR).join(format!("peapod-{key}")));
+        assert_eq!(key.len(), 32);
+        // Another root, same name: another pin.
+        let other = PodPaths::new(Path::new("/tmp/other-root"), "web").unwrap();
+        assert_ne!(pin_path(&other).unwrap(), pin);
+        for bad in ["", "..", "a/b", "../x", ".hidden", "a b"] {
+            assert!(pin_path_in(Path::new(NETNS_DIR), bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

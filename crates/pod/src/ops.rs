@@ -170,7 +170,7 @@ pub fn run_pod(
             log::warn!("{e2}");
         }
         // A supervisor that died between ADD and its own DEL left the marker.
-        if let Err(e2) = network::detach(&paths, None) {
+        if let Err(e2) = network::detach(&paths, None, network::PinNs::Own) {
             log::warn!("{e2}");
         }
         let _ = remove_dir(&paths);
@@ -185,6 +185,8 @@ pub fn run_pod(
     crate::write_private(&paths.dir.join(POD_FILE), &data).map_err(undo)?;
     if let Some(n) = PodNetwork::plan(&pod, &paths, net, net_opts).map_err(undo)? {
         n.save(&paths).map_err(undo)?;
+        // Before the supervisor takes its mount namespace, so the pin reaches it.
+        network::prepare_pin_dir().map_err(undo)?;
     }
     // An empty cgroup left by an earlier pod of this name (admission refused a busy one).
     cg.destroy().map_err(undo)?;
@@ -245,6 +247,18 @@ fn exec_supervisor(root: &Path, storage: &Path, name: &str, ready: std::os::fd::
         .map(PathBuf::from)
         .or_else(|| std::fs::read_link("/proc/self/exe").ok())
         .unwrap_or_default();
+    // The host's mount namespace, for the pod's network namespace pin (see `network`).
+    let host_mntns = match std::fs::File::open("/proc/self/ns/mnt") {
+        Ok(f) => std::os::fd::OwnedFd::from(f),
+        Err(e) => fail(&ready, format!("open `/proc/self/ns/mnt`: {e}")),
+    };
+    let mntns_fd = std::os::fd::AsRawFd::as_raw_fd(&host_mntns);
+    if let Err(e) = sys::clear_cloexec(mntns_fd) {
+        fail(
+            &ready,
+            format!("pass the host mount namespace to the supervisor: {e}"),
+        );
+    }
     if let Err(e) = sys::read_only_view(&exe) {
         fail(
             &ready,
@@ -271,6 +285,7 @@ fn exec_supervisor(root: &Path, storage: &Path, name: &str, ready: std::os::fd::
         arg("__supervise"),
         arg(name),
         arg(&fd.to_string()),
+        arg(&mntns_fd.to_string()),
     ];
     let (exe_c, env) = match (sys::c_path(&exe), sys::c_env()) {
         (Ok(p), Ok(e)) => (p, e),
@@ -286,8 +301,15 @@ fn exec_supervisor(root: &Path, storage: &Path, name: &str, ready: std::os::fd::
     )
 }
 
-/// The supervisor (`peapod __supervise NAME FD`): never returns.
-pub fn supervise(root: &Path, storage: &Path, name: &str, ready_fd: i32) -> ! {
+/// The supervisor (`peapod __supervise NAME FD [MNTNS_FD]`, `MNTNS_FD` the host's mount
+/// namespace): never returns.
+pub fn supervise(
+    root: &Path,
+    storage: &Path,
+    name: &str,
+    ready_fd: i32,
+    mntns_fd: Option<i32>,
+) -> ! {
     let _ = nix::sys::prctl::set_name(c"peapod:[POD]");
     let _ = nix::sys::prctl::set_child_subreaper(true);
     // Two pipes and a log file per container: a pod of thousands of containers needs more
@@ -304,6 +326,16 @@ pub fn supervise(root: &Path, storage: &Path, name: &str, ready_fd: i32) -> ! {
         Err(e) => {
             eprintln!("peapod supervisor: readiness fd {ready_fd}: {e}");
             std::process::exit(1)
+        }
+    };
+    let host_mntns = match mntns_fd.map(sys::adopt_inherited_fd).transpose() {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = std::io::Write::write_all(
+                &mut ready,
+                format!("error: host mount namespace fd: {e}\n").as_bytes(),
+            );
+            sys::exit_now(1)
         }
     };
     let paths = match PodPaths::new(root, name) {
@@ -329,7 +361,7 @@ pub fn supervise(root: &Path, storage: &Path, name: &str, ready_fd: i32) -> ! {
     let _ = std::env::set_current_dir("/");
     let started = load_pod(&paths).and_then(|pod| {
         let pause = pause_binary()?;
-        Supervisor::new(paths, storage, pod, &pause)
+        Supervisor::new(paths, storage, pod, &pause, host_mntns)
     });
     match started {
         Ok(sup) => {
@@ -536,7 +568,7 @@ pub fn remove(root: &Path, name: &str, force: bool) -> Result<Removed, PodError>
             std::os::fd::AsRawFd::as_raw_fd(f)
         ))
     });
-    network::detach(&paths, ns_path.as_deref())?;
+    network::detach(&paths, ns_path.as_deref(), network::PinNs::Own)?;
     drop(netns);
     remove_dir(&paths)?;
     Ok(if have_dir {

@@ -134,10 +134,13 @@ pub struct Supervisor {
     pause_pid: i32,
     /// The pod's CNI network (`None`: loopback only or `hostNetwork`).
     network: Option<PodNetwork>,
-    /// The pod's network namespace, held open from the pause process's start until DEL ran:
-    /// the plugins get `/proc/<supervisor>/fd/<n>`, which names this namespace even after the
-    /// pause process died (no recycled pid can make DEL touch another namespace).
-    netns: Option<std::fs::File>,
+    /// The pin of the pod's network namespace (see [`network`]), made in the host's mount
+    /// namespace once the pause process runs and removed after DEL: `CNI_NETNS` for ADD and
+    /// DEL, so the namespace outlives the pause process, and this supervisor too.
+    netns: Option<PathBuf>,
+    /// The host's mount namespace, where the pin is made and removed (this process's own is
+    /// private).
+    host_mntns: Option<OwnedFd>,
     /// `status.podIPs` once the network is set up.
     pod_ips: Vec<String>,
     /// A failed ADD is retried at this time, with the crash-loop back-off.
@@ -189,6 +192,7 @@ impl Supervisor {
         storage: &Path,
         pod: Pod,
         pause_binary: &Path,
+        host_mntns: Option<OwnedFd>,
     ) -> Result<Supervisor, PodError> {
         let (spec, resources) = peapod_kube::manifest::to_supervisor(&pod)?;
         let machine = PodMachine::new(spec, now()).map_err(|e| PodError::Invalid(e.to_string()))?;
@@ -230,6 +234,7 @@ impl Supervisor {
             pause_pid: 0,
             network,
             netns: None,
+            host_mntns,
             pod_ips,
             net_retry: None,
             net_backoff,
@@ -331,8 +336,17 @@ impl Supervisor {
         lifecycle::start(&p.oci_root(), PAUSE_ID)?;
         self.pause_pid = st.pid;
         if self.network.is_some() {
-            let ns = PathBuf::from(format!("/proc/{}/ns/net", st.pid));
-            self.netns = Some(std::fs::File::open(&ns).map_err(|e| PodError::io("open", &ns, e))?);
+            let Some(host) = self.host_mntns.as_ref() else {
+                return Err(PodError::Invalid(
+                    "pod network: the supervisor was given no host mount namespace to pin the \
+                     pod's network namespace in"
+                        .into(),
+                ));
+            };
+            let pin = network::pin_path(&self.paths)?;
+            network::pin(network::PinNs::Host(host.as_fd()), st.pid, &pin)
+                .map_err(|e| PodError::Invalid(format!("pod network: {e}")))?;
+            self.netns = Some(pin);
         }
         Ok(())
     }
@@ -342,14 +356,9 @@ impl Supervisor {
     /// (already undone by the plugins' DEL) is kubelet's `FailedCreatePodSandBox`, retried
     /// with the crash-loop back-off. True when the sandbox is ready.
     fn setup_network(&mut self) -> bool {
-        let (Some(net), Some(ns)) = (self.network.clone(), self.netns.as_ref()) else {
+        let (Some(net), Some(path)) = (self.network.clone(), self.netns.clone()) else {
             return true;
         };
-        let path = PathBuf::from(format!(
-            "/proc/{}/fd/{}",
-            std::process::id(),
-            std::os::fd::AsRawFd::as_raw_fd(ns)
-        ));
         match net.attach(&self.paths, &path) {
             Ok(result) => {
                 self.pod_ips = result
@@ -360,7 +369,8 @@ impl Supervisor {
                 self.record.pod_ips = self.pod_ips.clone();
                 let hosts = self.paths.etc("hosts");
                 let text = sandbox::etc_hosts(&self.pod, self.pod_ips.first().map(String::as_str));
-                if let Err(e) = peapod_sys::fs::write_atomic(&hosts, text.as_bytes()) {
+                // World-readable (containers may run as any user) and unsynced, as kubelet's.
+                if let Err(e) = peapod_sys::fs::write_replace_mode(&hosts, text.as_bytes(), 0o644) {
                     log::error!("write `{}`: {e}", hosts.display());
                 }
                 true
@@ -1090,20 +1100,19 @@ impl Supervisor {
     /// Remove everything the sandbox made on the host; the pod directory (status, logs)
     /// stays until `pod rm`.
     pub fn teardown(&mut self) {
-        // DEL while the namespace is still held (kubelet tears the network down before it
-        // stops the sandbox); a failure leaves the marker for `pod rm` to retry.
-        if let Some(ns) = self.netns.take() {
-            let path = PathBuf::from(format!(
-                "/proc/{}/fd/{}",
-                std::process::id(),
-                std::os::fd::AsRawFd::as_raw_fd(&ns)
-            ));
-            if let Err(e) = network::detach(&self.paths, Some(&path)) {
-                log::warn!("teardown: {e}");
+        // DEL while the namespace is still pinned (kubelet tears the network down before it
+        // stops the sandbox), then the pin goes; a failure leaves marker and pin for `pod rm`
+        // to retry.
+        let had_pin = self.netns.take().is_some();
+        let ns = match self.host_mntns.as_ref() {
+            Some(fd) => network::PinNs::Host(fd.as_fd()),
+            None => network::PinNs::Own,
+        };
+        if let Err(e) = network::detach(&self.paths, None, ns) {
+            log::warn!("teardown: {e}");
+            if had_pin {
                 self.record.message = Some(e.to_string());
             }
-        } else if let Err(e) = network::detach(&self.paths, None) {
-            log::warn!("teardown: {e}");
         }
         let oci = self.paths.oci_root();
         if let Ok(list) = lifecycle::list(&oci) {

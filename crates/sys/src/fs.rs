@@ -15,6 +15,19 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// reader sees the old file or the new one, never a torn one; so does a crash. On error the
 /// temp file is removed; one a killed writer left behind is replaced, not an obstacle.
 pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, data, mode, true)
+}
+
+/// [`write_atomic_mode`] without the fsyncs: readers still see the old file or the new one,
+/// but a power loss may leave either (or an empty file). For files whose loss a reboot makes
+/// moot or that the writer's peers do not sync either: libcni's result cache (libcni writes it
+/// without fsync, as host-local writes its allocations), a pod's `/etc/hosts` (kubelet's is
+/// unsynced too). An fsync pair costs milliseconds on a busy disk, on every pod start.
+pub fn write_replace_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, data, mode, false)
+}
+
+fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -39,9 +52,14 @@ pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> 
         // The umask may have cleared bits of `mode`; set it exactly.
         f.set_permissions(Permissions::from_mode(mode))?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     };
     write().inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
@@ -74,6 +92,14 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("f.json")]);
+        // The unsynced variant replaces the same way.
+        write_replace_mode(&p, b"three", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"three");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
