@@ -84,10 +84,14 @@ impl Pair {
             v["linux"]["namespaces"] = ns.into();
             std::fs::write(cfg, serde_json::to_vec(&v).unwrap()).unwrap();
         }
+        // One id per pair: tests run in parallel threads of one process, and a container's
+        // default cgroup is `/ID`, so an id shared by two tests shares (and fills) one cgroup.
+        static PAIRS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = PAIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(Pair {
             rts: [
-                (Rt::new(runc15().unwrap()), unique("rerr-runc")),
-                (Rt::new(bin()), unique("rerr-pp")),
+                (Rt::new(runc15().unwrap()), unique(&format!("rerr-runc{n}"))),
+                (Rt::new(bin()), unique(&format!("rerr-pp{n}"))),
             ],
             bundle,
         })
