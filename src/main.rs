@@ -55,5 +55,5 @@ fn yaml(v: &serde_json::Value) -> Result<String, String> {
 
 fn main() {
     peapod_runc::output::set_yaml_encoder(yaml);
-    peapod_runc::app::main::<Cli>("peapod")
+    peapod_runc::app::main::<Cli>()
 }
