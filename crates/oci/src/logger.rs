@@ -20,6 +20,9 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 pub enum Format {
     Text,
     Json,
+    /// `level: msg` on stderr, for peapod's own (kubectl-like) verbs; a `--log` file gets
+    /// logrus text lines.
+    Plain,
 }
 
 struct Logger {
@@ -89,6 +92,7 @@ fn logfmt_value(s: &str) -> String {
 pub fn format_line(format: Format, level: Level, msg: &str, time: SystemTime) -> String {
     let time = humantime::format_rfc3339_seconds(time).to_string();
     match format {
+        Format::Plain => format!("{}: {msg}", level_name(level)),
         Format::Json => {
             serde_json::json!({"level": level_name(level), "msg": msg, "time": time}).to_string()
         }
@@ -120,7 +124,11 @@ impl Log for Logger {
         let msg = record.args().to_string();
         match &self.file {
             Some(file) => {
-                let line = format_line(self.format, record.level(), &msg, SystemTime::now());
+                let format = match self.format {
+                    Format::Plain => Format::Text,
+                    f => f,
+                };
+                let line = format_line(format, record.level(), &msg, SystemTime::now());
                 if let Ok(mut f) = file.lock() {
                     // A failing log write cannot be reported anywhere better than stderr.
                     if writeln!(f, "{line}").is_err() {
@@ -235,6 +243,17 @@ mod tests {
             format_line(Format::Text, Level::Error, "", t),
             "time=\"1970-01-01T00:00:00Z\" level=error msg="
         );
+    }
+
+    #[test]
+    fn plain_line_names_the_level() {
+        let line = format_line(
+            Format::Plain,
+            Level::Error,
+            "a \"b\"",
+            SystemTime::UNIX_EPOCH,
+        );
+        assert_eq!(line, "error: a \"b\"");
     }
 
     #[test]

@@ -13,6 +13,11 @@ pub trait Program: clap::Parser {
     /// `exec` reports its own failures as 255, leaving 1..254 to the process (runc's rule).
     fn is_exec(&self) -> bool;
     fn dispatch(&self) -> anyhow::Result<i32>;
+    /// Whether the verb is one of peapod's own (pods, images, node: kubectl-like), whose
+    /// messages go to stderr as `error: ...` rather than runc's logrus lines.
+    fn plain_messages(&self) -> bool {
+        false
+    }
 }
 
 /// Whether argv may name a verb that puts a process into a container, judged before clap
@@ -128,6 +133,7 @@ pub fn main<P: Program>() -> ! {
         std::process::exit(0);
     }
     let format = match global.log_format {
+        LogFormat::Text if cli.plain_messages() => logger::Format::Plain,
         LogFormat::Text => logger::Format::Text,
         LogFormat::Json => logger::Format::Json,
     };
