@@ -21,6 +21,9 @@ impl peapod_runc::app::Program for Cli {
             Some(Command::Oci(peapod_runc::cli::OciCommand::Exec(_)))
         )
     }
+    fn plain_messages(&self) -> bool {
+        !matches!(self.command, Some(Command::Oci(_)) | None)
+    }
     fn dispatch(&self) -> anyhow::Result<i32> {
         let root = &self.global.root;
         let storage = &self.storage;
@@ -57,5 +60,5 @@ fn yaml(v: &serde_json::Value) -> Result<String, String> {
 
 fn main() {
     peapod_runc::output::set_yaml_encoder(yaml);
-    peapod_runc::app::main::<Cli>("peapod")
+    peapod_runc::app::main::<Cli>()
 }

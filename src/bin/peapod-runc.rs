@@ -3,5 +3,5 @@
 //! start than the full `peapod`, which accepts the same verbs).
 
 fn main() {
-    peapod_runc::app::main::<peapod_runc::cli::RuncCli>("peapod-runc")
+    peapod_runc::app::main::<peapod_runc::cli::RuncCli>()
 }

@@ -142,6 +142,7 @@ fn list(store: &Store, quiet: bool, out: Output) -> anyhow::Result<()> {
         wide_columns: &["DIGEST", "CREATED"],
         rows,
         compact_json: false,
+        min_width: 0,
     };
     // podman's `image ls --format json` is an array of the images.
     output::print_listing(out, &listing, || Ok(serde_json::to_value(&images)?))

@@ -30,6 +30,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &NodeCommand) -> Result<i32> {
                         ],
                         rows: vec![get_row(&n)],
                         compact_json: false,
+                        min_width: 0,
                     };
                     // One node: its object, as `kubectl get node NAME -o json` prints it.
                     output::print_listing(out, &listing, || Ok(serde_json::to_value(&n)?))?;

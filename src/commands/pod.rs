@@ -151,6 +151,7 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
                 wide_columns: &["IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
                 rows,
                 compact_json: false,
+                min_width: 0,
             };
             output::print_listing(a.output, &listing, || {
                 let items = names

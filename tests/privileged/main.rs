@@ -16,6 +16,7 @@ mod mounts_propagation;
 mod mounts_rootfs;
 mod network;
 mod node;
+mod parity_cli;
 mod parity_proc;
 mod pods;
 mod probes;

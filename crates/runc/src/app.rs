@@ -13,6 +13,11 @@ pub trait Program: clap::Parser {
     /// `exec` reports its own failures as 255, leaving 1..254 to the process (runc's rule).
     fn is_exec(&self) -> bool;
     fn dispatch(&self) -> anyhow::Result<i32>;
+    /// Whether the verb is one of peapod's own (pods, images, node: kubectl-like), whose
+    /// messages go to stderr as `error: ...` rather than runc's logrus lines.
+    fn plain_messages(&self) -> bool {
+        false
+    }
 }
 
 /// Whether argv may name a verb that puts a process into a container, judged before clap
@@ -52,18 +57,52 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// runc's `--version` lines: `NAME version V`, then `key: value` lines.
-fn print_version(name: &str) -> std::io::Result<()> {
+/// The runc release whose command line peapod answers as (differential tests compare with it).
+pub const RUNC_COMPAT: &str = "1.5.1";
+
+/// runc's `--version` lines, in runc's order and shape, so that parsers of runc's output read
+/// them (containerd's go-runc takes the version only from a first line starting with
+/// `runc version `, then `commit: ` and `spec: `; Docker splits the first line on `version`):
+///
+/// 1. `runc version 1.5.1+peapod.0.1.0`: the runc release whose behaviour this binary
+///    implements, with peapod's own version as semver build metadata (whatever the name the
+///    binary is called by);
+/// 2. `commit: <git commit of the source>` (`unknown` when not built from a git checkout);
+/// 3. `spec: <the OCI runtime-spec version peapod implements and writes>`;
+/// 4. `rust: rustc X.Y.Z`, the compiler, where runc prints `go: goX.Y.Z`;
+/// 5. `libseccomp: X.Y.Z`, the library version found at run time, as runc.
+fn print_version() -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{name} version {}", env!("CARGO_PKG_VERSION"))?;
+    writeln!(
+        out,
+        "runc version {RUNC_COMPAT}+peapod.{}",
+        env!("CARGO_PKG_VERSION")
+    )?;
+    writeln!(out, "commit: {}", env!("PEAPOD_GIT_COMMIT"))?;
     writeln!(out, "spec: {}", peapod_oci::container::state::OCI_VERSION)?;
+    writeln!(out, "rust: {}", env!("PEAPOD_RUSTC_VERSION"))?;
     writeln!(
         out,
         "libseccomp: {}",
         peapod_oci::seccomp::library_version()
     )?;
     out.flush()
+}
+
+/// A command line clap refuses: its message, then runc's status for a usage error (1; clap's
+/// own is 2). Help and version requests keep clap's output and status.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ => {
+            let _ = e.print();
+            std::process::exit(1)
+        }
+    }
 }
 
 fn sealed_or_exit() {
@@ -74,14 +113,17 @@ fn sealed_or_exit() {
 }
 
 /// Parse the command line of `P` and run it; never returns.
-pub fn main<P: Program>(name: &str) -> ! {
+pub fn main<P: Program>() -> ! {
     if may_enter_container() {
         sealed_or_exit();
     }
-    let cli = P::parse();
+    let cli = match P::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     let global = cli.global();
     if global.version {
-        if let Err(e) = print_version(name) {
+        if let Err(e) = print_version() {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 peapod_sys::die_of_sigpipe();
             }
@@ -91,6 +133,7 @@ pub fn main<P: Program>(name: &str) -> ! {
         std::process::exit(0);
     }
     let format = match global.log_format {
+        LogFormat::Text if cli.plain_messages() => logger::Format::Plain,
         LogFormat::Text => logger::Format::Text,
         LogFormat::Json => logger::Format::Json,
     };

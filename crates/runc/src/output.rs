@@ -68,23 +68,33 @@ pub struct Listing {
     pub rows: Vec<Row>,
     /// Print JSON on one line (runc's `list --format json`) instead of indented.
     pub compact_json: bool,
+    /// The least width of every column but the last, the three spaces of padding included
+    /// (runc's `list` table is Go's tabwriter with a minimum width of 12); 0 for none.
+    pub min_width: usize,
 }
 
 /// Write rows in aligned columns separated by three spaces, trailing blanks trimmed.
 pub fn write_table(w: &mut dyn Write, rows: &[Vec<String>]) -> std::io::Result<()> {
+    write_table_min(w, rows, 0)
+}
+
+/// [`write_table`] with every column but the last at least `min` characters wide, padding
+/// included: Go's `tabwriter.NewWriter(w, min, 1, 3, ' ', 0)`, which runc's `list` uses.
+pub fn write_table_min(w: &mut dyn Write, rows: &[Vec<String>], min: usize) -> std::io::Result<()> {
+    const PAD: usize = 3;
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut width = vec![0usize; n];
     for r in rows {
         for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
+            *w = (*w).max(c.chars().count() + PAD);
         }
+    }
+    for w in &mut width {
+        *w = (*w).max(min);
     }
     for r in rows {
         let mut line = String::new();
-        for (i, (c, w)) in r.iter().zip(&width).enumerate() {
-            if i > 0 {
-                line.push_str("   ");
-            }
+        for (c, w) in r.iter().zip(&width) {
             line.push_str(c);
             line.extend(std::iter::repeat_n(' ', w - c.chars().count()));
         }
@@ -155,7 +165,7 @@ pub fn write_listing(
                 }
                 rows.push(cells);
             }
-            write_table(w, &rows)?;
+            write_table_min(w, &rows, l.min_width)?;
         }
         Output::Name => {
             for r in &l.rows {
@@ -203,6 +213,7 @@ mod tests {
                 },
             ],
             compact_json: false,
+            min_width: 0,
         }
     }
 
@@ -255,6 +266,25 @@ mod tests {
             let mut buf = Vec::new();
             write_listing(&mut buf, out, &listing(), || panic!("built for {out:?}")).unwrap();
         }
+    }
+
+    /// Go's tabwriter with minwidth 12 and padding 3, as `runc list` prints: a short column
+    /// is 12 wide, a longer one its text plus three; the last column is not padded.
+    #[test]
+    fn min_width_is_gos_tabwriter() {
+        let mut l = listing();
+        l.min_width = 12;
+        l.rows[1].cells[0] = "a-much-longer-name".into();
+        assert_eq!(
+            render(Output::Table, &l),
+            "NAME                 STATUS\nweb                  Running\na-much-longer-name   Pending\n"
+        );
+        l.rows.truncate(1);
+        l.rows[0].cells[0] = "ab".into();
+        assert_eq!(
+            render(Output::Table, &l),
+            "NAME        STATUS\nab          Running\n"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Resource usage in the shape of the `data` object of runc's `events --stats` (runc
-//! `types/events.go`): field names, units (nanoseconds, bytes) and omitted zero values match, so
+//! `types/events.go`, as runc 1.5.1 encodes it): field names and order, units (nanoseconds,
+//! bytes) and omitted zero values (`omitempty` numbers and lists, `omitzero` structs) match, so
 //! tools that decode runc's output decode ours. Missing files (a controller that is not there)
-//! leave the defaults; malformed files are errors.
+//! leave the defaults; malformed files are errors. Pressure (PSI) is read on cgroup v2 where the
+//! kernel has it, as runc does.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -15,9 +17,16 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+/// Go's `omitzero`: the value equals its type's zero value.
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct Stats {
     pub cpu: CpuStats,
+    /// v1 only (runc reads no cpuset statistics on v2, and prints this object zeroed).
+    pub cpuset: CpusetStats,
     pub memory: MemoryStats,
     pub pids: PidsStats,
     pub blkio: BlkioStats,
@@ -25,10 +34,48 @@ pub struct Stats {
     pub hugetlb: BTreeMap<String, HugetlbStats>,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct CpuStats {
+    #[serde(skip_serializing_if = "is_default")]
     pub usage: CpuUsage,
+    #[serde(skip_serializing_if = "is_default")]
     pub throttling: Throttling,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<Psi>,
+}
+
+/// `cpu.pressure`, `memory.pressure`, `io.pressure` (v2): averages in percent, total in
+/// microseconds.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct Psi {
+    pub some: PsiData,
+    pub full: PsiData,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct PsiData {
+    pub avg10: f64,
+    pub avg60: f64,
+    pub avg300: f64,
+    pub total: u64,
+}
+
+/// The v1 cpuset cgroup's settings, as runc reports them.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct CpusetStats {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u16>,
+    pub cpu_exclusive: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mems: Vec<u16>,
+    pub mem_hardwall: u64,
+    pub mem_exclusive: u64,
+    pub memory_migrate: u64,
+    pub memory_spread_page: u64,
+    pub memory_spread_slab: u64,
+    pub memory_pressure: u64,
+    pub sched_load_balance: u64,
+    pub sched_relax_domain_level: i64,
 }
 
 /// CPU time in nanoseconds.
@@ -70,20 +117,25 @@ pub struct MemoryEntry {
     pub failcnt: u64,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct MemoryStats {
     /// Page cache: v1 `cache`, v2 `file` of memory.stat.
     #[serde(skip_serializing_if = "is_zero")]
     pub cache: u64,
+    #[serde(skip_serializing_if = "is_default")]
     pub usage: MemoryEntry,
     /// Memory plus swap, as on v1 (v2 values are added up for compatibility, like runc).
+    #[serde(skip_serializing_if = "is_default")]
     pub swap: MemoryEntry,
+    #[serde(skip_serializing_if = "is_default")]
     pub kernel: MemoryEntry,
-    #[serde(rename = "kernelTCP")]
+    #[serde(rename = "kernelTCP", skip_serializing_if = "is_default")]
     pub kernel_tcp: MemoryEntry,
     /// memory.stat verbatim.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub raw: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<Psi>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -107,13 +159,15 @@ pub struct BlkioEntry {
     pub value: u64,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlkioStats {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub io_serviced_recursive: Vec<BlkioEntry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<Psi>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -221,6 +275,106 @@ pub fn cpu_v2(dir: &Path) -> Result<CpuStats> {
             throttled_periods: get("nr_throttled"),
             throttled_time: ns("throttled_usec"),
         },
+        psi: psi(dir, "cpu.pressure")?,
+    })
+}
+
+/// A v2 pressure file (`some avg10=0.00 avg60=0.00 avg300=0.00 total=0`, then `full ...`);
+/// `None` when the file is missing or the kernel has PSI switched off (reading it fails with
+/// EOPNOTSUPP), where runc reports none either.
+pub fn psi(dir: &Path, file: &str) -> Result<Option<Psi>> {
+    let path = dir.join(file);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::EOPNOTSUPP) =>
+        {
+            return Ok(None);
+        }
+        Err(err) => {
+            return Err(CgroupError::Io {
+                op: "read",
+                path,
+                err,
+            });
+        }
+    };
+    parse_psi(&path, &text).map(Some)
+}
+
+/// The text of a pressure file.
+pub fn parse_psi(path: &Path, text: &str) -> Result<Psi> {
+    let bad = |what: &str| CgroupError::Parse {
+        path: path.to_path_buf(),
+        reason: format!("bad pressure data {what:?}"),
+    };
+    let mut psi = Psi::default();
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let data = match fields.next() {
+            Some("some") => &mut psi.some,
+            Some("full") => &mut psi.full,
+            _ => continue,
+        };
+        for kv in fields {
+            let (k, v) = kv.split_once('=').ok_or_else(|| bad(kv))?;
+            let float = || v.parse::<f64>().map_err(|_| bad(kv));
+            match k {
+                "avg10" => data.avg10 = float()?,
+                "avg60" => data.avg60 = float()?,
+                "avg300" => data.avg300 = float()?,
+                "total" => data.total = v.parse().map_err(|_| bad(kv))?,
+                _ => {}
+            }
+        }
+    }
+    Ok(psi)
+}
+
+/// A cpuset list (`0-3,8`) as runc reports it: every cpu (or node) number.
+fn read_id_list(dir: &Path, file: &str) -> Result<Vec<u16>> {
+    let Some(text) = read_opt(dir, file)? else {
+        return Ok(Vec::new());
+    };
+    let bad = || CgroupError::Parse {
+        path: dir.join(file),
+        reason: format!("bad cpu list {:?}", text.trim()),
+    };
+    let mut out = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (u16, u16) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        if a > b {
+            return Err(bad());
+        }
+        out.extend(a..=b);
+    }
+    Ok(out)
+}
+
+/// The v1 cpuset cgroup's files (`cpuset.cpus`, `cpuset.cpu_exclusive`, ...).
+pub fn cpuset_v1(dir: &Path) -> Result<CpusetStats> {
+    let get = |f: &str| -> Result<u64> { Ok(read_u64(dir, &format!("cpuset.{f}"))?.unwrap_or(0)) };
+    let relax = match read_opt(dir, "cpuset.sched_relax_domain_level")? {
+        Some(t) => t.trim().parse().map_err(|_| CgroupError::Parse {
+            path: dir.join("cpuset.sched_relax_domain_level"),
+            reason: format!("expected a number, got {:?}", t.trim()),
+        })?,
+        None => 0,
+    };
+    Ok(CpusetStats {
+        cpus: read_id_list(dir, "cpuset.cpus")?,
+        cpu_exclusive: get("cpu_exclusive")?,
+        mems: read_id_list(dir, "cpuset.mems")?,
+        mem_hardwall: get("mem_hardwall")?,
+        mem_exclusive: get("mem_exclusive")?,
+        memory_migrate: get("memory_migrate")?,
+        memory_spread_page: get("memory_spread_page")?,
+        memory_spread_slab: get("memory_spread_slab")?,
+        memory_pressure: get("memory_pressure")?,
+        sched_load_balance: get("sched_load_balance")?,
+        sched_relax_domain_level: relax,
     })
 }
 
@@ -243,6 +397,7 @@ pub fn memory_v1(dir: &Path) -> Result<MemoryStats> {
         kernel: entry_v1(dir, "memory.kmem.")?,
         kernel_tcp: entry_v1(dir, "memory.kmem.tcp.")?,
         raw,
+        psi: None,
     })
 }
 
@@ -271,6 +426,7 @@ pub fn memory_v2(dir: &Path) -> Result<MemoryStats> {
         usage,
         swap,
         raw,
+        psi: psi(dir, "memory.pressure")?,
         ..Default::default()
     })
 }
@@ -333,6 +489,7 @@ pub fn blkio_v1(dir: &Path) -> Result<BlkioStats> {
                     dir,
                     &format!("{prefix}io_serviced_recursive"),
                 )?,
+                psi: None,
             });
         }
     }
@@ -341,7 +498,10 @@ pub fn blkio_v1(dir: &Path) -> Result<BlkioStats> {
 
 /// v2 `io.stat`: `8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0`.
 pub fn blkio_v2(dir: &Path) -> Result<BlkioStats> {
-    let mut s = BlkioStats::default();
+    let mut s = BlkioStats {
+        psi: psi(dir, "io.pressure")?,
+        ..Default::default()
+    };
     let Some(text) = read_opt(dir, "io.stat")? else {
         return Ok(s);
     };
@@ -420,4 +580,48 @@ pub fn hugetlb(dir: &Path, v2: bool) -> Result<BTreeMap<String, HugetlbStats>> {
         out.insert(size, stats);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_expand_as_runc_reports_them() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("cpuset.cpus"), "0-2,5\n").unwrap();
+        fs::write(dir.path().join("cpuset.mems"), "0\n").unwrap();
+        fs::write(dir.path().join("cpuset.sched_relax_domain_level"), "-1\n").unwrap();
+        fs::write(dir.path().join("cpuset.sched_load_balance"), "1\n").unwrap();
+        let s = cpuset_v1(dir.path()).unwrap();
+        assert_eq!(s.cpus, [0, 1, 2, 5]);
+        assert_eq!(s.mems, [0]);
+        assert_eq!(s.sched_relax_domain_level, -1);
+        assert_eq!(s.sched_load_balance, 1);
+        fs::write(dir.path().join("cpuset.cpus"), "3-1\n").unwrap();
+        assert!(cpuset_v1(dir.path()).is_err());
+    }
+
+    #[test]
+    fn zero_structs_are_omitted_as_runc_omitzero() {
+        let v = serde_json::to_value(Stats::default()).unwrap();
+        assert_eq!(v["cpu"], serde_json::json!({}));
+        let m = v["memory"].as_object().unwrap();
+        assert!(m.is_empty(), "{m:?}");
+        let cpuset = v["cpuset"].as_object().unwrap();
+        assert!(cpuset.contains_key("cpu_exclusive") && !cpuset.contains_key("cpus"));
+    }
+
+    #[test]
+    fn pressure_files_parse() {
+        let p = parse_psi(
+            Path::new("cpu.pressure"),
+            "some avg10=94.51 avg60=74.28 avg300=58.65 total=8684549298\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
+        )
+        .unwrap();
+        assert_eq!(p.some.avg10, 94.51);
+        assert_eq!(p.some.total, 8684549298);
+        assert_eq!(p.full, PsiData::default());
+        assert!(parse_psi(Path::new("x"), "some avg10=x").is_err());
+    }
 }

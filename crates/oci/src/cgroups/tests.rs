@@ -594,12 +594,15 @@ fn v1_stats_oom_and_pids() {
                 "usage": {"total": 5000, "percpu": [3000, 2000], "kernel": 10000000, "user": 30000000},
                 "throttling": {"periods": 10, "throttledPeriods": 2, "throttledTime": 777}
             },
+            "cpuset": {
+                "cpu_exclusive": 0, "mem_hardwall": 0, "mem_exclusive": 0, "memory_migrate": 0,
+                "memory_spread_page": 0, "memory_spread_slab": 0, "memory_pressure": 0,
+                "sched_load_balance": 0, "sched_relax_domain_level": 0
+            },
+            // All-zero entries are omitted (runc's `omitzero`): no memsw/kmem files here.
             "memory": {
                 "cache": 100,
                 "usage": {"limit": 9223372036854771712u64, "usage": 4096, "max": 8192, "failcnt": 0},
-                "swap": {"limit": 0, "failcnt": 0},
-                "kernel": {"limit": 0, "failcnt": 0},
-                "kernelTCP": {"limit": 0, "failcnt": 0},
                 "raw": {"cache": 100, "rss": 200}
             },
             "pids": {"current": 3},
@@ -806,6 +809,10 @@ fn v2_freeze_kill_stats() {
         &m.dir().join("cpu.stat"),
         "usage_usec 100\nuser_usec 60\nsystem_usec 40\nnr_periods 5\nnr_throttled 1\nthrottled_usec 9\n",
     );
+    put(
+        &m.dir().join("cpu.pressure"),
+        "some avg10=1.50 avg60=0.25 avg300=0.00 total=123\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=7\n",
+    );
     put(&m.dir().join("memory.current"), "4096\n");
     put(&m.dir().join("memory.peak"), "8192\n");
     put(&m.dir().join("memory.max"), "max\n");
@@ -828,14 +835,21 @@ fn v2_freeze_kill_stats() {
         json!({
             "cpu": {
                 "usage": {"total": 100000, "kernel": 40000, "user": 60000},
-                "throttling": {"periods": 5, "throttledPeriods": 1, "throttledTime": 9000}
+                "throttling": {"periods": 5, "throttledPeriods": 1, "throttledTime": 9000},
+                "psi": {
+                    "some": {"avg10": 1.5, "avg60": 0.25, "avg300": 0.0, "total": 123},
+                    "full": {"avg10": 0.0, "avg60": 0.0, "avg300": 0.0, "total": 7}
+                }
+            },
+            "cpuset": {
+                "cpu_exclusive": 0, "mem_hardwall": 0, "mem_exclusive": 0, "memory_migrate": 0,
+                "memory_spread_page": 0, "memory_spread_slab": 0, "memory_pressure": 0,
+                "sched_load_balance": 0, "sched_relax_domain_level": 0
             },
             "memory": {
                 "cache": 200,
                 "usage": {"limit": u64::MAX, "usage": 4096, "max": 8192, "failcnt": 7},
                 "swap": {"limit": u64::MAX, "usage": 4096, "failcnt": 0},
-                "kernel": {"limit": 0, "failcnt": 0},
-                "kernelTCP": {"limit": 0, "failcnt": 0},
                 "raw": {"anon": 300, "file": 200}
             },
             "pids": {"current": 2, "limit": 10},

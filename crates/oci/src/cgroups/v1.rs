@@ -671,6 +671,9 @@ impl CgroupManager for V1Manager {
             cpu: stats::cpu_v1(dir("cpu").as_deref(), dir("cpuacct").as_deref())?,
             ..Default::default()
         };
+        if let Some(d) = dir("cpuset") {
+            s.cpuset = stats::cpuset_v1(&d)?;
+        }
         if let Some(d) = dir("memory") {
             s.memory = stats::memory_v1(&d)?;
         }

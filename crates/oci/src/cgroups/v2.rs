@@ -517,6 +517,7 @@ impl CgroupManager for V2Manager {
     fn stats(&self) -> Result<Stats> {
         Ok(Stats {
             cpu: stats::cpu_v2(&self.dir)?,
+            cpuset: Default::default(),
             memory: stats::memory_v2(&self.dir)?,
             pids: stats::pids(&self.dir)?,
             blkio: stats::blkio_v2(&self.dir)?,

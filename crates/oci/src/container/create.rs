@@ -242,6 +242,11 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             rootfs.display()
         )));
     }
+    log::debug!(
+        "create container {id}: bundle {}, rootfs {}",
+        bundle.display(),
+        rootfs.display()
+    );
     let process = spec.process().as_ref().expect("validated");
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(crate::seccomp::compile(s)?),
@@ -332,7 +337,9 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         // First of all: a create killed from here on leaves a state (`creating`, pid 0) that
         // `list` shows and `delete -f` removes, cgroup included.
         dir.save(&st)?;
+        log::debug!("state saved in {}", dir.path.display());
         cgroups::create_with_retry(|| cgroup.create())?;
+        log::debug!("cgroup {} created", cgroup.path());
         let cg = cgroups::manager(Some(cgroup.path()), id)?;
         cg.claim(&token)?;
         undo.cgroup = Some((cg, !preexisting || takes_over));
@@ -385,6 +392,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             stdio: opts.stdio.take(),
         };
         let spawned = spawn(launch)?;
+        log::debug!("spawned stage-1 ({})", spawned.stage1);
         undo.pids.push(spawned.stage1);
         // Processes enter the cgroup before they can run anything of the container.
         cgroup.add_task(spawned.stage1.as_raw())?;
@@ -405,6 +413,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
                 Ok(m) => m,
                 Err(e) => return Err(init_failure(e, cgroup.as_ref())),
             };
+            log::debug!("read sync from init: {msg:?}");
             match msg {
                 Message::WriteIdMaps => {
                     spawned.write_id_maps(&spec).map_err(|e| {
@@ -457,6 +466,10 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         // Only now may the init wait for `start`: until this message it exits as soon as the
         // runtime is gone, so a create killed at any point leaves no init blocked forever.
         spawned.channel.send(&Message::Go)?;
+        log::debug!(
+            "init {} created: it waits for start on the exec fifo",
+            st.pid
+        );
         Ok(st)
     })();
     let result = result.map_err(|e| match (e, peapod_sys::interrupted()) {

@@ -11,6 +11,7 @@ use oci_spec::runtime::LinuxResources;
 
 use super::state::{self, EXEC_FIFO, Status};
 use super::{Container, ContainerError, StateDir};
+use crate::cgroups::CgroupManager;
 use crate::hooks;
 use peapod_sys as sys;
 
@@ -27,6 +28,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
         FileMode::empty(),
     )
     .map_err(|e| ContainerError::io("open", &fifo_path, e.into()))?;
+    log::debug!("start container {id}: open {}", fifo_path.display());
     let waited = Instant::now();
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
@@ -396,10 +398,25 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>, ContainerError> {
     }
 }
 
-/// `events --stats`: one JSON object as runc prints it.
-pub fn stats(root: &Path, id: &str) -> Result<serde_json::Value, ContainerError> {
+/// `events --stats`: the stats event as runc prints it, one line of JSON.
+pub fn stats(root: &Path, id: &str) -> Result<String, ContainerError> {
+    let (c, cg) = events_source(root, id)?;
+    stats_line(c.id(), cg.as_ref())
+}
+
+/// The stats event line of container `id` whose cgroup is `cg`.
+pub fn stats_line(id: &str, cg: &dyn CgroupManager) -> Result<String, ContainerError> {
+    let event = super::events::stats_event(id, cg.stats()?);
+    serde_json::to_string(&event).map_err(|e| ContainerError::Other(e.to_string()))
+}
+
+/// A container `events` can report on (not stopped) and its cgroup.
+pub fn events_source(
+    root: &Path,
+    id: &str,
+) -> Result<(Container, Box<dyn CgroupManager>), ContainerError> {
     let c = Container::load(root, id)?;
     c.require("get stats of", |s| s != Status::Stopped)?;
-    let stats = cgroup_of(&c, "get stats of")?.stats()?;
-    Ok(serde_json::json!({"type": "stats", "id": id, "data": stats}))
+    let cg = cgroup_of(&c, "get stats of")?;
+    Ok((c, cg))
 }

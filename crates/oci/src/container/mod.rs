@@ -2,6 +2,7 @@
 //! Every verb takes the per-container lock and checks a pure status predicate first.
 
 pub mod create;
+pub mod events;
 pub mod exec;
 pub mod lifecycle;
 pub mod spec;

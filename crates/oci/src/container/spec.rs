@@ -30,6 +30,13 @@ pub fn parse(data: &[u8]) -> Result<Spec, serde_json::Error> {
             "config.json must hold a JSON object",
         ));
     }
+    // runc (Go) decodes a `null` ociVersion as the empty string and, as for any other
+    // string, runs the container: its version is not validated.
+    if let Some(version) = v.get_mut("ociVersion")
+        && version.is_null()
+    {
+        *version = serde_json::Value::String(String::new());
+    }
     // `get_mut`, not `v["process"]`: indexing a non-object JSON value mutably panics.
     if let Some(p) = v.get_mut("process") {
         if let Some(caps) = p.get_mut("capabilities") {
@@ -607,6 +614,16 @@ mod tests {
         for text in ["5", r#"{"scheduler":5}"#] {
             assert!(parse_process(text.as_bytes()).is_err(), "{text}");
         }
+    }
+
+    /// runc 1.5.1 runs any string (and `null`) as ociVersion, and refuses a number.
+    #[test]
+    fn oci_version_is_any_string_or_null_as_in_runc() {
+        for v in [r#""banana""#, r#""""#, "null", r#""9.9.9""#] {
+            let text = format!(r#"{{"ociVersion":{v}}}"#);
+            assert!(parse(text.as_bytes()).is_ok(), "{text}");
+        }
+        assert!(parse(br#"{"ociVersion":5}"#).is_err());
     }
 
     fn spec(json: serde_json::Value) -> Spec {

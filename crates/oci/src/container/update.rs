@@ -1,5 +1,6 @@
 //! runc's `update` flags onto an OCI `LinuxResources` object: sizes as runc's `units.RAMInBytes`
-//! takes them (`512m`), each flag overriding the same field of the `--resources` document.
+//! takes them (`512m`, `1.5g`), each flag overriding the same field of the `--resources`
+//! document (runc ignores the flags when `--resources` is given; peapod applies both).
 
 use oci_spec::runtime::LinuxResources;
 use thiserror::Error;
@@ -16,7 +17,7 @@ pub struct UpdateFlags {
     pub cpuset_mems: Option<String>,
     pub cpu_idle: Option<i64>,
     pub cpu_burst: Option<u64>,
-    /// Sizes: bytes or a k, m, g, t suffix (see [`size`]).
+    /// Sizes: `-1` or go-units sizes (see [`size`]).
     pub memory: Option<String>,
     pub memory_reservation: Option<String>,
     pub memory_swap: Option<String>,
@@ -26,37 +27,70 @@ pub struct UpdateFlags {
 
 #[derive(Debug, Error)]
 pub enum UpdateError {
-    #[error("invalid size `{value}`: use bytes or a k, m, g suffix")]
-    Size {
-        value: String,
-        source: std::num::ParseIntError,
-    },
-    #[error("update: nothing to change: pass --resources FILE|- or a flag such as --memory")]
-    Nothing,
+    /// runc's words: `invalid value for memory: invalid size: 'abc'`.
+    #[error("invalid value for {flag}: {reason}")]
+    Size { flag: &'static str, reason: String },
     #[error("resources do not match the OCI LinuxResources schema")]
     Schema(#[source] serde_json::Error),
 }
 
-/// `512m` style sizes as runc's update takes them; -1 means unlimited.
-pub fn size(s: &str) -> Result<i64, UpdateError> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mul) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
+/// A size flag of `update` as runc 1.5.1 takes it: `-1` (unlimited), or go-units'
+/// `RAMInBytes`: a number (what Go's `ParseFloat` reads, fractions included), an optional space,
+/// then an optional suffix `b`, or `k m g t p` (any case, binary multiples) optionally followed
+/// by `b` or `ib` (`512m`, `1.5g`, `64MiB`, `100 kb`). The errors are runc's words; `flag`
+/// names the flag in them.
+pub fn size(flag: &'static str, s: &str) -> Result<i64, UpdateError> {
+    if s == "-1" {
+        return Ok(-1);
+    }
+    let err = |reason: String| UpdateError::Size { flag, reason };
+    let invalid = || err(format!("invalid size: '{s}'"));
+    // The number ends at the last digit, dot or space; a space right there is dropped.
+    let Some(sep) = s.rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ') else {
+        return Err(invalid());
     };
-    let n: i64 = num.parse().map_err(|source| UpdateError::Size {
-        value: s.to_string(),
-        source,
+    let (num, sfx) = if s.as_bytes()[sep] == b' ' {
+        (&s[..sep], &s[sep + 1..])
+    } else {
+        (&s[..=sep], &s[sep + 1..])
+    };
+    let n: f64 = num.parse().map_err(|_| {
+        err(format!(
+            "strconv.ParseFloat: parsing \"{num}\": invalid syntax"
+        ))
     })?;
-    Ok(if n < 0 { n } else { n * mul })
+    if n < 0.0 {
+        return Err(invalid());
+    }
+    let bad_suffix = |sfx: &str| err(format!("invalid suffix: '{sfx}'"));
+    if sfx.chars().count() > 3 {
+        return Err(bad_suffix(sfx));
+    }
+    let sfx = sfx.to_lowercase();
+    let mul = match sfx.as_bytes() {
+        [] => 1.0,
+        [b'b'] => 1.0,
+        [b'b', ..] => return Err(bad_suffix(&sfx)),
+        [u, rest @ ..] => {
+            let Some(exp) = "kmgtp".find(*u as char) else {
+                return Err(bad_suffix(&sfx));
+            };
+            if !matches!(rest, [] | [b'b'] | [b'i', b'b']) {
+                return Err(bad_suffix(&sfx));
+            }
+            1024f64.powi(exp as i32 + 1)
+        }
+    };
+    // Go's int64(float64); sizes past i64 are refused instead of wrapping.
+    let bytes = n * mul;
+    if bytes.is_nan() || bytes >= i64::MAX as f64 {
+        return Err(invalid());
+    }
+    Ok(bytes as i64)
 }
 
 /// The resources to apply: `base` (the `--resources` document, `{}` without one) with the
-/// flags set over it. Refuses an update that changes nothing.
+/// flags set over it. An update that sets nothing changes nothing and succeeds, as in runc.
 pub fn resources(mut v: serde_json::Value, f: &UpdateFlags) -> Result<LinuxResources, UpdateError> {
     let mut set = |section: &str, key: &str, val: serde_json::Value| {
         v[section][key] = val;
@@ -89,22 +123,23 @@ pub fn resources(mut v: serde_json::Value, f: &UpdateFlags) -> Result<LinuxResou
         set("cpu", "burst", x.into())
     }
     if let Some(x) = &f.memory {
-        set("memory", "limit", size(x)?.into())
+        set("memory", "limit", size("memory", x)?.into())
     }
     if let Some(x) = &f.memory_reservation {
-        set("memory", "reservation", size(x)?.into())
+        set(
+            "memory",
+            "reservation",
+            size("memory-reservation", x)?.into(),
+        )
     }
     if let Some(x) = &f.memory_swap {
-        set("memory", "swap", size(x)?.into())
+        set("memory", "swap", size("memory-swap", x)?.into())
     }
     if let Some(x) = f.pids_limit {
         set("pids", "limit", x.into())
     }
     if let Some(x) = f.blkio_weight {
         set("blockIO", "weight", x.into())
-    }
-    if v.as_object().is_some_and(|o| o.is_empty()) {
-        return Err(UpdateError::Nothing);
     }
     serde_json::from_value(v).map_err(UpdateError::Schema)
 }
@@ -113,17 +148,55 @@ pub fn resources(mut v: serde_json::Value, f: &UpdateFlags) -> Result<LinuxResou
 mod tests {
     use super::*;
 
+    /// go-units' RAMInBytes as runc 1.5.1 applies it (values and messages checked against
+    /// `runc update` on this host).
     #[test]
-    fn sizes() {
-        assert_eq!(size("512m").unwrap(), 512 << 20);
-        assert_eq!(size("1G").unwrap(), 1 << 30);
-        assert_eq!(size("100").unwrap(), 100);
-        assert_eq!(size("-1").unwrap(), -1);
-        assert!(size("lots").is_err());
+    fn sizes_are_runcs() {
+        for (s, want) in [
+            ("512m", 512i64 << 20),
+            ("1G", 1 << 30),
+            ("100", 100),
+            ("-1", -1),
+            ("1.5g", 1536 << 20),
+            ("64MiB", 64 << 20),
+            ("64mb", 64 << 20),
+            ("100000kb", 100000 << 10),
+            ("64 m", 64 << 20),
+            ("1kib", 1024),
+            ("2p", 2 << 50),
+            ("0", 0),
+            ("1e3", 1000),
+            ("10B", 10),
+        ] {
+            assert_eq!(size("memory", s).unwrap(), want, "{s}");
+        }
+        for (s, msg) in [
+            ("abc", "invalid value for memory: invalid size: 'abc'"),
+            ("-2", "invalid value for memory: invalid size: '-2'"),
+            ("1x", "invalid value for memory: invalid suffix: 'x'"),
+            ("1bi", "invalid value for memory: invalid suffix: 'bi'"),
+            ("1mbb", "invalid value for memory: invalid suffix: 'mbb'"),
+            ("1XYZW", "invalid value for memory: invalid suffix: 'XYZW'"),
+            ("", "invalid value for memory: invalid size: ''"),
+            (
+                "1  m",
+                "invalid value for memory: strconv.ParseFloat: parsing \"1 \": invalid syntax",
+            ),
+            (
+                "1.2.3",
+                "invalid value for memory: strconv.ParseFloat: parsing \"1.2.3\": invalid syntax",
+            ),
+            (
+                "99999999p",
+                "invalid value for memory: invalid size: '99999999p'",
+            ),
+        ] {
+            assert_eq!(size("memory", s).unwrap_err().to_string(), msg, "{s}");
+        }
     }
 
     #[test]
-    fn flags_override_the_document_and_nothing_is_refused() {
+    fn flags_override_the_document_and_nothing_changes_nothing() {
         let base = serde_json::json!({"memory": {"limit": 1}, "pids": {"limit": 5}});
         let f = UpdateFlags {
             memory: Some("2k".into()),
@@ -132,9 +205,17 @@ mod tests {
         let r = resources(base, &f).unwrap();
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(2048));
         assert_eq!(r.pids().as_ref().unwrap().limit(), 5);
-        assert!(matches!(
-            resources(serde_json::json!({}), &UpdateFlags::default()),
-            Err(UpdateError::Nothing)
-        ));
+        let none = resources(serde_json::json!({}), &UpdateFlags::default()).unwrap();
+        assert_eq!(none, LinuxResources::default());
+    }
+
+    #[test]
+    fn pids_limit_minus_one_is_unlimited() {
+        let f = UpdateFlags {
+            pids_limit: Some(-1),
+            ..Default::default()
+        };
+        let r = resources(serde_json::json!({}), &f).unwrap();
+        assert_eq!(r.pids().as_ref().unwrap().limit(), -1);
     }
 }

@@ -239,6 +239,55 @@ mod tests {
     }
 
     #[test]
+    fn interval_is_a_go_duration() {
+        use std::time::Duration;
+        for (s, want) in [
+            ("5s", Duration::from_secs(5)),
+            ("500ms", Duration::from_millis(500)),
+            ("1m30s", Duration::from_secs(90)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("2h", Duration::from_secs(7200)),
+            ("0", Duration::ZERO),
+            ("10us", Duration::from_micros(10)),
+        ] {
+            assert_eq!(oci::go_duration(s), Ok(want), "{s}");
+        }
+        for s in ["5", "", "1x", "s", "-1s", "1.s5", "."] {
+            assert!(oci::go_duration(s).is_err(), "{s}");
+        }
+        let cli = RuncCli::try_parse_from(["x", "events", "--interval", "250ms", "id"]).unwrap();
+        let Some(OciCommand::Events(e)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(e.interval, Duration::from_millis(250));
+        assert!(RuncCli::try_parse_from(["x", "events", "--interval", "5", "id"]).is_err());
+    }
+
+    #[test]
+    fn update_takes_runcs_flags() {
+        let cli = RuncCli::try_parse_from([
+            "x",
+            "update",
+            "--pids-limit",
+            "-1",
+            "--memory",
+            "-1",
+            "--l3-cache-schema",
+            "L3:0=f",
+            "--mem-bw-schema",
+            "MB:0=50",
+            "id",
+        ])
+        .unwrap();
+        let Some(OciCommand::Update(u)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(u.pids_limit, Some(-1));
+        assert_eq!(u.memory.as_deref(), Some("-1"));
+        assert!(u.l3_cache_schema.is_some() && u.mem_bw_schema.is_some());
+    }
+
+    #[test]
     fn runc_argv_parses_as_runc_means_it() {
         for argv in [
             &[

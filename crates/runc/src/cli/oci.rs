@@ -196,6 +196,12 @@ pub struct Update {
     pub pids_limit: Option<i64>,
     #[arg(long)]
     pub blkio_weight: Option<u16>,
+    /// Intel RDT/CAT L3 cache schema (not supported: peapod has no Intel RDT)
+    #[arg(long)]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT/MBA memory bandwidth schema (not supported: peapod has no Intel RDT)
+    #[arg(long)]
+    pub mem_bw_schema: Option<String>,
     pub id: String,
 }
 
@@ -204,10 +210,56 @@ pub struct Events {
     /// Print one stats object and exit
     #[arg(long)]
     pub stats: bool,
-    /// Interval between stats (e.g. 5s)
-    #[arg(long, default_value = "5s")]
-    pub interval: String,
+    /// Interval between stats, a Go duration as runc takes it (5s, 500ms, 1m30s)
+    #[arg(long, default_value = "5s", value_parser = go_duration)]
+    pub interval: std::time::Duration,
     pub id: String,
+}
+
+/// A Go `time.ParseDuration` string, which runc's `--interval` is: a sequence of decimal
+/// numbers each with a unit (`ns us µs ms s m h`), optionally signed; `0` alone needs no unit.
+/// A bare number such as `5` is refused, as runc refuses it. Negative durations are refused
+/// (runc would tick never).
+pub fn go_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?}: use a number with a unit, e.g. 5s or 500ms");
+    let t = s.strip_prefix('+').unwrap_or(s);
+    if t == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if t.is_empty() || t.starts_with('-') {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(n_end);
+        if num.is_empty() || num == "." {
+            return Err(bad());
+        }
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        let u_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(u_end);
+        let ns = match unit {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+        total += n * ns;
+        rest = next;
+    }
+    if total > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_nanos(total as u64))
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,13 @@ fn base(args: &Update) -> Result<serde_json::Value> {
 }
 
 pub fn run(root: &Path, args: &Update) -> Result<i32> {
+    // runc refuses these where Intel RDT is not enabled; peapod never has it.
+    if args.l3_cache_schema.is_some() {
+        anyhow::bail!("Intel RDT/CAT: --l3-cache-schema is not supported: peapod has no Intel RDT");
+    }
+    if args.mem_bw_schema.is_some() {
+        anyhow::bail!("Intel RDT/MBA: --mem-bw-schema is not supported: peapod has no Intel RDT");
+    }
     let flags = UpdateFlags {
         cpu_period: args.cpu_period,
         cpu_quota: args.cpu_quota,
