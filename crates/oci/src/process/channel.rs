@@ -87,6 +87,9 @@ impl Channel {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 // A signal the runtime caught to stop (`sys::catch_interrupts`) ends the wait.
                 Err(nix::errno::Errno::EINTR) if peapod_sys::interrupted().is_none() => continue,
+                // The peer died with a message of ours unread: the end of the channel, as EOF
+                // (an OOM-killed init shows up either way, and gets the same words).
+                Err(nix::errno::Errno::ECONNRESET) => break 0,
                 r => break r.map_err(|errno| ChannelError::Sys { op: "recv", errno })?,
             }
         };
