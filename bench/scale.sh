@@ -87,8 +87,10 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-mkdir -p "$work/tmp"
+mkdir -p "$work/tmp" "$work/storage"
 : >"$work/pids"
+# kubelet's default maxPods is 110.
+echo "maxPods: $((n + 10))" >"$work/storage/node-config.yaml"
 
 ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
