@@ -387,8 +387,9 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         cgroup.add_task(spawned.stage1.as_raw())?;
         cgroup.apply(&resources(&spec))?;
         spawned.channel.send(&Message::Go)?;
+        let mut msgs = crate::process::channel::CreateMessages::default();
         loop {
-            let msg = match spawned.channel.recv() {
+            let msg = match msgs.next(|| spawned.channel.recv()) {
                 Ok(m) => m,
                 Err(e) => return Err(init_failure(e, cgroup.as_ref())),
             };
