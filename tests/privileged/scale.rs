@@ -206,3 +206,122 @@ fn concurrent_pod_runs_admit_exactly_what_fits() {
         nothing_left(p.root.path(), n, cg);
     }
 }
+
+/// `(VmRSS KiB, open fds)` of a process.
+fn rss_and_fds(pid: i64) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    (rss, fds)
+}
+
+/// The endurance smoke test (2 minutes; issue 17): a container crash-looping under a 1 s / 2 s
+/// back-off, liveness and readiness httpGet probes every second, and a log flood of about
+/// 2 MiB/s. After the first minute nothing of the supervisor grows: its RSS (within 512 KiB of
+/// noise) and fd count (within the few a probe child holds for a moment), `status.json` and the
+/// number of event entries (identical events are counted, not repeated); the crash loop goes
+/// on, the probed container is never restarted, and the flood's logs rotate (at most 5 files of
+/// 10 MiB).
+#[test]
+fn endurance_smoke_nothing_grows_after_the_first_minute() {
+    if !root_ok() {
+        return;
+    }
+    let p = Peapod::new();
+    p.run(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: endu
+  annotations: {peapod.io/restart-backoff: "1s,2s"}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+    - {name: crash, image: host, command: [sh, -c, "echo crashing; exit 1"]}
+    - name: web
+      image: host
+      command: [busybox, httpd, -f, -p, "8080", -h, /etc]
+      readinessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1}
+      livenessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1}
+    - name: flood
+      image: host
+      command: [sh, -c, "while :; do yes 'a log line of the flood ..............................................' | head -c 1048576; sleep 0.5; done"]
+"#,
+    );
+    let v = p.inspect("endu");
+    let sup = v["peapod"]["supervisorPid"].as_i64().unwrap();
+    let dir = p.root.path().join("pods/endu");
+    let restarts = |v: &serde_json::Value, c: &str| {
+        v["status"]["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == c)
+            .unwrap()["restartCount"]
+            .as_u64()
+            .unwrap()
+    };
+    // One sample every 10 s: (rss, fds, status.json bytes, event entries, crash restarts).
+    let t0 = Instant::now();
+    let mut samples = Vec::new();
+    for i in 1..=12u32 {
+        let next = Duration::from_secs(10 * u64::from(i));
+        std::thread::sleep(next.saturating_sub(t0.elapsed()));
+        let (rss, fds) = rss_and_fds(sup);
+        let size = std::fs::metadata(dir.join("status.json")).unwrap().len();
+        let v = p.inspect("endu");
+        let events = v["events"].as_array().unwrap().len();
+        assert_eq!(
+            restarts(&v, "web"),
+            0,
+            "the probed container was restarted: {v}"
+        );
+        samples.push((rss, fds, size, events, restarts(&v, "crash")));
+    }
+    eprintln!("endurance samples (rss KiB, fds, status.json bytes, events, restarts): {samples:?}");
+    let (first, second) = samples.split_at(6);
+    let max = |s: &[(u64, usize, u64, usize, u64)],
+               f: fn(&(u64, usize, u64, usize, u64)) -> u64| {
+        s.iter().map(f).max().unwrap()
+    };
+    assert!(
+        max(second, |s| s.0) <= max(first, |s| s.0) + 512,
+        "supervisor RSS grew: {samples:?}"
+    );
+    assert!(
+        max(second, |s| s.1 as u64) <= max(first, |s| s.1 as u64) + 4,
+        "supervisor fds grew: {samples:?}"
+    );
+    // A timestamp may gain a digit: a few bytes.
+    assert!(
+        max(second, |s| s.2) <= max(first, |s| s.2) + 64,
+        "status.json grew: {samples:?}"
+    );
+    assert!(
+        max(second, |s| s.3 as u64) <= max(first, |s| s.3 as u64),
+        "events grew: {samples:?}"
+    );
+    // The crash loop went on all along.
+    assert!(
+        second[5].4 > first[5].4 + 5,
+        "crash loop stalled: {samples:?}"
+    );
+    let logs: Vec<u64> = std::fs::read_dir(dir.join("logs/flood"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    assert!(
+        (2..=5).contains(&logs.len()) && logs.iter().all(|l| *l <= 11 << 20),
+        "flood logs: {logs:?}"
+    );
+    let cg = p.cgroup("endu");
+    p.ok(&["pod", "rm", "-f", "endu"]);
+    nothing_left(p.root.path(), "endu", &cg);
+}
