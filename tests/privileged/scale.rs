@@ -226,7 +226,8 @@ fn rss_and_fds(pid: i64) -> (u64, usize) {
 /// back-off, liveness and readiness httpGet probes every second, and a log flood of about
 /// 2 MiB/s. After the first minute nothing of the supervisor grows: its RSS (within 512 KiB of
 /// noise) and fd count (within the few a probe child holds for a moment), `status.json` and the
-/// number of event entries (identical events are counted, not repeated); the crash loop goes
+/// number of event entries (identical events are counted, not repeated: a few new kinds at
+/// most); the crash loop goes
 /// on, the probed container is never restarted, and the flood's logs rotate (at most 5 files of
 /// 10 MiB).
 #[test]
@@ -248,8 +249,8 @@ spec:
     - name: web
       image: host
       command: [busybox, httpd, -f, -p, "8080", -h, /etc]
-      readinessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1}
-      livenessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1}
+      readinessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1, timeoutSeconds: 5}
+      livenessProbe: {httpGet: {path: /hostname, port: 8080}, periodSeconds: 1, timeoutSeconds: 5, failureThreshold: 10}
     - name: flood
       image: host
       command: [sh, -c, "while :; do yes 'a log line of the flood ..............................................' | head -c 1048576; sleep 0.5; done"]
@@ -299,14 +300,15 @@ spec:
         max(second, |s| s.1 as u64) <= max(first, |s| s.1 as u64) + 4,
         "supervisor fds grew: {samples:?}"
     );
-    // A timestamp may gain a digit: a few bytes.
+    // A new kind of event may still come (a probe that timed out once on a loaded machine, as
+    // in the VM): a few entries. Without counting, the crash loop alone added 90 a minute.
     assert!(
-        max(second, |s| s.2) <= max(first, |s| s.2) + 64,
-        "status.json grew: {samples:?}"
+        max(second, |s| s.3 as u64) <= max(first, |s| s.3 as u64) + 4,
+        "events grew: {samples:?}"
     );
     assert!(
-        max(second, |s| s.3 as u64) <= max(first, |s| s.3 as u64),
-        "events grew: {samples:?}"
+        max(second, |s| s.2) <= max(first, |s| s.2) + 1024,
+        "status.json grew: {samples:?}"
     );
     // The crash loop went on all along.
     assert!(
