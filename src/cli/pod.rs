@@ -92,8 +92,15 @@ pub struct PodExec {
 #[derive(Debug, Args)]
 pub struct PodStop {
     /// One or more pods
-    #[arg(required = true, value_name = "NAME")]
+    #[arg(
+        required_unless_present = "all",
+        conflicts_with = "all",
+        value_name = "NAME"
+    )]
     pub names: Vec<String>,
+    /// Every pod under --root
+    #[arg(short, long)]
+    pub all: bool,
     /// Seconds before SIGKILL (default: terminationGracePeriodSeconds)
     #[arg(long)]
     pub grace_period: Option<u64>,
@@ -102,8 +109,15 @@ pub struct PodStop {
 #[derive(Debug, Args)]
 pub struct PodRm {
     /// One or more pods
-    #[arg(required = true, value_name = "NAME")]
+    #[arg(
+        required_unless_present = "all",
+        conflicts_with = "all",
+        value_name = "NAME"
+    )]
     pub names: Vec<String>,
+    /// Every pod under --root
+    #[arg(short, long)]
+    pub all: bool,
     /// Stop the pod first if it is running
     #[arg(short, long)]
     pub force: bool,

@@ -225,19 +225,40 @@ pub fn run(root: &Path, storage: &Path, cmd: &PodCommand) -> Result<i32> {
                 .with_context(|| format!("exec in `{}/{id}`", a.name))?;
             Ok(wait::wait_forwarding(started.pid, &mask, started.tty)?)
         }
-        PodCommand::Stop(a) => Ok(each(&a.names, "stopped", |name| {
-            ops::stop(root, name, a.grace_period).map_err(Into::into)
-        })),
-        PodCommand::Rm(a) => Ok(each_concurrently(&a.names, "removed", |name| {
-            if let ops::Removed::Orphan { cgroup, processes } = ops::remove(root, name, a.force)? {
-                eprintln!(
-                    "Warning: pod `{name}` had no state under `{}`: killed {processes} process(es) left in its cgroup `{cgroup}` and removed it",
-                    root.display()
-                );
+        PodCommand::Stop(a) => {
+            // Every stop is asked for first, so the grace periods run at the same time.
+            let names = names_or_all(root, &a.names, a.all);
+            let pending: Vec<_> = names
+                .iter()
+                .map(|name| ops::request_stop(root, name, a.grace_period))
+                .collect();
+            let mut code = 0;
+            for (name, p) in names.iter().zip(pending) {
+                let r = p.and_then(|p| p.map_or(Ok(()), ops::PendingStop::wait));
+                report(name, "stopped", r.map_err(Into::into), &mut code);
             }
-            Ok(())
-        })),
+            Ok(code)
+        }
+        PodCommand::Rm(a) => {
+            let names = names_or_all(root, &a.names, a.all);
+            Ok(each_concurrently(&names, "removed", |name| {
+                if let ops::Removed::Orphan { cgroup, processes } =
+                    ops::remove(root, name, a.force)?
+                {
+                    eprintln!(
+                        "Warning: pod `{name}` had no state under `{}`: killed {processes} process(es) left in its cgroup `{cgroup}` and removed it",
+                        root.display()
+                    );
+                }
+                Ok(())
+            }))
+        }
     }
+}
+
+/// The pods named on the command line, or with `--all` every pod under `root`.
+fn names_or_all(root: &Path, names: &[String], all: bool) -> Vec<String> {
+    if all { pod::list(root) } else { names.to_vec() }
 }
 
 /// Report the outcome of one named pod, as kubectl does with several names: a success
@@ -261,36 +282,39 @@ fn report(name: &str, done: &str, r: Result<()>, code: &mut i32) {
     }
 }
 
-/// Apply `f` to every named pod in turn.
-fn each(names: &[String], done: &str, f: impl Fn(&str) -> Result<()>) -> i32 {
-    let mut code = 0;
-    for name in names {
-        report(name, done, f(name), &mut code);
-    }
-    code
-}
-
 /// Pods removed at the same time by one `pod rm`.
 const CONCURRENT: usize = 16;
 
-/// Apply `f` to the named pods [`CONCURRENT`] at a time (one thread each; `f` must not fork),
-/// reporting in the order given.
+/// Apply `f` to the named pods, [`CONCURRENT`] at a time (worker threads taking the next pod
+/// as soon as they finish one, so a slow pod holds up no other; `f` must not fork), reporting
+/// in the order given.
 fn each_concurrently(names: &[String], done: &str, f: impl Fn(&str) -> Result<()> + Sync) -> i32 {
-    let mut code = 0;
-    for chunk in names.chunks(CONCURRENT) {
-        let results: Vec<Result<()>> = std::thread::scope(|s| {
-            let handles: Vec<_> = chunk.iter().map(|n| s.spawn(|| f(n))).collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a pod rm worker panicked")))
-                })
-                .collect()
-        });
-        for (name, r) in chunk.iter().zip(results) {
-            report(name, done, r, &mut code);
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<()>>>> = names.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..CONCURRENT.min(names.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { break };
+                    let r = f(name);
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
         }
+    });
+    let mut code = 0;
+    for (name, slot) in names.iter().zip(results) {
+        let r = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Err(anyhow::anyhow!("pod `{name}`: a pod rm worker panicked")));
+        report(name, done, r, &mut code);
     }
     code
 }

@@ -379,17 +379,19 @@ impl Peapod {
         String::from_utf8_lossy(&self.cmd(&["pod", "logs", pod, "-c", c]).stdout).into_owned()
     }
 
-    /// `reason: message` of the pod's events.
+    /// `reason: message` of the pod's events, once per occurrence.
     pub fn events(&self, pod: &str) -> Vec<(String, String)> {
         self.inspect(pod)["events"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|e| {
-                (
+            // An event that happened n times is one entry with `count: n`: n pairs here.
+            .flat_map(|e| {
+                let pair = (
                     e["reason"].as_str().unwrap_or_default().to_string(),
                     e["message"].as_str().unwrap_or_default().to_string(),
-                )
+                );
+                std::iter::repeat_n(pair, e["count"].as_u64().unwrap_or(1) as usize)
             })
             .collect()
     }

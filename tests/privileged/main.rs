@@ -21,5 +21,6 @@ mod parity_proc;
 mod pods;
 mod probes;
 mod runc_errors;
+mod scale;
 mod security;
 mod terminal;

@@ -473,11 +473,33 @@ pub fn wait_ready(root: &Path, name: &str, timeout: Duration) -> Result<(), PodE
 
 /// Ask the supervisor to stop the pod and wait for it.
 pub fn stop(root: &Path, name: &str, grace: Option<u64>) -> Result<(), PodError> {
+    match request_stop(root, name, grace)? {
+        Some(pending) => pending.wait(),
+        None => Ok(()),
+    }
+}
+
+/// A stop asked of a pod's supervisor, not yet finished: [`PendingStop::wait`] for it.
+#[derive(Debug)]
+pub struct PendingStop {
+    paths: PodPaths,
+    limit: Duration,
+    asked: Instant,
+}
+
+/// Ask the supervisor to stop the pod (its grace period starts now) without waiting for it, so
+/// that the grace periods of many pods run at the same time; `None` when it has nothing left
+/// to stop.
+pub fn request_stop(
+    root: &Path,
+    name: &str,
+    grace: Option<u64>,
+) -> Result<Option<PendingStop>, PodError> {
     let paths = PodPaths::new(root, name)?;
     load_pod(&paths)?;
     let rec = Record::load(&paths)?;
     if rec.supervisor_done || !rec.supervisor_alive() {
-        return Ok(());
+        return Ok(None);
     }
     let req = serde_json::json!({ "grace_seconds": grace });
     crate::write_private(&paths.dir.join(STOP_FILE), req.to_string().as_bytes())?;
@@ -489,18 +511,29 @@ pub fn stop(root: &Path, name: &str, grace: Option<u64>) -> Result<(), PodError>
     let limit = Duration::from_secs(
         grace.unwrap_or_else(|| rec.machine.spec().termination_grace_period.as_secs()) + 30,
     );
-    let t = Instant::now();
-    // Done means its record says so and the process is gone (it exits right after writing).
-    while Record::load(&paths).is_ok_and(|r| r.supervisor_alive()) {
-        if t.elapsed() > limit {
-            return Err(PodError::Invalid(format!(
-                "pod `{name}` did not stop within {}s",
-                limit.as_secs()
-            )));
+    Ok(Some(PendingStop {
+        paths,
+        limit,
+        asked: Instant::now(),
+    }))
+}
+
+impl PendingStop {
+    /// Wait until the supervisor is done: its record says so and the process is gone (it
+    /// exits right after writing). Fails past the grace period + 30 s, counted from the request.
+    pub fn wait(self) -> Result<(), PodError> {
+        while Record::load(&self.paths).is_ok_and(|r| r.supervisor_alive()) {
+            if self.asked.elapsed() > self.limit {
+                return Err(PodError::Invalid(format!(
+                    "pod `{}` did not stop within {}s",
+                    self.paths.name,
+                    self.limit.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        Ok(())
     }
-    Ok(())
 }
 
 fn remove_dir(paths: &PodPaths) -> Result<(), PodError> {

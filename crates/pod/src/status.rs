@@ -148,6 +148,8 @@ pub fn events(evs: &[EventRecord]) -> Value {
                 "reason": e.reason,
                 "message": e.message,
                 "involvedObject": { "fieldPath": e.container.as_ref().map(|c| format!("spec.containers{{{c}}}")) },
+                "count": e.count,
+                "firstTimestamp": time(e.first_at()),
                 "lastTimestamp": time(e.at),
             })
         })

@@ -393,10 +393,6 @@ impl Supervisor {
 
     fn save(&mut self) {
         self.record.machine = self.machine.clone();
-        if self.record.events.len() > MAX_EVENTS {
-            let cut = self.record.events.len() - MAX_EVENTS;
-            self.record.events.drain(..cut);
-        }
         if let Err(e) = self.record.save(&self.paths) {
             log::error!("save pod record: {e}");
         }
@@ -443,7 +439,9 @@ impl Supervisor {
                 }
             }
             Action::ScheduleWake { at } => self.wake = Some(at),
-            Action::RecordEvent(e) => self.record.events.push(e),
+            Action::RecordEvent(e) => {
+                peapod_kube::supervisor::record_event(&mut self.record.events, e, MAX_EVENTS)
+            }
             Action::PodFinished { phase } => log::info!("pod finished: {phase:?}"),
         }
     }
@@ -481,13 +479,8 @@ impl Supervisor {
         message: String,
         container: Option<&str>,
     ) {
-        self.record.events.push(EventRecord {
-            type_,
-            reason: reason.into(),
-            message,
-            container: container.map(str::to_string),
-            at: now(),
-        });
+        let e = EventRecord::new(type_, reason, message, container, now());
+        peapod_kube::supervisor::record_event(&mut self.record.events, e, MAX_EVENTS);
     }
 
     /// kubelet's image manager: the pull policy against the store. `pulled`: a pull for this

@@ -145,7 +145,74 @@ pub struct EventRecord {
     pub message: String,
     /// The container the event is about (`involvedObject.fieldPath`), if any.
     pub container: Option<String>,
+    /// When it last happened (`lastTimestamp`).
     pub at: Millis,
+    /// How many times it happened (`count`): identical events are one, counted.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub count: u32,
+    /// When it first happened (`firstTimestamp`), if it happened more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<Millis>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+impl EventRecord {
+    pub fn new(
+        type_: EventType,
+        reason: &str,
+        message: String,
+        container: Option<&str>,
+        at: Millis,
+    ) -> Self {
+        EventRecord {
+            type_,
+            reason: reason.to_string(),
+            message,
+            container: container.map(str::to_string),
+            at,
+            count: 1,
+            first: None,
+        }
+    }
+
+    /// `firstTimestamp`.
+    pub fn first_at(&self) -> Millis {
+        self.first.unwrap_or(self.at)
+    }
+}
+
+/// Record `e` in `events` as kubelet's event recorder does: an event identical to one already
+/// there (same container, type, reason and message) is that one again, its count raised and
+/// its last time moved to `e`'s (and to the end of the list, which stays in the order of the
+/// last times); at most `max` events are kept, the oldest dropped. So a crash loop or a probe
+/// failing every second adds no entry after its first, and the record stays small.
+pub fn record_event(events: &mut Vec<EventRecord>, e: EventRecord, max: usize) {
+    let same = |o: &EventRecord| {
+        o.container == e.container
+            && o.type_ == e.type_
+            && o.reason == e.reason
+            && o.message == e.message
+    };
+    if let Some(i) = events.iter().rposition(same) {
+        let mut old = events.remove(i);
+        old.first = Some(old.first_at());
+        old.count = old.count.saturating_add(e.count);
+        old.at = e.at;
+        events.push(old);
+    } else {
+        events.push(e);
+    }
+    if events.len() > max {
+        let cut = events.len() - max;
+        events.drain(..cut);
+    }
 }
 
 /// What the executor must do.
@@ -408,13 +475,13 @@ impl PodMachine {
         container: &str,
         now: Millis,
     ) {
-        out.push(Action::RecordEvent(EventRecord {
+        out.push(Action::RecordEvent(EventRecord::new(
             type_,
-            reason: reason.to_string(),
+            reason,
             message,
-            container: Some(container.to_string()),
-            at: now,
-        }));
+            Some(container),
+            now,
+        )));
     }
 
     fn on_started(
@@ -1305,5 +1372,84 @@ impl Ctr {
             pull_failures: 0,
             pull_backoff_at: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    fn ev(reason: &str, message: &str, c: Option<&str>, at: u64) -> EventRecord {
+        EventRecord::new(EventType::Normal, reason, message.into(), c, Millis(at))
+    }
+
+    /// A crash loop for an hour adds no entry after its first events: identical ones are
+    /// counted, as kubelet's recorder does, and the list stays in the order of last times.
+    #[test]
+    fn identical_events_are_counted_not_repeated() {
+        let mut evs = Vec::new();
+        for i in 0..3600 {
+            record_event(
+                &mut evs,
+                ev("Started", "Container started", Some("a"), i * 1000),
+                1000,
+            );
+            record_event(
+                &mut evs,
+                ev(
+                    "BackOff",
+                    "Back-off restarting failed container a",
+                    Some("a"),
+                    i * 1000 + 1,
+                ),
+                1000,
+            );
+        }
+        record_event(
+            &mut evs,
+            ev("Started", "Container started", Some("b"), 5),
+            1000,
+        );
+        let got: Vec<_> = evs
+            .iter()
+            .map(|e| {
+                (
+                    e.reason.as_str(),
+                    e.container.as_deref(),
+                    e.count,
+                    e.first_at().0,
+                    e.at.0,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Started", Some("a"), 3600, 0, 3_599_000),
+                ("BackOff", Some("a"), 3600, 1, 3_599_001),
+                ("Started", Some("b"), 1, 5, 5),
+            ]
+        );
+        // A different message is a different event.
+        record_event(&mut evs, ev("BackOff", "other", Some("a"), 9), 1000);
+        assert_eq!(evs.len(), 4);
+        // Distinct events are bounded: the oldest go.
+        for i in 0..10 {
+            record_event(&mut evs, ev("X", &i.to_string(), None, 10 + i), 5);
+        }
+        assert_eq!(evs.len(), 5);
+        assert_eq!(evs[0].message, "5");
+    }
+
+    /// Records written before counting existed (no `count`, no `first`) still load.
+    #[test]
+    fn old_records_load_with_a_count_of_one() {
+        let e: EventRecord = serde_json::from_str(
+            r#"{"type_":"Normal","reason":"Started","message":"m","container":null,"at":7}"#,
+        )
+        .unwrap();
+        assert_eq!((e.count, e.first_at()), (1, Millis(7)));
+        let s = serde_json::to_string(&e).unwrap();
+        assert!(!s.contains("count") && !s.contains("first"), "{s}");
     }
 }

@@ -40,6 +40,7 @@ pub use backoff::{BackoffConfig, BackoffError, RESTART_BACKOFF_ANNOTATION};
 pub use clock::Millis;
 pub use machine::{
     Action, Event, EventRecord, EventType, KillReason, PodMachine, StartStage, on_event,
+    record_event,
 };
 pub use probe::{ProbeOutcome, ProbeStatus};
 pub use spec::{ContainerSpec, PodSpec, ProbeKind, ProbeSpec, RestartPolicy, SpecError};

@@ -408,8 +408,9 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         all.set_pids(None);
         cgroup.apply(&all)?;
         spawned.channel.send(&Message::Go)?;
+        let mut msgs = crate::process::channel::CreateMessages::default();
         loop {
-            let msg = match spawned.channel.recv() {
+            let msg = match msgs.next(|| spawned.channel.recv()) {
                 Ok(m) => m,
                 Err(e) => return Err(init_failure(e, cgroup.as_ref())),
             };

@@ -143,6 +143,50 @@ pub fn send_fd(sock: &impl AsFd, payload: &str, fd: RawFd) -> nix::Result<()> {
     Ok(())
 }
 
+/// The messages of a create in the order the runtime must handle them. Stage 1 and the init it
+/// forks write to the same socket, so the init's `RunCreateRuntimeHooks` or `Ready` can arrive
+/// before stage 1's `Pid` (stage 1 preempted right after the fork: seen on a loaded machine,
+/// where `create` then saved a state with pid 0 and `start` failed with "cannot start a
+/// container in the creating state"). Such a message is held back until the pid came.
+#[derive(Debug, Default)]
+pub struct CreateMessages {
+    pid_seen: bool,
+    held: Option<Message>,
+}
+
+impl CreateMessages {
+    /// The next message, from `recv` or held back.
+    pub fn next(
+        &mut self,
+        mut recv: impl FnMut() -> Result<Message, ChannelError>,
+    ) -> Result<Message, ChannelError> {
+        if self.pid_seen
+            && let Some(m) = self.held.take()
+        {
+            return Ok(m);
+        }
+        loop {
+            match recv()? {
+                m @ Message::Pid(_) => {
+                    self.pid_seen = true;
+                    return Ok(m);
+                }
+                m @ (Message::RunCreateRuntimeHooks | Message::Ready) if !self.pid_seen => {
+                    // The init waits for an answer after each: one at most can overtake.
+                    if self.held.is_some() {
+                        return Err(ChannelError::Unexpected {
+                            expected: "the container's pid",
+                            received: m,
+                        });
+                    }
+                    self.held = Some(m);
+                }
+                m => return Ok(m),
+            }
+        }
+    }
+}
+
 /// Receive one fd sent by [`send_fd`].
 pub fn recv_fd(sock: &impl AsFd) -> nix::Result<Option<OwnedFd>> {
     peapod_sys::recv_fd(sock)
@@ -169,5 +213,43 @@ mod tests {
         ));
         drop(a);
         assert!(matches!(b.recv(), Err(ChannelError::Closed)));
+    }
+
+    /// The init's messages that overtake stage 1's `Pid` are handled after it.
+    #[test]
+    fn the_pid_comes_first_whatever_the_order_of_arrival() {
+        let order = |sent: &[Message]| {
+            let (a, b) = Channel::pair().unwrap();
+            for m in sent {
+                a.send(m).unwrap();
+            }
+            drop(a);
+            let mut msgs = CreateMessages::default();
+            let mut got = Vec::new();
+            while let Ok(m) = msgs.next(|| b.recv()) {
+                got.push(m);
+            }
+            got
+        };
+        use Message::*;
+        for sent in [
+            vec![Pid(7), RunCreateRuntimeHooks, Ready],
+            vec![RunCreateRuntimeHooks, Pid(7), Ready],
+        ] {
+            assert_eq!(order(&sent), [Pid(7), RunCreateRuntimeHooks, Ready]);
+        }
+        assert_eq!(order(&[Ready, Pid(7)]), [Pid(7), Ready]);
+        assert_eq!(
+            order(&[WriteIdMaps, Ready, Pid(7)]),
+            [WriteIdMaps, Pid(7), Ready]
+        );
+        // Two messages of the init before the pid: a protocol error, not a hang.
+        let (a, b) = Channel::pair().unwrap();
+        a.send(&RunCreateRuntimeHooks).unwrap();
+        a.send(&Ready).unwrap();
+        assert!(matches!(
+            CreateMessages::default().next(|| b.recv()),
+            Err(ChannelError::Unexpected { .. })
+        ));
     }
 }
