@@ -576,3 +576,35 @@ fn mask_paths(root: BorrowedFd<'_>, paths: Vec<&String>) -> Result<(), RootfsErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::MountBuilder;
+
+    fn mnt(dest: &str, typ: &str, opts: &[&str]) -> (Mount, options::MountOptions) {
+        let opts: Vec<String> = opts.iter().map(|o| o.to_string()).collect();
+        let m = MountBuilder::default()
+            .destination(dest)
+            .typ(typ)
+            .options(opts.clone())
+            .build()
+            .unwrap();
+        (m, options::parse(&opts).unwrap())
+    }
+
+    #[test]
+    fn read_only_tmpfs_and_dev_are_made_read_only_last() {
+        for (dest, typ, opts, want) in [
+            ("/dev", "tmpfs", &["nosuid", "ro"][..], true),
+            ("/tmp", "tmpfs", &["ro"][..], true),
+            ("/dev", "tmpfs", &["nosuid"][..], false),
+            ("/sys", "sysfs", &["ro"][..], false),
+            ("/dev", "bind", &["rbind", "ro"][..], false),
+            ("/x", "tmpfs", &["bind", "ro"][..], false),
+        ] {
+            let (m, o) = mnt(dest, typ, opts);
+            assert_eq!(late_readonly(&m, &o), want, "{dest} {typ} {opts:?}");
+        }
+    }
+}
