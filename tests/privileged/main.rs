@@ -12,6 +12,7 @@ mod features_exec;
 mod features_process;
 mod images;
 mod mounts_options;
+mod mounts_parity;
 mod mounts_propagation;
 mod mounts_rootfs;
 mod network;

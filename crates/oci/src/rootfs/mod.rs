@@ -204,6 +204,13 @@ fn mount_one(
         .and_then(|fd| nix::sys::stat::fstat(&fd).ok())
         .map(|st| st.st_mode & 0o7777);
     let target = safe::mkdir_all(root, dest, 0o755)?;
+    // A read-only tmpfs or `/dev` is mounted writable and made read-only at the end (after
+    // the device nodes, devpts and the mounts below it are in place), as runc does.
+    let flags = if late_readonly(m, &opts) {
+        opts.flags - MsFlags::MS_RDONLY
+    } else {
+        opts.flags
+    };
     if opts.tmpcopyup && typ != "tmpfs" {
         return Err(RootfsError::BadMount {
             dest: dest.clone(),
@@ -231,7 +238,7 @@ fn mount_one(
         Some(&source),
         &safe::fd_path(&target),
         Some(typ),
-        opts.flags,
+        flags,
         data,
     )
     .map_err(|e| RootfsError::sys("mount", dest, e))?;
@@ -246,6 +253,24 @@ fn mount_one(
     }
     set_recursive(root, dest, &opts)
 }
+
+/// Whether `m` is a non-bind tmpfs or `/dev` asking for `ro`: mounted writable first and
+/// remounted read-only by [`finish`] (runc `finalizeRootfs`).
+fn late_readonly(m: &Mount, opts: &options::MountOptions) -> bool {
+    opts.flags.contains(MsFlags::MS_RDONLY)
+        && !opts.is_bind()
+        && (m.typ().as_deref() == Some("tmpfs") || m.destination() == Path::new("/dev"))
+}
+
+/// The per-mount flags a read-only remount keeps from the mount's options.
+const MOUNT_ATTR_FLAGS: MsFlags = MsFlags::MS_RDONLY
+    .union(MsFlags::MS_NOSUID)
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC)
+    .union(MsFlags::MS_NOATIME)
+    .union(MsFlags::MS_NODIRATIME)
+    .union(MsFlags::MS_RELATIME)
+    .union(MsFlags::MS_STRICTATIME);
 
 /// The recursive options (`rro`, `rnosuid`...) on the mount at `dest` and every mount below
 /// it, in one `mount_setattr(AT_RECURSIVE)` on a handle of the mount (runc `setRecAttr`).
@@ -468,37 +493,16 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         )?;
     }
-    let masked = unique(linux.and_then(|l| l.masked_paths().as_ref()));
-    if !masked.is_empty() {
-        let null = dev::open_verified_null()?;
-        for p in masked {
-            let path = Path::new(p);
-            let fd = match safe::open(root.as_fd(), path, OFlag::O_PATH) {
-                Ok(fd) => fd,
-                Err(Errno::ENOENT) => continue,
-                Err(e) => return Err(RootfsError::sys("resolve masked path", path, e)),
-            };
-            let is_dir = nix::sys::stat::fstat(&fd)
-                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
-                .unwrap_or(false);
-            let res = if is_dir {
-                mount(
-                    Some("tmpfs"),
-                    &safe::fd_path(&fd),
-                    Some("tmpfs"),
-                    MsFlags::MS_RDONLY,
-                    None::<&str>,
-                )
-            } else {
-                mount(
-                    Some(&safe::fd_path(&null)),
-                    &safe::fd_path(&fd),
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )
-            };
-            res.map_err(|e| RootfsError::sys("mask", path, e))?;
+    mask_paths(
+        root.as_fd(),
+        unique(linux.and_then(|l| l.masked_paths().as_ref())),
+    )?;
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        let opts = options::parse(m.options().as_deref().unwrap_or_default())?;
+        if late_readonly(m, &opts) {
+            let dest = m.destination();
+            let fresh = safe::lookup(root.as_fd(), dest)?;
+            remount_bind(&fresh, dest, opts.flags & MOUNT_ATTR_FLAGS)?;
         }
     }
     if spec
@@ -520,4 +524,87 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
         .map_err(|e| RootfsError::sys("remount read-only", Path::new("/"), e))?;
     }
     Ok(())
+}
+
+/// Mask `paths`: a file with `/dev/null` (verified), every directory with the same empty
+/// read-only tmpfs (one superblock, `size=4k,nr_inodes=1`, bound on the next ones), as runc
+/// 1.5 does. A missing path is skipped.
+fn mask_paths(root: BorrowedFd<'_>, paths: Vec<&String>) -> Result<(), RootfsError> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let null = dev::open_verified_null()?;
+    // The root of the first masking tmpfs: the bind source for the other directories.
+    let mut tmpfs: Option<OwnedFd> = None;
+    for p in paths {
+        let path = Path::new(p);
+        let fd = match safe::open(root, path, OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(RootfsError::sys("resolve masked path", path, e)),
+        };
+        let is_dir = nix::sys::stat::fstat(&fd)
+            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            .unwrap_or(false);
+        let res = match (&tmpfs, is_dir) {
+            (None, true) => mount(
+                Some("tmpfs"),
+                &safe::fd_path(&fd),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=4k,nr_inodes=1"),
+            ),
+            (Some(src), true) => mount(
+                Some(&safe::fd_path(src)),
+                &safe::fd_path(&fd),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            ),
+            (_, false) => mount(
+                Some(&safe::fd_path(&null)),
+                &safe::fd_path(&fd),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            ),
+        };
+        res.map_err(|e| RootfsError::sys("mask", path, e))?;
+        if is_dir && tmpfs.is_none() {
+            tmpfs = Some(safe::lookup(root, path)?);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::MountBuilder;
+
+    fn mnt(dest: &str, typ: &str, opts: &[&str]) -> (Mount, options::MountOptions) {
+        let opts: Vec<String> = opts.iter().map(|o| o.to_string()).collect();
+        let m = MountBuilder::default()
+            .destination(dest)
+            .typ(typ)
+            .options(opts.clone())
+            .build()
+            .unwrap();
+        (m, options::parse(&opts).unwrap())
+    }
+
+    #[test]
+    fn read_only_tmpfs_and_dev_are_made_read_only_last() {
+        for (dest, typ, opts, want) in [
+            ("/dev", "tmpfs", &["nosuid", "ro"][..], true),
+            ("/tmp", "tmpfs", &["ro"][..], true),
+            ("/dev", "tmpfs", &["nosuid"][..], false),
+            ("/sys", "sysfs", &["ro"][..], false),
+            ("/dev", "bind", &["rbind", "ro"][..], false),
+            ("/x", "tmpfs", &["bind", "ro"][..], false),
+        ] {
+            let (m, o) = mnt(dest, typ, opts);
+            assert_eq!(late_readonly(&m, &o), want, "{dest} {typ} {opts:?}");
+        }
+    }
 }

@@ -89,8 +89,20 @@ fn mkdir_all_depth(
         .map_err(|e| RootfsError::sys("resolve", path, e))
 }
 
-/// Make sure a regular file exists at `path` (a bind-mount target for a file source).
+/// Make sure a regular file exists at `path` (a bind-mount target for a file source). A
+/// dangling symlink there gets its target created, resolved inside the root, as runc does.
 pub fn ensure_file(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, RootfsError> {
+    ensure_file_depth(root, path, 0)
+}
+
+fn ensure_file_depth(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    depth: u32,
+) -> Result<OwnedFd, RootfsError> {
+    if depth > MAX_LINKS {
+        return Err(RootfsError::sys("create", path, Errno::ELOOP));
+    }
     if let Ok(fd) = open(root, path, OFlag::O_PATH) {
         return Ok(fd);
     }
@@ -106,6 +118,14 @@ pub fn ensure_file(root: BorrowedFd<'_>, path: &Path) -> Result<OwnedFd, RootfsE
         Mode::from_bits_truncate(0o644),
     ) {
         Ok(_) | Err(Errno::EEXIST) => {}
+        // A symlink whose target is missing: create the target, relative to the link's
+        // directory (an absolute target is taken from the container root).
+        Err(Errno::ELOOP) => {
+            let target = nix::fcntl::readlinkat(pfd.as_fd(), name)
+                .map_err(|e| RootfsError::sys("readlink", path, e))?;
+            let target = Path::new("/").join(rel(parent)).join(target);
+            return ensure_file_depth(root, &target, depth + 1).and_then(|_| lookup(root, path));
+        }
         Err(e) => return Err(RootfsError::sys("create", path, e)),
     }
     lookup(root, path)
@@ -138,5 +158,13 @@ mod tests {
         assert!(root.join("y").is_dir());
         ensure_file(rfd.as_fd(), Path::new("/a/b/file")).unwrap();
         assert!(root.join("a/b/file").is_file());
+        // A dangling symlink as a file target: its target is created inside the root.
+        symlink("/etc/peapod-test-file", root.join("flink")).unwrap();
+        symlink("../../../peapod-rel-file", root.join("a/rlink")).unwrap();
+        ensure_file(rfd.as_fd(), Path::new("/flink")).unwrap();
+        ensure_file(rfd.as_fd(), Path::new("/a/rlink")).unwrap();
+        assert!(root.join("etc/peapod-test-file").is_file());
+        assert!(root.join("peapod-rel-file").is_file());
+        assert!(!Path::new("/etc/peapod-test-file").exists());
     }
 }
