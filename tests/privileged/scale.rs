@@ -225,10 +225,9 @@ fn rss_and_fds(pid: i64) -> (u64, usize) {
 /// The endurance smoke test (2 minutes; issue 17): a container crash-looping under a 1 s / 2 s
 /// back-off, liveness and readiness httpGet probes every second, and a log flood of about
 /// 2 MiB/s. After the first minute nothing of the supervisor grows: its RSS (within 512 KiB of
-/// noise) and fd count (within the few a probe child holds for a moment), `status.json` and the
-/// number of event entries (identical events are counted, not repeated: a few new kinds at
-/// most); the crash loop goes
-/// on, the probed container is never restarted, and the flood's logs rotate (at most 5 files of
+/// noise) and fd count (its least per half: a start or a probe holds a few for a moment),
+/// `status.json` and the number of event entries (identical events are counted, not repeated:
+/// a few new kinds at most); the crash loop goes on, the probed container is never restarted, and the flood's logs rotate (at most 5 files of
 /// 10 MiB).
 #[test]
 fn endurance_smoke_nothing_grows_after_the_first_minute() {
@@ -296,8 +295,11 @@ spec:
         max(second, |s| s.0) <= max(first, |s| s.0) + 512,
         "supervisor RSS grew: {samples:?}"
     );
+    // The fds a container start or a probe holds for a moment can be in any one sample (18
+    // instead of 13 once in the VM); a leak raises the level every sample shares, the least.
+    let min = |s: &[(u64, usize, u64, usize, u64)]| s.iter().map(|s| s.1).min().unwrap();
     assert!(
-        max(second, |s| s.1 as u64) <= max(first, |s| s.1 as u64) + 4,
+        min(second) <= min(first) + 4,
         "supervisor fds grew: {samples:?}"
     );
     // A new kind of event may still come (a probe that timed out once on a loaded machine, as
