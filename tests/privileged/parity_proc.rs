@@ -63,7 +63,7 @@ fn created_init_holds_no_runtime_or_caller_fd() {
     std::fs::write(&leak, "secret").unwrap();
     let log = b.path().join("runtime.log");
     for rt in runtimes(&b) {
-        let id = unique("fds");
+        let id = unique("fdhyg");
         let mut cmd = rt.cmd(&["--log", log.to_str().unwrap(), "create", "--bundle"]);
         cmd.arg(b.path()).arg(&id);
         let o = captured(with_leaked_fd(&leak, cmd));

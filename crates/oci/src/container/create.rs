@@ -394,11 +394,11 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         let spawned = spawn(launch)?;
         log::debug!("spawned stage-1 ({})", spawned.stage1);
         undo.pids.push(spawned.stage1);
-        // Processes enter the cgroup before they can run anything of the container.
-        cgroup.add_task(spawned.stage1.as_raw())?;
-        // The pids limit waits until the init exists and stage 1 is reaped (runc sets its
-        // limits once its init is forked too): `pids.limit` 1 (or 0, which means 1) leaves no
-        // room for stage 1 to fork the init.
+        // Limits go on while the cgroup is still empty: a limit too low for stage 1 then kills
+        // it at its next allocation, never halfway through a limit write. The pids limit waits
+        // until the init exists and stage 1 is reaped (runc sets its limits once its init is
+        // forked too): `pids.limit` 1 (or 0, which means 1) leaves no room for stage 1 to fork
+        // the init.
         let mut all = resources(&spec);
         let pids_limit = all.pids().map(|p| {
             let mut only = LinuxResources::default();
@@ -407,7 +407,11 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         });
         all.set_pids(None);
         cgroup.apply(&all)?;
-        spawned.channel.send(&Message::Go)?;
+        // Processes enter the cgroup before they can run anything of the container.
+        cgroup.add_task(spawned.stage1.as_raw())?;
+        if let Err(e) = spawned.channel.send(&Message::Go) {
+            return Err(init_failure(e, cgroup.as_ref()));
+        }
         let mut msgs = crate::process::channel::CreateMessages::default();
         loop {
             let msg = match msgs.next(|| spawned.channel.recv()) {
@@ -497,9 +501,18 @@ fn init_failure(
     e: crate::process::channel::ChannelError,
     cg: &dyn CgroupManager,
 ) -> ContainerError {
-    if matches!(e, crate::process::channel::ChannelError::Closed)
-        && cg.oom_kill_count().is_ok_and(|n| n > 0)
-    {
+    use crate::process::channel::ChannelError as E;
+    use nix::errno::Errno;
+    // A killed peer shows up as EOF, or as EPIPE/ECONNRESET when a message was in flight.
+    let gone = matches!(
+        e,
+        E::Closed
+            | E::Sys {
+                errno: Errno::EPIPE | Errno::ECONNRESET,
+                ..
+            }
+    );
+    if gone && cg.oom_kill_count().is_ok_and(|n| n > 0) {
         return ContainerError::InitOomKilled;
     }
     e.into()
