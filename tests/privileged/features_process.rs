@@ -243,3 +243,64 @@ fn features_exec_cpu_affinity_matches_runc() {
         format!("Cpus_allowed_list:\t{}", online.trim())
     );
 }
+
+/// A container does not inherit the CPU affinity of whoever ran the runtime (`taskset`): runc
+/// 1.2+ widens the init's to every CPU of its cgroup, and an exec'd process's too unless it names
+/// `execCPUAffinity.initial`. Run both runtimes pinned to CPU 0 and compare.
+#[test]
+fn features_cpu_affinity_is_reset_like_runc() {
+    if !root_ok() {
+        return;
+    }
+    let Some(runc) = Runc::new() else { return };
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    let b = Bundle::new(&["sleep", "1000"], json!({}));
+    let bundle = b.path().to_str().unwrap();
+    let pinned = |bin: &Path, root: &Path, args: &[&str]| {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0"])
+            .arg(bin)
+            .arg("--root")
+            .arg(root)
+            .args(args);
+        captured(c)
+    };
+    let ours = (oci_bin(), b.state_root.clone(), unique("cpuaff"));
+    let theirs = (
+        runc.bin.clone(),
+        runc.root.path().to_path_buf(),
+        unique("cpuaffr"),
+    );
+    let mut seen = Vec::new();
+    for (bin, root, id) in [&ours, &theirs] {
+        let o = pinned(bin, root, &["run", "--detach", "--bundle", bundle, id]);
+        assert!(o.status.success(), "{bin:?} run: {}", text(&o).2);
+        let init = pinned(
+            bin,
+            root,
+            &["exec", id, "grep", "Cpus_allowed", "/proc/1/status"],
+        );
+        let exec = pinned(
+            bin,
+            root,
+            &["exec", id, "grep", "Cpus_allowed", "/proc/self/status"],
+        );
+        let mut p = b.config()["process"].clone();
+        p["args"] = json!(["grep", "Cpus_allowed_list", "/proc/self/status"]);
+        p["execCPUAffinity"] = json!({"initial": "0"});
+        let pj = b.path().join(format!("proc-{id}.json"));
+        std::fs::write(&pj, p.to_string()).unwrap();
+        let initial = pinned(bin, root, &["exec", "--process", pj.to_str().unwrap(), id]);
+        for o in [&init, &exec, &initial] {
+            assert!(o.status.success(), "{bin:?} exec: {}", text(o).2);
+        }
+        seen.push((text(&init).1, text(&exec).1, text(&initial).1));
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "peapod's affinities (left) differ from runc's"
+    );
+    let want = format!("Cpus_allowed_list:\t{}", online.trim());
+    assert!(seen[0].0.contains(&want), "init: {:?}", seen[0].0);
+    assert!(seen[0].1.contains(&want), "exec: {:?}", seen[0].1);
+}

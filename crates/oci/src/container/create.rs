@@ -409,6 +409,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         cgroup.apply(&all)?;
         // Processes enter the cgroup before they can run anything of the container.
         cgroup.add_task(spawned.stage1.as_raw())?;
+        crate::process::features::reset_affinity(spawned.stage1);
         if let Err(e) = spawned.channel.send(&Message::Go) {
             return Err(init_failure(e, cgroup.as_ref()));
         }

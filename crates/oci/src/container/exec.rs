@@ -196,6 +196,9 @@ pub fn exec(
             "--cgroup: the container has no cgroup".into(),
         ));
     }
+    if !crate::process::features::has_initial_affinity(process) {
+        crate::process::features::reset_affinity(spawned.stage1);
+    }
     if let Err(e) = spawned.channel.send(&Message::Go) {
         return Err(fail(e.into(), &[spawned.stage1]));
     }

@@ -306,6 +306,30 @@ pub fn set_initial_affinity(pid: Pid, process: &Process) -> Result<(), FeatureEr
         .map_err(|e| invalid(format!("set execCPUAffinity.initial {initial:?}: {e}")))
 }
 
+/// Widen `pid`'s CPU affinity to every CPU its cgroup allows, as runc 1.2+ does for the init
+/// (once it sits in its cgroup) and for an exec'd process without `execCPUAffinity.initial`:
+/// the container does not inherit the affinity of whoever ran the runtime (`taskset`). The
+/// kernel intersects the full mask with the cpuset; a failure is only logged, as in runc.
+pub fn reset_affinity(pid: Pid) {
+    let mut all = CpuSet::new();
+    for c in 0..CpuSet::count() {
+        // In range by construction.
+        let _ = all.set(c);
+    }
+    if let Err(e) = nix::sched::sched_setaffinity(pid, &all) {
+        log::debug!("reset CPU affinity of {pid}: {e}");
+    }
+}
+
+/// Whether `process` names an `execCPUAffinity.initial` (then the runtime keeps it).
+pub fn has_initial_affinity(process: &Process) -> bool {
+    process
+        .exec_cpu_affinity()
+        .as_ref()
+        .and_then(|a| a.initial().as_deref())
+        .is_some_and(|i| !i.is_empty())
+}
+
 fn set_affinity(pid: Pid, cpus: &[usize]) -> nix::Result<()> {
     let mut set = CpuSet::new();
     for c in cpus {
