@@ -428,3 +428,104 @@ fn kill_all_reaches_orphans_in_a_shared_pid_namespace() {
         rt.ok(&["delete", "--force", &id]);
     }
 }
+
+/// Hooks see what runc's see (runc runs each as Go's `exec.Cmd`, where a hook without `env`
+/// inherits its parent's environment): runtime hooks get the caller's environment and run in
+/// the bundle; createContainer runs from the init before pivot_root with an empty environment
+/// in the rootfs; startContainer runs with the process's environment in its cwd; a hook with
+/// `env` gets exactly that. Before the fix every hook without `env` got an empty environment
+/// and createContainer ran in the bundle.
+#[test]
+fn hook_environment_and_cwd_match_runc() {
+    if !root_ok() {
+        return;
+    }
+    let out = tempfile::Builder::new()
+        .prefix("pp-hookenv")
+        .tempdir()
+        .unwrap();
+    let host = out.path().to_str().unwrap().to_string();
+    let dump = |dir: &str, name: &str| {
+        format!("env | grep -v '^_=' | sort > {dir}/{name}.env; pwd > {dir}/{name}.cwd")
+    };
+    let hook =
+        |dir: &str, name: &str| json!([{"path": "/bin/sh", "args": ["sh", "-c", dump(dir, name)]}]);
+    let b = Bundle::new(
+        &["true"],
+        json!({
+            "hooks": {
+                "createRuntime": hook(&host, "createRuntime"),
+                "createContainer": hook(&host, "createContainer"),
+                "startContainer": hook("/out", "startContainer"),
+                "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", dump(&host, "poststart")],
+                               "env": ["ONLY=this"]}],
+                "poststop": hook(&host, "poststop"),
+            }
+        }),
+    );
+    let mut cfg = b.config();
+    cfg["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/out", "type": "bind", "source": host, "options": ["rbind"]}));
+    std::fs::write(b.path().join("config.json"), cfg.to_string()).unwrap();
+    let kinds = [
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ];
+    let mut seen = Vec::new();
+    for rt in runtimes(&b) {
+        for k in kinds {
+            let _ = std::fs::remove_file(out.path().join(format!("{k}.env")));
+        }
+        let o = captured(rt.cmd(&[
+            "run",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &unique("hkenv"),
+        ]));
+        assert!(o.status.success(), "{}: {}", rt.name, stderr(&o));
+        let files: Vec<(String, String)> = kinds
+            .iter()
+            .map(|k| {
+                let read = |ext| {
+                    std::fs::read_to_string(out.path().join(format!("{k}.{ext}")))
+                        .unwrap_or_else(|e| panic!("{}: {k} hook did not run: {e}", rt.name))
+                };
+                (read("env"), read("cwd"))
+            })
+            .collect();
+        seen.push((rt.name, files));
+    }
+    let (_, ours) = &seen[0];
+    let bundle = b.path().to_str().unwrap();
+    assert!(
+        ours[0].0.contains("PATH="),
+        "createRuntime env: {}",
+        ours[0].0
+    );
+    assert_eq!(ours[0].1.trim(), bundle);
+    assert!(
+        !ours[1].0.contains("PATH="),
+        "createContainer env: {}",
+        ours[1].0
+    );
+    assert_eq!(ours[1].1.trim(), rootfs().to_str().unwrap());
+    assert!(
+        ours[2].0.contains("HOME=/root"),
+        "startContainer env: {}",
+        ours[2].0
+    );
+    assert!(ours[3].0.contains("ONLY=this") && !ours[3].0.contains("HOME="));
+    for (name, theirs) in &seen[1..] {
+        for (i, k) in kinds.iter().enumerate() {
+            assert_eq!(
+                ours[i], theirs[i],
+                "{k} hook: peapod (left) and {name} (right) differ"
+            );
+        }
+    }
+}

@@ -40,19 +40,59 @@ pub enum HookError {
     },
 }
 
-/// Run `hooks` in order; the first failure stops the sequence.
+/// Where a hook runs, which decides what it inherits when its `env` is absent (runc runs hooks
+/// as Go's `exec.Cmd`, where a nil `Env` means the parent's environment; `"env": []` is empty).
+#[derive(Debug, Clone, Copy)]
+pub enum Site<'a> {
+    /// From the runtime (prestart, createRuntime, poststart, poststop): the caller's
+    /// environment (without peapod's own variables), in the bundle directory.
+    Runtime,
+    /// From the container's init: `env` is what the init holds at that point (nothing for
+    /// createContainer, the process's for startContainer), in `cwd` (the rootfs for
+    /// createContainer) or the init's own working directory.
+    Init {
+        env: &'a [String],
+        cwd: Option<&'a std::path::Path>,
+    },
+}
+
+/// Run `hooks` from the runtime, in order; the first failure stops the sequence.
 pub fn run(
     kind: &'static str,
     hooks: Option<&Vec<Hook>>,
     state_json: &[u8],
 ) -> Result<(), HookError> {
+    run_at(kind, hooks, state_json, Site::Runtime)
+}
+
+/// Run `hooks` in order from `site`; the first failure stops the sequence.
+pub fn run_at(
+    kind: &'static str,
+    hooks: Option<&Vec<Hook>>,
+    state_json: &[u8],
+    site: Site<'_>,
+) -> Result<(), HookError> {
     for (index, h) in hooks.into_iter().flatten().enumerate() {
-        run_one(kind, index, h, state_json)?;
+        run_one(kind, index, h, state_json, site)?;
     }
     Ok(())
 }
 
-fn run_one(kind: &'static str, index: usize, h: &Hook, state_json: &[u8]) -> Result<(), HookError> {
+fn set_env<'a>(cmd: &mut Command, vars: impl IntoIterator<Item = &'a String>) {
+    for kv in vars {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+}
+
+fn run_one(
+    kind: &'static str,
+    index: usize,
+    h: &Hook,
+    state_json: &[u8],
+    site: Site<'_>,
+) -> Result<(), HookError> {
     let path = h.path().display().to_string();
     let mut cmd = Command::new(h.path());
     let args = h.args().clone().unwrap_or_default();
@@ -60,20 +100,31 @@ fn run_one(kind: &'static str, index: usize, h: &Hook, state_json: &[u8]) -> Res
         std::os::unix::process::CommandExt::arg0(&mut cmd, argv0);
     }
     cmd.args(args.iter().skip(1));
-    cmd.env_clear();
-    for kv in h.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    match (h.env(), site) {
+        (Some(env), _) => {
+            cmd.env_clear();
+            set_env(&mut cmd, env);
+        }
+        (None, Site::Runtime) => {
+            for k in peapod_sys::INTERNAL_ENV {
+                cmd.env_remove(k);
+            }
+        }
+        (None, Site::Init { env, .. }) => {
+            cmd.env_clear();
+            set_env(&mut cmd, env);
         }
     }
-    // runc runs hooks in the bundle directory (where the caller's view has it: not inside
-    // the container, for startContainer).
-    if let Some(b) = serde_json::from_slice::<serde_json::Value>(state_json)
-        .ok()
-        .and_then(|v| v["bundle"].as_str().map(std::path::PathBuf::from))
-        .filter(|b| b.is_absolute() && b.is_dir())
-    {
-        cmd.current_dir(b);
+    let cwd = match site {
+        // runc runs runtime hooks in the bundle directory.
+        Site::Runtime => serde_json::from_slice::<serde_json::Value>(state_json)
+            .ok()
+            .and_then(|v| v["bundle"].as_str().map(std::path::PathBuf::from))
+            .filter(|b| b.is_absolute() && b.is_dir()),
+        Site::Init { cwd, .. } => cwd.map(std::path::Path::to_path_buf),
+    };
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::inherit())

@@ -426,6 +426,10 @@ pub fn detached_read_only(path: &std::path::Path) -> io::Result<OwnedFd> {
 /// Set in the environment once peapod re-executed itself from a read-only view.
 const PROTECTED_ENV: &str = "PEAPOD_RO_EXE";
 
+/// The variables peapod sets in its own environment for itself: not passed on to what it runs
+/// with the caller's environment (OCI hooks).
+pub const INTERNAL_ENV: &[&str] = &[ORIGINAL_EXE_ENV, PROTECTED_ENV];
+
 /// A private mount namespace where `path` is bind-mounted read-only onto itself.
 pub fn read_only_view(path: &std::path::Path) -> nix::Result<()> {
     use nix::mount::{MsFlags, mount};

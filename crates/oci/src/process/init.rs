@@ -160,10 +160,14 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
                     .map_err(|e| e.to_string())?;
             }
             let h = spec.hooks().as_ref();
-            hooks::run(
+            hooks::run_at(
                 "createContainer",
                 h.and_then(|h| h.create_container().as_ref()),
                 state_json,
+                hooks::Site::Init {
+                    env: &[],
+                    cwd: Some(root.as_path()),
+                },
             )
             .map_err(|e| e.to_string())?;
             rootfs::pivot(spec, root, *no_pivot).map_err(|e| e.to_string())?;
@@ -251,10 +255,14 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
             .map_err(|e| e.to_string())?;
         wait_for_start(fifo)?;
         let h = spec.hooks().as_ref();
-        hooks::run(
+        hooks::run_at(
             "startContainer",
             h.and_then(|h| h.start_container().as_ref()),
             state_json,
+            hooks::Site::Init {
+                env: &env,
+                cwd: None,
+            },
         )
         .map_err(|e| e.to_string())?;
     }
