@@ -69,6 +69,9 @@ pub enum SeccompError {
     /// A field that peapod does not implement was set.
     #[error("{field} is not supported: {reason}")]
     Unsupported { field: String, reason: String },
+    /// A profile runc refuses, in runc's words.
+    #[error("{message} ({field})")]
+    Refused { field: String, message: String },
     /// A field has a value that cannot be turned into a filter.
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
@@ -96,6 +99,14 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SeccompError 
     }
 }
 
+/// A refusal in runc's words, with the field named after them.
+fn runc(field: impl Into<String>, message: impl Into<String>) -> SeccompError {
+    SeccompError::Refused {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
 fn unsupported(field: impl Into<String>, reason: impl Into<String>) -> SeccompError {
     SeccompError::Unsupported {
         field: field.into(),
@@ -106,12 +117,11 @@ fn unsupported(field: impl Into<String>, reason: impl Into<String>) -> SeccompEr
 /// Builds the filter for `s` without touching the kernel. Call it before forking the container
 /// process; pass the result to [`load`] in the child.
 pub fn compile(s: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
-    reject_unsupported(s)?;
+    check_notify(s)?;
 
     let default_action = map_action(
         s.default_action(),
         s.default_errno_ret(),
-        "linux.seccomp.defaultAction",
         "linux.seccomp.defaultErrnoRet",
     )?;
     let mut ctx = ScmpFilterContext::new(default_action).map_err(build_err(
@@ -201,7 +211,7 @@ pub fn unresolved_syscalls(s: &LinuxSeccomp) -> Vec<&str> {
 }
 
 /// Actions [`compile`] accepts, for `features` (`linux.seccomp.actions`). Sorted, like runc's.
-/// `SCMP_ACT_NOTIFY` is absent: it is refused.
+/// `SCMP_ACT_NOTIFY` is accepted on rules only, not as the default action (as in runc).
 pub fn known_actions() -> &'static [&'static str] {
     &[
         "SCMP_ACT_ALLOW",
@@ -210,6 +220,7 @@ pub fn known_actions() -> &'static [&'static str] {
         "SCMP_ACT_KILL_PROCESS",
         "SCMP_ACT_KILL_THREAD",
         "SCMP_ACT_LOG",
+        "SCMP_ACT_NOTIFY",
         "SCMP_ACT_TRACE",
         "SCMP_ACT_TRAP",
     ]
@@ -283,12 +294,14 @@ pub fn known_archs() -> &'static [&'static str] {
     }
 }
 
-/// Filter flags [`compile`] knows, for `features` (`linux.seccomp.knownFlags`).
+/// Filter flags [`compile`] knows, for `features` (`linux.seccomp.knownFlags`), as runc lists
+/// them: `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` is known but refused (never supported).
 pub fn known_flags() -> &'static [&'static str] {
     &[
         "SECCOMP_FILTER_FLAG_LOG",
         "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
         "SECCOMP_FILTER_FLAG_TSYNC",
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
     ]
 }
 
@@ -308,36 +321,82 @@ pub fn supported_flags() -> Vec<&'static str> {
     .collect()
 }
 
-fn reject_unsupported(s: &LinuxSeccomp) -> Result<(), SeccompError> {
-    const NOTIFY: &str = "peapod has no seccomp user-notification (SCMP_ACT_NOTIFY) support";
-    if s.listener_path().is_some() {
-        return Err(unsupported("linux.seccomp.listenerPath", NOTIFY));
-    }
-    if s.listener_metadata().is_some() {
-        return Err(unsupported("linux.seccomp.listenerMetadata", NOTIFY));
-    }
+/// runc's refusals for `SCMP_ACT_NOTIFY` (`libcontainer/seccomp/seccomp_linux.go` and the
+/// parent's `listenerPath` check), made before anything exists. Without a NOTIFY rule,
+/// `listenerPath` and `listenerMetadata` are ignored, as runc does.
+fn check_notify(s: &LinuxSeccomp) -> Result<(), SeccompError> {
     if s.default_action() == LinuxSeccompAction::ScmpActNotify {
-        return Err(unsupported(
-            "linux.seccomp.defaultAction SCMP_ACT_NOTIFY",
-            NOTIFY,
+        return Err(runc(
+            "linux.seccomp.defaultAction",
+            "unable to init seccomp: SCMP_ACT_NOTIFY cannot be used as default action",
         ));
     }
     for (i, rule) in s.syscalls().iter().flatten().enumerate() {
-        if rule.action() == LinuxSeccompAction::ScmpActNotify {
-            return Err(unsupported(
+        if rule.action() != LinuxSeccompAction::ScmpActNotify {
+            continue;
+        }
+        let level = libseccomp::get_api();
+        if level < 6 {
+            return Err(runc(
+                format!("linux.seccomp.syscalls[{i}].action"),
+                format!(
+                    "unable to init seccomp: seccomp notify unsupported: API level: got {level}, \
+                     want at least 6. Please try with libseccomp >= 2.5.0 and Linux >= 5.7"
+                ),
+            ));
+        }
+        // The init passes the listener fd to the runtime with a write on its channel after
+        // loading the filter: a NOTIFY `write` would block that forever.
+        if let Some(j) = rule.names().iter().position(|n| n == "write") {
+            return Err(runc(
+                format!("linux.seccomp.syscalls[{i}].names[{j}]"),
+                "unable to init seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall",
+            ));
+        }
+        if s.listener_path()
+            .as_ref()
+            .is_none_or(|p| p.as_os_str().is_empty())
+        {
+            return Err(runc(
                 format!("linux.seccomp.syscalls[{i}].action SCMP_ACT_NOTIFY"),
-                NOTIFY,
+                "seccomp listenerPath is not set",
             ));
         }
     }
     Ok(())
 }
 
+/// Where a filter with `SCMP_ACT_NOTIFY` rules sends its listener: `linux.seccomp.listenerPath`
+/// and `listenerMetadata`. `None` when no rule uses NOTIFY (the fields are then ignored, as in
+/// runc). Call it on a profile [`compile`] accepted.
+pub fn listener(s: &LinuxSeccomp) -> Option<Listener> {
+    let notify = s
+        .syscalls()
+        .iter()
+        .flatten()
+        .any(|r| r.action() == LinuxSeccompAction::ScmpActNotify);
+    if !notify {
+        return None;
+    }
+    Some(Listener {
+        path: s.listener_path().clone()?,
+        metadata: s.listener_metadata().clone().unwrap_or_default(),
+    })
+}
+
+/// The seccomp agent of a profile with `SCMP_ACT_NOTIFY` rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// `linux.seccomp.listenerPath`: the agent's unix socket.
+    pub path: std::path::PathBuf,
+    /// `linux.seccomp.listenerMetadata`, passed to the agent as is.
+    pub metadata: String,
+}
+
 /// Maps an OCI action plus its optional errno/trace value to a libseccomp action.
 fn map_action(
     action: LinuxSeccompAction,
     errno_ret: Option<u32>,
-    action_field: &str,
     errno_field: &str,
 ) -> Result<ScmpAction, SeccompError> {
     use LinuxSeccompAction as A;
@@ -364,12 +423,8 @@ fn map_action(
         A::ScmpActErrno => return Ok(ScmpAction::Errno(i32::from(ret_data(errno_ret)?))),
         // For TRACE the value is the message the tracer reads with PTRACE_GETEVENTMSG.
         A::ScmpActTrace => return Ok(ScmpAction::Trace(ret_data(errno_ret)?)),
-        A::ScmpActNotify => {
-            return Err(unsupported(
-                format!("{action_field} SCMP_ACT_NOTIFY"),
-                "peapod has no seccomp user-notification support",
-            ));
-        }
+        // `check_notify` refused it as the default action.
+        A::ScmpActNotify => ScmpAction::Notify,
     };
     if let Some(v) = errno_ret {
         return Err(invalid(
@@ -445,12 +500,20 @@ fn apply_flags(
                 ctx.set_ctl_tsync(true)
                     .map_err(build_err("set seccomp flag", field))?;
             }
-            // The kernel rejects it (EINVAL) without SECCOMP_FILTER_FLAG_NEW_LISTENER, i.e.
-            // without SCMP_ACT_NOTIFY, which is not supported.
+            // runc 1.5.1 refuses it with libseccomp < 2.6 (Debian 12 ships 2.5.4), in these
+            // words; the libseccomp crate peapod links has no setter for it either.
             F::SeccompFilterFlagWaitKillableRecv => {
+                let version = ScmpVersion::current()
+                    .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+                    .unwrap_or_else(|_| "unknown".into());
                 return Err(unsupported(
                     field,
-                    "it only applies to SCMP_ACT_NOTIFY listeners, which peapod does not support",
+                    format!(
+                        "error adding WaitKill flag to seccomp filter: SetWaitKill requires \
+                         libseccomp >= 2.6.0 and API level >= 7 (current version: {version}, \
+                         API level: {})",
+                        libseccomp::get_api()
+                    ),
                 ));
             }
         }
@@ -474,7 +537,6 @@ fn add_syscall_rule(
     let action = map_action(
         rule.action(),
         rule.errno_ret(),
-        &format!("{field}.action"),
         &format!("{field}.errnoRet"),
     )?;
     let args = rule.args().as_deref().unwrap_or_default();
@@ -718,6 +780,14 @@ mod tests {
     #[test]
     fn every_known_action_and_arch_compiles() {
         for action in known_actions() {
+            let json = format!(
+                r#"{{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
+                    "syscalls": [{{"names": ["mkdir"], "action": "{action}"}}]}}"#
+            );
+            compile(&profile(&json)).unwrap_or_else(|e| panic!("{action}: {e}"));
+            if *action == "SCMP_ACT_NOTIFY" {
+                continue;
+            }
             let json = format!(r#"{{"defaultAction": "{action}"}}"#);
             compile(&profile(&json)).unwrap_or_else(|e| panic!("{action}: {e}"));
         }
@@ -813,32 +883,59 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_fields_are_refused_by_name() {
+    fn notify_is_refused_where_runc_refuses_it() {
         assert_eq!(
-            err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"}"#),
-            "linux.seccomp.listenerPath is not supported: peapod has no seccomp \
-             user-notification (SCMP_ACT_NOTIFY) support"
+            err(r#"{"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/a.sock"}"#),
+            "unable to init seccomp: SCMP_ACT_NOTIFY cannot be used as default action \
+             (linux.seccomp.defaultAction)"
         );
-        assert!(
-            err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"}"#)
-                .starts_with("linux.seccomp.listenerMetadata is not supported")
+        assert_eq!(
+            err(
+                r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+                    "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO"},
+                    {"names": ["mkdir", "write"], "action": "SCMP_ACT_NOTIFY"}]}"#
+            ),
+            "unable to init seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall \
+             (linux.seccomp.syscalls[1].names[1])"
         );
-        assert!(
+        assert_eq!(
             err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-                    {"names": ["read"], "action": "SCMP_ACT_ERRNO"},
-                    {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#)
-            .starts_with("linux.seccomp.syscalls[1].action SCMP_ACT_NOTIFY is not supported")
+                    {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#),
+            "seccomp listenerPath is not set (linux.seccomp.syscalls[0].action SCMP_ACT_NOTIFY)"
         );
+        let e = err(r#"{"defaultAction": "SCMP_ACT_ALLOW",
+                    "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#);
         assert!(
-            err(r#"{"defaultAction": "SCMP_ACT_NOTIFY"}"#)
-                .starts_with("linux.seccomp.defaultAction SCMP_ACT_NOTIFY is not supported")
+            e.starts_with(
+                "linux.seccomp.flags[1] (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) is not supported: \
+                 error adding WaitKill flag to seccomp filter: SetWaitKill requires libseccomp >= 2.6.0"
+            ),
+            "{e}"
         );
-        assert!(
-            err(r#"{"defaultAction": "SCMP_ACT_ALLOW",
-                    "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#)
-            .starts_with(
-                "linux.seccomp.flags[1] (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) is not supported"
-            )
+    }
+
+    #[test]
+    fn listener_is_only_used_with_a_notify_rule() {
+        // Without a NOTIFY rule the listener fields are ignored, as runc does.
+        let s = profile(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+                "listenerMetadata": "m"}"#,
+        );
+        compile(&s).expect("compile");
+        assert_eq!(listener(&s), None);
+        let s = profile(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+                "listenerMetadata": "m", "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#,
+        );
+        let text = pfc(&compile(&s).expect("compile"));
+        assert!(text.contains("action 0x7fc00000;"), "{text}"); // SECCOMP_RET_USER_NOTIF
+        assert_eq!(
+            listener(&s),
+            Some(Listener {
+                path: "/run/a.sock".into(),
+                metadata: "m".into()
+            })
         );
     }
 

@@ -559,6 +559,38 @@ pub fn recv_fd(sock: &impl std::os::fd::AsFd) -> nix::Result<Option<OwnedFd>> {
     Ok(first)
 }
 
+/// Receive one packet into `buf` with at most one fd passed with SCM_RIGHTS (received
+/// close-on-exec; extra fds are closed): (bytes, fd). `Ok((0, None))` at EOF.
+pub fn recv_with_fd(
+    sock: &impl std::os::fd::AsFd,
+    buf: &mut [u8],
+) -> nix::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        sock.as_fd().as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let n = msg.bytes;
+    let mut first = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: SCM_RIGHTS installed these fds in our table during this recvmsg;
+                // nothing else knows their numbers, so each gets exactly one owner here.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                if first.is_none() {
+                    first = Some(owned);
+                }
+            }
+        }
+    }
+    Ok((n, first))
+}
+
 /// Take ownership of an fd inherited across `execve` whose number came from the command line
 /// (the pod supervisor's readiness pipe).
 ///

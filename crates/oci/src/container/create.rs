@@ -252,6 +252,11 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         Some(s) => Some(crate::seccomp::compile(s)?),
         None => None,
     };
+    let listener = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(crate::seccomp::listener);
     let ns = spec::namespaces(&spec)?;
     let joins = ns
         .joins
@@ -384,6 +389,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             new_user: ns.new_user,
             time_offsets: spec::time_offsets(&spec),
             seccomp,
+            seccomp_notify: listener.is_some(),
             preserve_fds,
             no_new_keyring: opts.no_new_keyring,
             console,
@@ -449,6 +455,15 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
                         &json,
                     )?;
                     spawned.channel.send(&Message::HooksDone)?;
+                }
+                Message::SeccompFd => {
+                    super::seccomp_agent::hand_over(
+                        &spawned.channel,
+                        listener.as_ref(),
+                        &st,
+                        Status::Creating,
+                        st.pid,
+                    )?;
                 }
                 Message::Ready => break,
                 other => {

@@ -43,6 +43,9 @@ pub struct Launch<'a> {
     pub new_user: bool,
     pub time_offsets: Vec<String>,
     pub seccomp: Option<ScmpFilterContext>,
+    /// The filter has `SCMP_ACT_NOTIFY` rules: after loading it, the init sends the listener fd
+    /// to the runtime ([`Message::SeccompFd`]), which hands it to the seccomp agent.
+    pub seccomp_notify: bool,
     pub preserve_fds: u32,
     pub no_new_keyring: bool,
     /// Connected `--console-socket` when the process has a terminal.
