@@ -2,11 +2,12 @@
 //!
 //! Two phases, so that a bad profile is reported before anything exists:
 //!
-//! 1. [`compile`] runs in the runtime **before the container process is forked**. It validates every
-//!    field and builds the whole libseccomp filter in memory. Nothing touches the kernel, so an error
-//!    leaves nothing behind and the caller can report it as a config error.
-//! 2. [`load`] runs in the container's init process right before `execve` and only installs the
-//!    filter that was built in the parent (the forked child inherits a copy of the context).
+//! 1. [`build`] runs in the runtime **before the container process is forked**. It validates every
+//!    field and builds the whole libseccomp filter in memory ([`compile`]), exports its BPF
+//!    program and puts runc's `-ENOSYS` stub in front of it (module `enosys`). Nothing touches
+//!    the kernel, so an error leaves nothing behind and the caller can report it as a config error.
+//! 2. [`load`] runs in the container's init process and only installs that program with
+//!    seccomp(2) (the forked child inherits a copy).
 //!
 //! Semantics follow runc (`libcontainer/specconv/spec_linux.go` `SetupSeccomp`,
 //! `libcontainer/seccomp/seccomp_linux.go`) where runc and the runtime-spec agree, and the spec
@@ -32,11 +33,19 @@
 //! - `flags` absent (not just empty) → `SECCOMP_FILTER_FLAG_SPEC_ALLOW` when the kernel and
 //!   libseccomp support it, as runc (PR #3588) and crun do; an explicit `[]` sets no flag.
 //!
-//! Not implemented, refused with an error naming the field: `SCMP_ACT_NOTIFY`, `listenerPath`,
-//! `listenerMetadata`, `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (only meaningful with a notify
-//! listener). Also not done: runc's `patchbpf` `-ENOSYS` stub, which makes syscalls newer than any
-//! syscall named in the profile fail with ENOSYS instead of the default action.
+//! - `SCMP_ACT_NOTIFY` (user notification) on rules, as runc: the filter is loaded with
+//!   `SECCOMP_FILTER_FLAG_NEW_LISTENER`, the init passes the listener fd to the runtime over its
+//!   channel, and the runtime hands it to the agent at `listenerPath` with runc's
+//!   `ContainerProcessState` JSON (`container::seccomp_agent`). Refused as runc refuses it: as
+//!   the default action, on `write`, or without `listenerPath`. Without a NOTIFY rule,
+//!   `listenerPath` and `listenerMetadata` are ignored.
+//! - runc's `-ENOSYS` stub (`patchbpf`): syscalls above the largest one the profile names, per
+//!   listed architecture, fail with ENOSYS instead of a non-permissive default action.
+//!
+//! Refused: `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, in runc 1.5.1's words (it needs libseccomp
+//! >= 2.6; Debian 12 ships 2.5.4).
 
+mod enosys;
 mod profile;
 pub use profile::runtime_default;
 
@@ -174,28 +183,122 @@ pub fn compile(s: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
     Ok(ctx)
 }
 
-/// Installs a filter built by [`compile`] in the calling process. Call it in the container's init
-/// right before `execve`; every later syscall, including `execve`, is filtered.
+/// A filter ready for the kernel: libseccomp's BPF program with runc's `-ENOSYS` stub in front
+/// (see `enosys`), and the seccomp(2) flags libseccomp would have used.
+#[derive(Debug)]
+pub struct Filter {
+    program: Vec<peapod_sys::seccomp::SockFilter>,
+    flags: u32,
+    notify: bool,
+}
+
+impl Filter {
+    /// The filter has `SCMP_ACT_NOTIFY` rules: loading it returns a listener fd.
+    pub fn notify(&self) -> bool {
+        self.notify
+    }
+
+    /// The instructions the kernel gets.
+    pub fn program(&self) -> &[peapod_sys::seccomp::SockFilter] {
+        &self.program
+    }
+}
+
+/// [`compile`], then export the program and prepend runc's `-ENOSYS` stub. Runs in the runtime
+/// before the fork, like [`compile`]; the init only calls [`load`].
+pub fn build(s: &LinuxSeccomp) -> Result<Filter, SeccompError> {
+    use peapod_sys::seccomp::{FLAG_LOG, FLAG_NEW_LISTENER, FLAG_SPEC_ALLOW};
+    let ctx = compile(s)?;
+    let mut program = enosys::stub(s);
+    program.extend(export_bpf(&ctx)?);
+    // The flags libseccomp's own load would pass (runc's `filterFlags`): TSYNC is not one of
+    // them, the init being single-threaded when it loads.
+    let api = libseccomp::get_api();
+    let mut flags = 0;
+    if api >= 3 && ctx.get_ctl_log().unwrap_or(false) {
+        flags |= FLAG_LOG;
+    }
+    if api >= 4 && ctx.get_ctl_ssb().unwrap_or(false) {
+        flags |= FLAG_SPEC_ALLOW;
+    }
+    let notify = listener_wanted(s);
+    if notify {
+        flags |= FLAG_NEW_LISTENER;
+    }
+    Ok(Filter {
+        program,
+        flags,
+        notify,
+    })
+}
+
+/// libseccomp's BPF program for `ctx`, read back through a memfd.
+fn export_bpf(
+    ctx: &ScmpFilterContext,
+) -> Result<Vec<peapod_sys::seccomp::SockFilter>, SeccompError> {
+    use std::io::{Read, Seek};
+    let fd = nix::sys::memfd::memfd_create(
+        c"peapod-seccomp-bpf",
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+    )
+    .map_err(|e| {
+        invalid(
+            "linux.seccomp",
+            format!("memfd_create for the BPF export: {e}"),
+        )
+    })?;
+    let mut file = std::fs::File::from(fd);
+    ctx.export_bpf(&file)
+        .map_err(build_err("export the seccomp BPF program", "linux.seccomp"))?;
+    let mut bytes = Vec::new();
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|e| {
+            invalid(
+                "linux.seccomp",
+                format!("read the exported BPF program: {e}"),
+            )
+        })?;
+    // libseccomp writes `struct sock_filter` in host byte order.
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| peapod_sys::seccomp::SockFilter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect())
+}
+
+/// Installs a filter made by [`build`] in the calling process with seccomp(2). Returns the
+/// user-notification listener when the filter has `SCMP_ACT_NOTIFY` rules. Call it in the
+/// container's init right before `execve`; every later syscall, including `execve`, is filtered.
 ///
-/// The filter's no_new_privs attribute is off, so the kernel only accepts the filter if the
-/// process already has no_new_privs set **or** has CAP_SYS_ADMIN in its user namespace. Order it as
+/// The kernel only accepts the filter if the process already has no_new_privs set **or** has
+/// CAP_SYS_ADMIN in its user namespace (the runtime never sets NNP for the filter). Order it as
 /// runc does: with `process.noNewPrivileges: true`, set NNP first and load as late as possible;
 /// with `false`, load before capabilities are dropped (and before the uid switch), which means the
 /// profile must allow the syscalls that run between here and `execve`.
-pub fn load(ctx: &ScmpFilterContext) -> Result<(), SeccompError> {
-    ctx.load().map_err(|source| {
-        let errno = kernel_errno(&source);
-        let reason = match errno {
-            Some(e) => std::io::Error::from_raw_os_error(e).to_string(),
-            None => source.to_string(),
-        };
-        let hint = if errno == Some(libc::EACCES) {
+pub fn load(f: &Filter) -> Result<Option<std::os::fd::OwnedFd>, SeccompError> {
+    peapod_sys::seccomp::set_mode_filter(f.flags, &f.program).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::EACCES) {
             " (hint: loading a filter needs no_new_privs or CAP_SYS_ADMIN; load it before dropping capabilities when process.noNewPrivileges is false)"
         } else {
             ""
         };
-        SeccompError::Load { reason, hint }
+        SeccompError::Load {
+            reason: e.to_string(),
+            hint,
+        }
     })
+}
+
+fn listener_wanted(s: &LinuxSeccomp) -> bool {
+    s.syscalls()
+        .iter()
+        .flatten()
+        .any(|r| r.action() == LinuxSeccompAction::ScmpActNotify)
 }
 
 /// Syscall names in `s` that libseccomp cannot resolve on this machine. [`compile`] skips them
@@ -370,12 +473,7 @@ fn check_notify(s: &LinuxSeccomp) -> Result<(), SeccompError> {
 /// and `listenerMetadata`. `None` when no rule uses NOTIFY (the fields are then ignored, as in
 /// runc). Call it on a profile [`compile`] accepted.
 pub fn listener(s: &LinuxSeccomp) -> Option<Listener> {
-    let notify = s
-        .syscalls()
-        .iter()
-        .flatten()
-        .any(|r| r.action() == LinuxSeccompAction::ScmpActNotify);
-    if !notify {
+    if !listener_wanted(s) {
         return None;
     }
     Some(Listener {
@@ -1108,7 +1206,7 @@ mod tests {
                  "args": [{"index": 1, "value": 511, "op": "SCMP_CMP_EQ"}]}]}"#,
         );
         // Built before fork, as the runtime does; the child only loads it.
-        let ctx = compile(&s).expect("compile");
+        let ctx = build(&s).expect("build");
         let base = std::env::temp_dir().join(format!("peapod-seccomp-live-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir(&base).expect("create scratch dir");
@@ -1153,10 +1251,10 @@ mod tests {
 
     #[test]
     fn load_without_nnp_or_cap_sys_admin_explains_why() {
-        let ctx = compile(&profile(
+        let ctx = build(&profile(
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": []}"#,
         ))
-        .expect("compile");
+        .expect("build");
         let code = run_in_child(|| {
             // Drop every capability by becoming nobody (root only), and leave NNP unset.
             let nobody = nix::unistd::Uid::from_raw(65534);
@@ -1178,7 +1276,7 @@ mod tests {
                         11
                     }
                 }
-                Ok(()) => 12,
+                Ok(_) => 12,
             }
         });
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The few kernel calls that need `unsafe`, for the whole project (only the pause binary keeps
 //! its own signal handlers): fork, fd plumbing, pidfd, pty ioctls, the mount API, execveat and
 //! sealed self-copies, scheduling and memory policy ([`sched`]), memory trimming ([`trim`]), bpf(2) for the cgroup device filter
-//! ([`bpf`]); and the project's one atomic file writer ([`fs`]). Every block states why it is
+//! ([`bpf`]); seccomp(2) for a prepared filter ([`seccomp`]); and the project's one atomic file writer ([`fs`]). Every block states why it is
 //! sound.
 #![allow(unsafe_code)]
 
@@ -15,6 +15,7 @@ use nix::unistd::{ForkResult, Pid};
 pub mod bpf;
 pub mod fs;
 pub mod sched;
+pub mod seccomp;
 pub mod trim;
 pub use trim::release_idle_memory;
 

@@ -249,7 +249,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
     );
     let process = spec.process().as_ref().expect("validated");
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(crate::seccomp::compile(s)?),
+        Some(s) => Some(crate::seccomp::build(s)?),
         None => None,
     };
     let listener = spec
@@ -389,7 +389,6 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             new_user: ns.new_user,
             time_offsets: spec::time_offsets(&spec),
             seccomp,
-            seccomp_notify: listener.is_some(),
             preserve_fds,
             no_new_keyring: opts.no_new_keyring,
             console,

@@ -73,7 +73,7 @@ pub fn exec(
         });
     }
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(crate::seccomp::compile(s)?),
+        Some(s) => Some(crate::seccomp::build(s)?),
         None => None,
     };
     let listener = spec
@@ -165,7 +165,6 @@ pub fn exec(
         new_user: false,
         time_offsets: Vec::new(),
         seccomp,
-        seccomp_notify: listener.is_some(),
         preserve_fds,
         no_new_keyring: true,
         console,

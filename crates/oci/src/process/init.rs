@@ -240,7 +240,8 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
     set_home(&mut env, process.user().uid());
     let args = process.args().clone().unwrap_or_default();
     let exe = resolve_exe(args.first().map(String::as_str).unwrap_or(""), &env)?;
-    if nnp && launch.seccomp_notify {
+    let notify = launch.seccomp.as_ref().is_some_and(|f| f.notify());
+    if nnp && notify {
         load_seccomp(&launch, ch)?;
     }
     if let Mode::Create {
@@ -262,7 +263,7 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
         )
         .map_err(|e| e.to_string())?;
     }
-    if nnp && !launch.seccomp_notify {
+    if nnp && !notify {
         load_seccomp(&launch, ch)?;
     }
     prepare_fds(launch.preserve_fds)?;
@@ -288,18 +289,15 @@ fn load_seccomp(launch: &Launch<'_>, ch: &Channel) -> R<()> {
     let Some(f) = &launch.seccomp else {
         return Ok(());
     };
-    seccomp::load(f).map_err(|e| e.to_string())?;
-    if !launch.seccomp_notify {
+    let Some(fd) = seccomp::load(f).map_err(|e| e.to_string())? else {
         return Ok(());
-    }
-    let fd = ctx(f.get_notify_fd(), || "get the seccomp notify fd".into())?;
-    ch.send_with_fd(&Message::SeccompFd, fd)
+    };
+    ch.send_with_fd(&Message::SeccompFd, fd.as_raw_fd())
         .map_err(|e| format!("send the seccomp notify fd: {e}"))?;
     ch.expect(Message::SeccompFdDone, "seccomp fd handed to the agent")
         .map_err(|e| e.to_string())?;
-    ctx(nix::unistd::close(fd), || {
-        "close the seccomp notify fd".into()
-    })
+    drop(fd);
+    Ok(())
 }
 
 /// Before anything else the init closes every fd it does not need: the runtime's (the state
