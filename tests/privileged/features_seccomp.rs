@@ -435,3 +435,103 @@ fn features_seccomp_notify_refusals_match_runc() {
     ]);
     assert!(theirs.status.success());
 }
+
+/// A static helper that makes each syscall number of its arguments (all arguments 0) and prints
+/// `NR:ok|ENOSYS|EPERM|other`, compiled with gcc into `dir`.
+fn syscall_helper(dir: &Path) -> Option<PathBuf> {
+    let src = dir.join("scall.c");
+    std::fs::write(
+        &src,
+        r#"#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        long nr = strtol(argv[i], NULL, 0);
+        errno = 0;
+        long r = syscall(nr, 0, 0, 0, 0, 0, 0);
+        printf("%ld:%s\n", nr, r >= 0 ? "ok" : errno == ENOSYS ? "ENOSYS"
+               : errno == EPERM ? "EPERM" : "other");
+    }
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let bin = dir.join("scall");
+    let out = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output();
+    let built = out.as_ref().is_ok_and(|o| o.status.success());
+    can_run("needs gcc with static glibc (libc6-dev)", built).then_some(bin)
+}
+
+/// runc's `-ENOSYS` stub: with a non-permissive default action, a syscall numbered above the
+/// largest one the profile names fails with ENOSYS (clone3, or a number no kernel has), one
+/// below it gets the default action (EPERM), as under runc.
+#[test]
+fn features_seccomp_enosys_stub_matches_runc() {
+    use libseccomp::{ScmpArch, ScmpSyscall};
+    if !root_ok()
+        || !can_run(
+            "the profile lists x86_64 syscalls",
+            cfg!(target_arch = "x86_64"),
+        )
+    {
+        return;
+    }
+    let Some(runc) = Runc::new() else { return };
+    let dir = tempfile::Builder::new()
+        .prefix("pp-scmps")
+        .tempdir()
+        .unwrap();
+    let Some(helper) = syscall_helper(dir.path()) else {
+        return;
+    };
+    // Allowed: every x86_64 syscall up to rseq (334) but acct (163); clone3 is 435.
+    let names: Vec<String> = (0..=334)
+        .filter(|nr| *nr != 163)
+        .filter_map(|nr| ScmpSyscall::from(nr).get_name_by_arch(ScmpArch::X8664).ok())
+        .collect();
+    let b = Bundle::new(
+        &["/dev/scall", "163", "435", "1000"],
+        json!({"process": {"noNewPrivileges": true}, "linux": {"seccomp": {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
+        }}}),
+    );
+    // The helper reaches the container as a bind mount on its /dev tmpfs.
+    let mut cfg = b.config();
+    cfg["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/dev/scall", "type": "bind", "source": helper,
+        "options": ["bind", "ro"],
+    }));
+    std::fs::write(
+        b.path().join("config.json"),
+        serde_json::to_vec_pretty(&cfg).unwrap(),
+    )
+    .unwrap();
+    let bundle = b.path().to_str().unwrap();
+    let ours = b.out(&["run", "--bundle", bundle, &unique("scmps")]);
+    let theirs = runc.out(&["run", "--bundle", bundle, &unique("scmpsr")]);
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(ours.status.success(), "peapod: {}", text(&ours));
+    assert!(theirs.status.success(), "runc: {}", text(&theirs));
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout),
+        "163:EPERM\n435:ENOSYS\n1000:ENOSYS\n",
+        "peapod: {}",
+        text(&ours)
+    );
+    assert_eq!(ours.stdout, theirs.stdout, "runc: {}", text(&theirs));
+}
