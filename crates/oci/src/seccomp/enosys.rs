@@ -10,7 +10,7 @@
 //! cannot resolve for that architecture do not; x86_64 and x32 share an audit arch and are told
 //! apart by bit 30 of the syscall number; on s390/s390x syscall 0 (the multiplexer that unknown
 //! syscalls end up as) gets ENOSYS too. Architectures runc cannot map (PA-RISC, LoongArch, M68K,
-//! SuperH) get no section here (runc fails the create for them).
+//! SuperH) get no section here.
 
 use std::collections::BTreeMap;
 
