@@ -1013,6 +1013,36 @@ mod tests {
     }
 
     #[test]
+    fn build_puts_the_stub_first_and_asks_for_a_listener_with_notify() {
+        use peapod_sys::seccomp::{FLAG_NEW_LISTENER, FLAG_SPEC_ALLOW};
+        let s = profile(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+                "listenerPath": "/run/a.sock", "flags": [],
+                "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+                             {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#,
+        );
+        let f = build(&s).expect("build");
+        assert!(f.notify());
+        assert_eq!(f.flags, FLAG_NEW_LISTENER);
+        let plain = bpf(&compile(&s).expect("compile")).len() / 8;
+        let stub = enosys::stub(&s).len();
+        assert!(stub > 0);
+        assert_eq!(f.program().len(), stub + plain);
+        // Permissive default: no stub, and SPEC_ALLOW when `flags` is absent (if supported).
+        let s = profile(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}]}"#,
+        );
+        let f = build(&s).expect("build");
+        assert!(!f.notify());
+        assert_eq!(
+            f.program().len(),
+            bpf(&compile(&s).expect("compile")).len() / 8
+        );
+        assert_eq!(f.flags & FLAG_SPEC_ALLOW != 0, libseccomp::get_api() >= 4);
+    }
+
+    #[test]
     fn listener_is_only_used_with_a_notify_rule() {
         // Without a NOTIFY rule the listener fields are ignored, as runc does.
         let s = profile(

@@ -291,6 +291,8 @@ mod tests {
             assert_eq!(order(&sent), [Pid(7), RunCreateRuntimeHooks, Ready]);
         }
         assert_eq!(order(&[Ready, Pid(7)]), [Pid(7), Ready]);
+        // The listener fd's message needs the pid too (it goes into the agent's JSON).
+        assert_eq!(order(&[SeccompFd, Pid(7)]), [Pid(7), SeccompFd]);
         assert_eq!(
             order(&[WriteIdMaps, Ready, Pid(7)]),
             [WriteIdMaps, Pid(7), Ready]
