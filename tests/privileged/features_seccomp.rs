@@ -42,7 +42,7 @@ struct AgentLog {
 }
 
 struct Agent {
-    thread: Option<std::thread::JoinHandle<AgentLog>>,
+    log: std::sync::mpsc::Receiver<AgentLog>,
 }
 
 const AGENT_DEADLINE: Duration = Duration::from_secs(40);
@@ -53,23 +53,20 @@ impl Agent {
         let _ = std::fs::remove_file(path);
         let listener = UnixListener::bind(path).expect("bind the agent socket");
         listener.set_nonblocking(true).unwrap();
-        let thread = std::thread::spawn(move || serve(listener, conns, answer));
-        Agent {
-            thread: Some(thread),
-        }
+        let (tx, log) = std::sync::mpsc::channel();
+        // Never joined: the log comes through the channel with a timeout, so even an agent
+        // stuck in the kernel cannot hang the test.
+        std::thread::spawn(move || {
+            let _ = tx.send(serve(listener, conns, answer));
+        });
+        Agent { log }
     }
 
     /// The log once every listener hung up (or the deadline passed).
-    fn finish(mut self) -> AgentLog {
-        self.thread.take().unwrap().join().expect("agent thread")
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    fn finish(self) -> AgentLog {
+        self.log
+            .recv_timeout(AGENT_DEADLINE + Duration::from_secs(20))
+            .expect("the seccomp agent did not finish in time")
     }
 }
 
