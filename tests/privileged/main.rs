@@ -10,6 +10,7 @@ mod cri;
 mod differential;
 mod features_exec;
 mod features_process;
+mod features_seccomp;
 mod images;
 mod mounts_options;
 mod mounts_parity;

@@ -2,11 +2,12 @@
 //!
 //! Two phases, so that a bad profile is reported before anything exists:
 //!
-//! 1. [`compile`] runs in the runtime **before the container process is forked**. It validates every
-//!    field and builds the whole libseccomp filter in memory. Nothing touches the kernel, so an error
-//!    leaves nothing behind and the caller can report it as a config error.
-//! 2. [`load`] runs in the container's init process right before `execve` and only installs the
-//!    filter that was built in the parent (the forked child inherits a copy of the context).
+//! 1. [`build`] runs in the runtime **before the container process is forked**. It validates every
+//!    field and builds the whole libseccomp filter in memory ([`compile`]), exports its BPF
+//!    program and puts runc's `-ENOSYS` stub in front of it (module `enosys`). Nothing touches
+//!    the kernel, so an error leaves nothing behind and the caller can report it as a config error.
+//! 2. [`load`] runs in the container's init process and only installs that program with
+//!    seccomp(2) (the forked child inherits a copy).
 //!
 //! Semantics follow runc (`libcontainer/specconv/spec_linux.go` `SetupSeccomp`,
 //! `libcontainer/seccomp/seccomp_linux.go`) where runc and the runtime-spec agree, and the spec
@@ -32,11 +33,19 @@
 //! - `flags` absent (not just empty) → `SECCOMP_FILTER_FLAG_SPEC_ALLOW` when the kernel and
 //!   libseccomp support it, as runc (PR #3588) and crun do; an explicit `[]` sets no flag.
 //!
-//! Not implemented, refused with an error naming the field: `SCMP_ACT_NOTIFY`, `listenerPath`,
-//! `listenerMetadata`, `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (only meaningful with a notify
-//! listener). Also not done: runc's `patchbpf` `-ENOSYS` stub, which makes syscalls newer than any
-//! syscall named in the profile fail with ENOSYS instead of the default action.
+//! - `SCMP_ACT_NOTIFY` (user notification) on rules, as runc: the filter is loaded with
+//!   `SECCOMP_FILTER_FLAG_NEW_LISTENER`, the init passes the listener fd to the runtime over its
+//!   channel, and the runtime hands it to the agent at `listenerPath` with runc's
+//!   `ContainerProcessState` JSON (`container::seccomp_agent`). Refused as runc refuses it: as
+//!   the default action, on `write`, or without `listenerPath`. Without a NOTIFY rule,
+//!   `listenerPath` and `listenerMetadata` are ignored.
+//! - runc's `-ENOSYS` stub (`patchbpf`): syscalls above the largest one the profile names, per
+//!   listed architecture, fail with ENOSYS instead of a non-permissive default action.
+//!
+//! Refused: `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`, in runc 1.5.1's words (it needs libseccomp
+//! >= 2.6; Debian 12 ships 2.5.4).
 
+mod enosys;
 mod profile;
 pub use profile::runtime_default;
 
@@ -69,6 +78,9 @@ pub enum SeccompError {
     /// A field that peapod does not implement was set.
     #[error("{field} is not supported: {reason}")]
     Unsupported { field: String, reason: String },
+    /// A profile runc refuses, in runc's words.
+    #[error("{message} ({field})")]
+    Refused { field: String, message: String },
     /// A field has a value that cannot be turned into a filter.
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
@@ -96,6 +108,14 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> SeccompError 
     }
 }
 
+/// A refusal in runc's words, with the field named after them.
+fn runc(field: impl Into<String>, message: impl Into<String>) -> SeccompError {
+    SeccompError::Refused {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
 fn unsupported(field: impl Into<String>, reason: impl Into<String>) -> SeccompError {
     SeccompError::Unsupported {
         field: field.into(),
@@ -106,12 +126,11 @@ fn unsupported(field: impl Into<String>, reason: impl Into<String>) -> SeccompEr
 /// Builds the filter for `s` without touching the kernel. Call it before forking the container
 /// process; pass the result to [`load`] in the child.
 pub fn compile(s: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
-    reject_unsupported(s)?;
+    check_notify(s)?;
 
     let default_action = map_action(
         s.default_action(),
         s.default_errno_ret(),
-        "linux.seccomp.defaultAction",
         "linux.seccomp.defaultErrnoRet",
     )?;
     let mut ctx = ScmpFilterContext::new(default_action).map_err(build_err(
@@ -164,28 +183,122 @@ pub fn compile(s: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
     Ok(ctx)
 }
 
-/// Installs a filter built by [`compile`] in the calling process. Call it in the container's init
-/// right before `execve`; every later syscall, including `execve`, is filtered.
+/// A filter ready for the kernel: libseccomp's BPF program with runc's `-ENOSYS` stub in front
+/// (see `enosys`), and the seccomp(2) flags libseccomp would have used.
+#[derive(Debug)]
+pub struct Filter {
+    program: Vec<peapod_sys::seccomp::SockFilter>,
+    flags: u32,
+    notify: bool,
+}
+
+impl Filter {
+    /// The filter has `SCMP_ACT_NOTIFY` rules: loading it returns a listener fd.
+    pub fn notify(&self) -> bool {
+        self.notify
+    }
+
+    /// The instructions the kernel gets.
+    pub fn program(&self) -> &[peapod_sys::seccomp::SockFilter] {
+        &self.program
+    }
+}
+
+/// [`compile`], then export the program and prepend runc's `-ENOSYS` stub. Runs in the runtime
+/// before the fork, like [`compile`]; the init only calls [`load`].
+pub fn build(s: &LinuxSeccomp) -> Result<Filter, SeccompError> {
+    use peapod_sys::seccomp::{FLAG_LOG, FLAG_NEW_LISTENER, FLAG_SPEC_ALLOW};
+    let ctx = compile(s)?;
+    let mut program = enosys::stub(s);
+    program.extend(export_bpf(&ctx)?);
+    // The flags libseccomp's own load would pass (runc's `filterFlags`): TSYNC is not one of
+    // them, the init being single-threaded when it loads.
+    let api = libseccomp::get_api();
+    let mut flags = 0;
+    if api >= 3 && ctx.get_ctl_log().unwrap_or(false) {
+        flags |= FLAG_LOG;
+    }
+    if api >= 4 && ctx.get_ctl_ssb().unwrap_or(false) {
+        flags |= FLAG_SPEC_ALLOW;
+    }
+    let notify = listener_wanted(s);
+    if notify {
+        flags |= FLAG_NEW_LISTENER;
+    }
+    Ok(Filter {
+        program,
+        flags,
+        notify,
+    })
+}
+
+/// libseccomp's BPF program for `ctx`, read back through a memfd.
+fn export_bpf(
+    ctx: &ScmpFilterContext,
+) -> Result<Vec<peapod_sys::seccomp::SockFilter>, SeccompError> {
+    use std::io::{Read, Seek};
+    let fd = nix::sys::memfd::memfd_create(
+        c"peapod-seccomp-bpf",
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+    )
+    .map_err(|e| {
+        invalid(
+            "linux.seccomp",
+            format!("memfd_create for the BPF export: {e}"),
+        )
+    })?;
+    let mut file = std::fs::File::from(fd);
+    ctx.export_bpf(&file)
+        .map_err(build_err("export the seccomp BPF program", "linux.seccomp"))?;
+    let mut bytes = Vec::new();
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|e| {
+            invalid(
+                "linux.seccomp",
+                format!("read the exported BPF program: {e}"),
+            )
+        })?;
+    // libseccomp writes `struct sock_filter` in host byte order.
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| peapod_sys::seccomp::SockFilter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect())
+}
+
+/// Installs a filter made by [`build`] in the calling process with seccomp(2). Returns the
+/// user-notification listener when the filter has `SCMP_ACT_NOTIFY` rules. Call it in the
+/// container's init right before `execve`; every later syscall, including `execve`, is filtered.
 ///
-/// The filter's no_new_privs attribute is off, so the kernel only accepts the filter if the
-/// process already has no_new_privs set **or** has CAP_SYS_ADMIN in its user namespace. Order it as
+/// The kernel only accepts the filter if the process already has no_new_privs set **or** has
+/// CAP_SYS_ADMIN in its user namespace (the runtime never sets NNP for the filter). Order it as
 /// runc does: with `process.noNewPrivileges: true`, set NNP first and load as late as possible;
 /// with `false`, load before capabilities are dropped (and before the uid switch), which means the
 /// profile must allow the syscalls that run between here and `execve`.
-pub fn load(ctx: &ScmpFilterContext) -> Result<(), SeccompError> {
-    ctx.load().map_err(|source| {
-        let errno = kernel_errno(&source);
-        let reason = match errno {
-            Some(e) => std::io::Error::from_raw_os_error(e).to_string(),
-            None => source.to_string(),
-        };
-        let hint = if errno == Some(libc::EACCES) {
+pub fn load(f: &Filter) -> Result<Option<std::os::fd::OwnedFd>, SeccompError> {
+    peapod_sys::seccomp::set_mode_filter(f.flags, &f.program).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::EACCES) {
             " (hint: loading a filter needs no_new_privs or CAP_SYS_ADMIN; load it before dropping capabilities when process.noNewPrivileges is false)"
         } else {
             ""
         };
-        SeccompError::Load { reason, hint }
+        SeccompError::Load {
+            reason: e.to_string(),
+            hint,
+        }
     })
+}
+
+fn listener_wanted(s: &LinuxSeccomp) -> bool {
+    s.syscalls()
+        .iter()
+        .flatten()
+        .any(|r| r.action() == LinuxSeccompAction::ScmpActNotify)
 }
 
 /// Syscall names in `s` that libseccomp cannot resolve on this machine. [`compile`] skips them
@@ -201,7 +314,7 @@ pub fn unresolved_syscalls(s: &LinuxSeccomp) -> Vec<&str> {
 }
 
 /// Actions [`compile`] accepts, for `features` (`linux.seccomp.actions`). Sorted, like runc's.
-/// `SCMP_ACT_NOTIFY` is absent: it is refused.
+/// `SCMP_ACT_NOTIFY` is accepted on rules only, not as the default action (as in runc).
 pub fn known_actions() -> &'static [&'static str] {
     &[
         "SCMP_ACT_ALLOW",
@@ -210,6 +323,7 @@ pub fn known_actions() -> &'static [&'static str] {
         "SCMP_ACT_KILL_PROCESS",
         "SCMP_ACT_KILL_THREAD",
         "SCMP_ACT_LOG",
+        "SCMP_ACT_NOTIFY",
         "SCMP_ACT_TRACE",
         "SCMP_ACT_TRAP",
     ]
@@ -283,12 +397,14 @@ pub fn known_archs() -> &'static [&'static str] {
     }
 }
 
-/// Filter flags [`compile`] knows, for `features` (`linux.seccomp.knownFlags`).
+/// Filter flags [`compile`] knows, for `features` (`linux.seccomp.knownFlags`), as runc lists
+/// them: `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` is known but refused (never supported).
 pub fn known_flags() -> &'static [&'static str] {
     &[
         "SECCOMP_FILTER_FLAG_LOG",
         "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
         "SECCOMP_FILTER_FLAG_TSYNC",
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
     ]
 }
 
@@ -308,36 +424,77 @@ pub fn supported_flags() -> Vec<&'static str> {
     .collect()
 }
 
-fn reject_unsupported(s: &LinuxSeccomp) -> Result<(), SeccompError> {
-    const NOTIFY: &str = "peapod has no seccomp user-notification (SCMP_ACT_NOTIFY) support";
-    if s.listener_path().is_some() {
-        return Err(unsupported("linux.seccomp.listenerPath", NOTIFY));
-    }
-    if s.listener_metadata().is_some() {
-        return Err(unsupported("linux.seccomp.listenerMetadata", NOTIFY));
-    }
+/// runc's refusals for `SCMP_ACT_NOTIFY` (`libcontainer/seccomp/seccomp_linux.go` and the
+/// parent's `listenerPath` check), made before anything exists. Without a NOTIFY rule,
+/// `listenerPath` and `listenerMetadata` are ignored, as runc does.
+fn check_notify(s: &LinuxSeccomp) -> Result<(), SeccompError> {
     if s.default_action() == LinuxSeccompAction::ScmpActNotify {
-        return Err(unsupported(
-            "linux.seccomp.defaultAction SCMP_ACT_NOTIFY",
-            NOTIFY,
+        return Err(runc(
+            "linux.seccomp.defaultAction",
+            "unable to init seccomp: SCMP_ACT_NOTIFY cannot be used as default action",
         ));
     }
     for (i, rule) in s.syscalls().iter().flatten().enumerate() {
-        if rule.action() == LinuxSeccompAction::ScmpActNotify {
-            return Err(unsupported(
+        if rule.action() != LinuxSeccompAction::ScmpActNotify {
+            continue;
+        }
+        let level = libseccomp::get_api();
+        if level < 6 {
+            return Err(runc(
+                format!("linux.seccomp.syscalls[{i}].action"),
+                format!(
+                    "unable to init seccomp: seccomp notify unsupported: API level: got {level}, \
+                     want at least 6. Please try with libseccomp >= 2.5.0 and Linux >= 5.7"
+                ),
+            ));
+        }
+        // The init passes the listener fd to the runtime with a write on its channel after
+        // loading the filter: a NOTIFY `write` would block that forever.
+        if let Some(j) = rule.names().iter().position(|n| n == "write") {
+            return Err(runc(
+                format!("linux.seccomp.syscalls[{i}].names[{j}]"),
+                "unable to init seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall",
+            ));
+        }
+        if s.listener_path()
+            .as_ref()
+            .is_none_or(|p| p.as_os_str().is_empty())
+        {
+            return Err(runc(
                 format!("linux.seccomp.syscalls[{i}].action SCMP_ACT_NOTIFY"),
-                NOTIFY,
+                "seccomp listenerPath is not set",
             ));
         }
     }
     Ok(())
 }
 
+/// Where a filter with `SCMP_ACT_NOTIFY` rules sends its listener: `linux.seccomp.listenerPath`
+/// and `listenerMetadata`. `None` when no rule uses NOTIFY (the fields are then ignored, as in
+/// runc). Call it on a profile [`compile`] accepted.
+pub fn listener(s: &LinuxSeccomp) -> Option<Listener> {
+    if !listener_wanted(s) {
+        return None;
+    }
+    Some(Listener {
+        path: s.listener_path().clone()?,
+        metadata: s.listener_metadata().clone().unwrap_or_default(),
+    })
+}
+
+/// The seccomp agent of a profile with `SCMP_ACT_NOTIFY` rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// `linux.seccomp.listenerPath`: the agent's unix socket.
+    pub path: std::path::PathBuf,
+    /// `linux.seccomp.listenerMetadata`, passed to the agent as is.
+    pub metadata: String,
+}
+
 /// Maps an OCI action plus its optional errno/trace value to a libseccomp action.
 fn map_action(
     action: LinuxSeccompAction,
     errno_ret: Option<u32>,
-    action_field: &str,
     errno_field: &str,
 ) -> Result<ScmpAction, SeccompError> {
     use LinuxSeccompAction as A;
@@ -364,12 +521,8 @@ fn map_action(
         A::ScmpActErrno => return Ok(ScmpAction::Errno(i32::from(ret_data(errno_ret)?))),
         // For TRACE the value is the message the tracer reads with PTRACE_GETEVENTMSG.
         A::ScmpActTrace => return Ok(ScmpAction::Trace(ret_data(errno_ret)?)),
-        A::ScmpActNotify => {
-            return Err(unsupported(
-                format!("{action_field} SCMP_ACT_NOTIFY"),
-                "peapod has no seccomp user-notification support",
-            ));
-        }
+        // `check_notify` refused it as the default action.
+        A::ScmpActNotify => ScmpAction::Notify,
     };
     if let Some(v) = errno_ret {
         return Err(invalid(
@@ -445,12 +598,20 @@ fn apply_flags(
                 ctx.set_ctl_tsync(true)
                     .map_err(build_err("set seccomp flag", field))?;
             }
-            // The kernel rejects it (EINVAL) without SECCOMP_FILTER_FLAG_NEW_LISTENER, i.e.
-            // without SCMP_ACT_NOTIFY, which is not supported.
+            // runc 1.5.1 refuses it with libseccomp < 2.6 (Debian 12 ships 2.5.4), in these
+            // words; the libseccomp crate peapod links has no setter for it either.
             F::SeccompFilterFlagWaitKillableRecv => {
+                let version = ScmpVersion::current()
+                    .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+                    .unwrap_or_else(|_| "unknown".into());
                 return Err(unsupported(
                     field,
-                    "it only applies to SCMP_ACT_NOTIFY listeners, which peapod does not support",
+                    format!(
+                        "error adding WaitKill flag to seccomp filter: SetWaitKill requires \
+                         libseccomp >= 2.6.0 and API level >= 7 (current version: {version}, \
+                         API level: {})",
+                        libseccomp::get_api()
+                    ),
                 ));
             }
         }
@@ -474,7 +635,6 @@ fn add_syscall_rule(
     let action = map_action(
         rule.action(),
         rule.errno_ret(),
-        &format!("{field}.action"),
         &format!("{field}.errnoRet"),
     )?;
     let args = rule.args().as_deref().unwrap_or_default();
@@ -718,6 +878,14 @@ mod tests {
     #[test]
     fn every_known_action_and_arch_compiles() {
         for action in known_actions() {
+            let json = format!(
+                r#"{{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
+                    "syscalls": [{{"names": ["mkdir"], "action": "{action}"}}]}}"#
+            );
+            compile(&profile(&json)).unwrap_or_else(|e| panic!("{action}: {e}"));
+            if *action == "SCMP_ACT_NOTIFY" {
+                continue;
+            }
             let json = format!(r#"{{"defaultAction": "{action}"}}"#);
             compile(&profile(&json)).unwrap_or_else(|e| panic!("{action}: {e}"));
         }
@@ -813,32 +981,89 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_fields_are_refused_by_name() {
+    fn notify_is_refused_where_runc_refuses_it() {
         assert_eq!(
-            err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"}"#),
-            "linux.seccomp.listenerPath is not supported: peapod has no seccomp \
-             user-notification (SCMP_ACT_NOTIFY) support"
+            err(r#"{"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/run/a.sock"}"#),
+            "unable to init seccomp: SCMP_ACT_NOTIFY cannot be used as default action \
+             (linux.seccomp.defaultAction)"
         );
-        assert!(
-            err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"}"#)
-                .starts_with("linux.seccomp.listenerMetadata is not supported")
+        assert_eq!(
+            err(
+                r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+                    "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO"},
+                    {"names": ["mkdir", "write"], "action": "SCMP_ACT_NOTIFY"}]}"#
+            ),
+            "unable to init seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall \
+             (linux.seccomp.syscalls[1].names[1])"
         );
-        assert!(
+        assert_eq!(
             err(r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-                    {"names": ["read"], "action": "SCMP_ACT_ERRNO"},
-                    {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#)
-            .starts_with("linux.seccomp.syscalls[1].action SCMP_ACT_NOTIFY is not supported")
+                    {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#),
+            "seccomp listenerPath is not set (linux.seccomp.syscalls[0].action SCMP_ACT_NOTIFY)"
         );
+        let e = err(r#"{"defaultAction": "SCMP_ACT_ALLOW",
+                    "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#);
         assert!(
-            err(r#"{"defaultAction": "SCMP_ACT_NOTIFY"}"#)
-                .starts_with("linux.seccomp.defaultAction SCMP_ACT_NOTIFY is not supported")
+            e.starts_with(
+                "linux.seccomp.flags[1] (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) is not supported: \
+                 error adding WaitKill flag to seccomp filter: SetWaitKill requires libseccomp >= 2.6.0"
+            ),
+            "{e}"
         );
-        assert!(
-            err(r#"{"defaultAction": "SCMP_ACT_ALLOW",
-                    "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]}"#)
-            .starts_with(
-                "linux.seccomp.flags[1] (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV) is not supported"
-            )
+    }
+
+    #[test]
+    fn build_puts_the_stub_first_and_asks_for_a_listener_with_notify() {
+        use peapod_sys::seccomp::{FLAG_NEW_LISTENER, FLAG_SPEC_ALLOW};
+        let s = profile(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+                "listenerPath": "/run/a.sock", "flags": [],
+                "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ALLOW"},
+                             {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#,
+        );
+        let f = build(&s).expect("build");
+        assert!(f.notify());
+        assert_eq!(f.flags, FLAG_NEW_LISTENER);
+        let plain = bpf(&compile(&s).expect("compile")).len() / 8;
+        let stub = enosys::stub(&s).len();
+        assert!(stub > 0);
+        assert_eq!(f.program().len(), stub + plain);
+        // Permissive default: no stub, and SPEC_ALLOW when `flags` is absent (if supported).
+        let s = profile(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}]}"#,
+        );
+        let f = build(&s).expect("build");
+        assert!(!f.notify());
+        assert_eq!(
+            f.program().len(),
+            bpf(&compile(&s).expect("compile")).len() / 8
+        );
+        assert_eq!(f.flags & FLAG_SPEC_ALLOW != 0, libseccomp::get_api() >= 4);
+    }
+
+    #[test]
+    fn listener_is_only_used_with_a_notify_rule() {
+        // Without a NOTIFY rule the listener fields are ignored, as runc does.
+        let s = profile(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+                "listenerMetadata": "m"}"#,
+        );
+        compile(&s).expect("compile");
+        assert_eq!(listener(&s), None);
+        let s = profile(
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/a.sock",
+                "listenerMetadata": "m", "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#,
+        );
+        let text = pfc(&compile(&s).expect("compile"));
+        assert!(text.contains("action 0x7fc00000;"), "{text}"); // SECCOMP_RET_USER_NOTIF
+        assert_eq!(
+            listener(&s),
+            Some(Listener {
+                path: "/run/a.sock".into(),
+                metadata: "m".into()
+            })
         );
     }
 
@@ -1011,7 +1236,7 @@ mod tests {
                  "args": [{"index": 1, "value": 511, "op": "SCMP_CMP_EQ"}]}]}"#,
         );
         // Built before fork, as the runtime does; the child only loads it.
-        let ctx = compile(&s).expect("compile");
+        let ctx = build(&s).expect("build");
         let base = std::env::temp_dir().join(format!("peapod-seccomp-live-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir(&base).expect("create scratch dir");
@@ -1056,10 +1281,10 @@ mod tests {
 
     #[test]
     fn load_without_nnp_or_cap_sys_admin_explains_why() {
-        let ctx = compile(&profile(
+        let ctx = build(&profile(
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": []}"#,
         ))
-        .expect("compile");
+        .expect("build");
         let code = run_in_child(|| {
             // Drop every capability by becoming nobody (root only), and leave NNP unset.
             let nobody = nix::unistd::Uid::from_raw(65534);
@@ -1081,7 +1306,7 @@ mod tests {
                         11
                     }
                 }
-                Ok(()) => 12,
+                Ok(_) => 12,
             }
         });
         assert_eq!(

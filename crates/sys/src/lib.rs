@@ -1,7 +1,7 @@
 //! The few kernel calls that need `unsafe`, for the whole project (only the pause binary keeps
 //! its own signal handlers): fork, fd plumbing, pidfd, pty ioctls, the mount API, execveat and
 //! sealed self-copies, scheduling and memory policy ([`sched`]), memory trimming ([`trim`]), bpf(2) for the cgroup device filter
-//! ([`bpf`]); and the project's one atomic file writer ([`fs`]). Every block states why it is
+//! ([`bpf`]); seccomp(2) for a prepared filter ([`seccomp`]); and the project's one atomic file writer ([`fs`]). Every block states why it is
 //! sound.
 #![allow(unsafe_code)]
 
@@ -15,6 +15,7 @@ use nix::unistd::{ForkResult, Pid};
 pub mod bpf;
 pub mod fs;
 pub mod sched;
+pub mod seccomp;
 pub mod trim;
 pub use trim::release_idle_memory;
 
@@ -561,6 +562,38 @@ pub fn recv_fd(sock: &impl std::os::fd::AsFd) -> nix::Result<Option<OwnedFd>> {
         }
     }
     Ok(first)
+}
+
+/// Receive one packet into `buf` with at most one fd passed with SCM_RIGHTS (received
+/// close-on-exec; extra fds are closed): (bytes, fd). `Ok((0, None))` at EOF.
+pub fn recv_with_fd(
+    sock: &impl std::os::fd::AsFd,
+    buf: &mut [u8],
+) -> nix::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        sock.as_fd().as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let n = msg.bytes;
+    let mut first = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: SCM_RIGHTS installed these fds in our table during this recvmsg;
+                // nothing else knows their numbers, so each gets exactly one owner here.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                if first.is_none() {
+                    first = Some(owned);
+                }
+            }
+        }
+    }
+    Ok((n, first))
 }
 
 /// Take ownership of an fd inherited across `execve` whose number came from the command line

@@ -249,9 +249,14 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
     );
     let process = spec.process().as_ref().expect("validated");
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(crate::seccomp::compile(s)?),
+        Some(s) => Some(crate::seccomp::build(s)?),
         None => None,
     };
+    let listener = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(crate::seccomp::listener);
     let ns = spec::namespaces(&spec)?;
     let joins = ns
         .joins
@@ -454,6 +459,15 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
                         &json,
                     )?;
                     spawned.channel.send(&Message::HooksDone)?;
+                }
+                Message::SeccompFd => {
+                    super::seccomp_agent::hand_over(
+                        &spawned.channel,
+                        listener.as_ref(),
+                        &st,
+                        Status::Creating,
+                        st.pid,
+                    )?;
                 }
                 Message::Ready => break,
                 other => {

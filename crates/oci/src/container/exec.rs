@@ -73,9 +73,14 @@ pub fn exec(
         });
     }
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(s) => Some(crate::seccomp::compile(s)?),
+        Some(s) => Some(crate::seccomp::build(s)?),
         None => None,
     };
+    let listener = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .and_then(crate::seccomp::listener);
     let mut joins = Vec::new();
     let mut kinds: Vec<LinuxNamespaceType> = spec
         .linux()
@@ -219,8 +224,22 @@ pub fn exec(
     if let Err(e) = spawned.channel.send(&Message::Go) {
         return Err(fail(e.into(), &[pid]));
     }
-    // EOF means execve succeeded (the channel is close-on-exec); a message is an error.
-    match spawned.channel.recv_opt() {
+    // EOF means execve succeeded (the channel is close-on-exec); a message is an error, but
+    // for the listener fd of a seccomp filter with notify rules, which goes to the agent.
+    let mut msg = spawned.channel.recv_opt();
+    if let Ok(Some(Message::SeccompFd)) = msg {
+        if let Err(e) = super::seccomp_agent::hand_over(
+            &spawned.channel,
+            listener.as_ref(),
+            &c.state,
+            status,
+            pid.as_raw(),
+        ) {
+            return Err(fail(e, &[pid]));
+        }
+        msg = spawned.channel.recv_opt();
+    }
+    match msg {
         Ok(None) => {}
         Ok(Some(Message::Error(e))) => return Err(fail(ContainerError::Other(e), &[pid])),
         Ok(Some(other)) => {

@@ -5,6 +5,7 @@ pub mod create;
 pub mod events;
 pub mod exec;
 pub mod lifecycle;
+pub mod seccomp_agent;
 pub mod spec;
 pub mod state;
 pub mod update;

@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{
-    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, recv, send, sendmsg, socketpair,
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, send, sendmsg, socketpair,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -26,6 +26,11 @@ pub enum Message {
     HooksDone,
     /// init → runtime: set up, waiting for `start`.
     Ready,
+    /// init → runtime: the seccomp filter with `SCMP_ACT_NOTIFY` rules is loaded; its listener
+    /// fd rides on this message (SCM_RIGHTS): hand it to the seccomp agent.
+    SeccompFd,
+    /// runtime → init: the agent has the listener fd; close yours.
+    SeccompFdDone,
     /// any stage → runtime: what failed.
     Error(String),
 }
@@ -54,6 +59,8 @@ pub enum ChannelError {
 #[derive(Debug)]
 pub struct Channel {
     fd: OwnedFd,
+    /// The fd that came with the last message received ([`Channel::take_fd`]).
+    received: std::cell::RefCell<Option<OwnedFd>>,
 }
 
 impl Channel {
@@ -70,7 +77,11 @@ impl Channel {
             op: "socketpair",
             errno,
         })?;
-        Ok((Channel { fd: a }, Channel { fd: b }))
+        let end = |fd| Channel {
+            fd,
+            received: Default::default(),
+        };
+        Ok((end(a), end(b)))
     }
 
     pub fn send(&self, m: &Message) -> Result<(), ChannelError> {
@@ -80,17 +91,48 @@ impl Channel {
         Ok(())
     }
 
-    /// Receive one message; `Ok(None)` at EOF.
+    /// Send `m` with `fd` attached (SCM_RIGHTS); the peer gets it from [`Channel::take_fd`].
+    pub fn send_with_fd(&self, m: &Message, fd: RawFd) -> Result<(), ChannelError> {
+        let data = serde_json::to_vec(m).map_err(|e| ChannelError::Decode(e.to_string()))?;
+        let iov = [std::io::IoSlice::new(&data)];
+        let fds = [fd];
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|errno| ChannelError::Sys {
+            op: "sendmsg",
+            errno,
+        })?;
+        Ok(())
+    }
+
+    /// The fd attached to a message received earlier, if one was.
+    pub fn take_fd(&self) -> Option<OwnedFd> {
+        self.received.borrow_mut().take()
+    }
+
+    /// Receive one message; `Ok(None)` at EOF. An fd attached to it is kept for
+    /// [`Channel::take_fd`].
     pub fn recv_opt(&self) -> Result<Option<Message>, ChannelError> {
         let mut buf = vec![0u8; 64 * 1024];
         let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            match peapod_sys::recv_with_fd(&self.fd, &mut buf) {
+                Ok((n, fd)) => {
+                    if fd.is_some() {
+                        *self.received.borrow_mut() = fd;
+                    }
+                    break n;
+                }
                 // A signal the runtime caught to stop (`sys::catch_interrupts`) ends the wait.
                 Err(nix::errno::Errno::EINTR) if peapod_sys::interrupted().is_none() => continue,
                 // The peer died with a message of ours unread: the end of the channel, as EOF
                 // (an OOM-killed init shows up either way, and gets the same words).
                 Err(nix::errno::Errno::ECONNRESET) => break 0,
-                r => break r.map_err(|errno| ChannelError::Sys { op: "recv", errno })?,
+                Err(errno) => return Err(ChannelError::Sys { op: "recv", errno }),
             }
         };
         if n == 0 {
@@ -171,7 +213,9 @@ impl CreateMessages {
                     self.pid_seen = true;
                     return Ok(m);
                 }
-                m @ (Message::RunCreateRuntimeHooks | Message::Ready) if !self.pid_seen => {
+                m @ (Message::RunCreateRuntimeHooks | Message::Ready | Message::SeccompFd)
+                    if !self.pid_seen =>
+                {
                     // The init waits for an answer after each: one at most can overtake.
                     if self.held.is_some() {
                         return Err(ChannelError::Unexpected {
@@ -211,6 +255,14 @@ mod tests {
             b.expect(Message::Go, "go"),
             Err(ChannelError::Unexpected { .. })
         ));
+        // An fd rides along and waits for `take_fd`.
+        let file = std::fs::File::open("/dev/null").unwrap();
+        a.send_with_fd(&Message::SeccompFd, file.as_raw_fd())
+            .unwrap();
+        assert_eq!(b.recv().unwrap(), Message::SeccompFd);
+        let got = b.take_fd().expect("fd attached");
+        assert!(got.as_raw_fd() != file.as_raw_fd());
+        assert!(b.take_fd().is_none());
         drop(a);
         assert!(matches!(b.recv(), Err(ChannelError::Closed)));
     }
@@ -239,6 +291,8 @@ mod tests {
             assert_eq!(order(&sent), [Pid(7), RunCreateRuntimeHooks, Ready]);
         }
         assert_eq!(order(&[Ready, Pid(7)]), [Pid(7), Ready]);
+        // The listener fd's message needs the pid too (it goes into the agent's JSON).
+        assert_eq!(order(&[SeccompFd, Pid(7)]), [Pid(7), SeccompFd]);
         assert_eq!(
             order(&[WriteIdMaps, Ready, Pid(7)]),
             [WriteIdMaps, Pid(7), Ready]

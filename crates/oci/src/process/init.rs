@@ -222,9 +222,10 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
     }
     let nnp = process.no_new_privileges().unwrap_or(false);
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it before the
-    // capabilities are dropped. With it, load as late as possible (runc's order).
-    if let (Some(f), false) = (&launch.seccomp, nnp) {
-        seccomp::load(f).map_err(|e| e.to_string())?;
+    // capabilities are dropped. With it, load as late as possible (runc's order), but a filter
+    // with a notify listener before `Ready`, while the runtime still reads the channel.
+    if !nnp {
+        load_seccomp(&launch, ch)?;
     }
     let chdir_later = chdir_before_user(process.cwd())?;
     set_identity(process)?;
@@ -243,6 +244,10 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
     set_home(&mut env, process.user().uid());
     let args = process.args().clone().unwrap_or_default();
     let exe = resolve_exe(args.first().map(String::as_str).unwrap_or(""), &env)?;
+    let notify = launch.seccomp.as_ref().is_some_and(|f| f.notify());
+    if nnp && notify {
+        load_seccomp(&launch, ch)?;
+    }
     if let Mode::Create {
         fifo, state_json, ..
     } = &launch.mode
@@ -266,8 +271,8 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
         )
         .map_err(|e| e.to_string())?;
     }
-    if let (Some(f), true) = (&launch.seccomp, nnp) {
-        seccomp::load(f).map_err(|e| e.to_string())?;
+    if nnp && !notify {
+        load_seccomp(&launch, ch)?;
     }
     prepare_fds(launch.preserve_fds)?;
     reset_signals()?;
@@ -283,6 +288,24 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
         .map_err(|e| e.to_string())?;
     let err = nix::unistd::execve(&exe, &cargs, &cenv).unwrap_err();
     Err(format!("exec `{}`: {err}", exe.to_string_lossy()))
+}
+
+/// Load the seccomp filter, if any. With `SCMP_ACT_NOTIFY` rules, send the listener fd to the
+/// runtime and wait until it has given it to the agent, then close it (runc's
+/// `syncParentSeccomp`).
+fn load_seccomp(launch: &Launch<'_>, ch: &Channel) -> R<()> {
+    let Some(f) = &launch.seccomp else {
+        return Ok(());
+    };
+    let Some(fd) = seccomp::load(f).map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    ch.send_with_fd(&Message::SeccompFd, fd.as_raw_fd())
+        .map_err(|e| format!("send the seccomp notify fd: {e}"))?;
+    ch.expect(Message::SeccompFdDone, "seccomp fd handed to the agent")
+        .map_err(|e| e.to_string())?;
+    drop(fd);
+    Ok(())
 }
 
 /// Before anything else the init closes every fd it does not need: the runtime's (the state

@@ -3,7 +3,6 @@
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use libseccomp::ScmpFilterContext;
 use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};
@@ -42,7 +41,9 @@ pub struct Launch<'a> {
     pub unshare: CloneFlags,
     pub new_user: bool,
     pub time_offsets: Vec<String>,
-    pub seccomp: Option<ScmpFilterContext>,
+    /// With `SCMP_ACT_NOTIFY` rules, the init sends the listener fd to the runtime after
+    /// loading it ([`Message::SeccompFd`]), which hands it to the seccomp agent.
+    pub seccomp: Option<crate::seccomp::Filter>,
     pub preserve_fds: u32,
     pub no_new_keyring: bool,
     /// Connected `--console-socket` when the process has a terminal.
