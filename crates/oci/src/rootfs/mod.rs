@@ -26,8 +26,6 @@ pub enum RootfsError {
         path: PathBuf,
         errno: Errno,
     },
-    #[error("mount option `{0}` is not supported by peapod")]
-    UnsupportedOption(String),
     #[error("mount `{dest}`: {reason}")]
     BadMount { dest: PathBuf, reason: String },
 }
