@@ -11,6 +11,7 @@ mod differential;
 mod features_exec;
 mod features_process;
 mod images;
+mod mounts_idmap;
 mod mounts_options;
 mod mounts_parity;
 mod mounts_propagation;
