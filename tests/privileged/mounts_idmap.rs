@@ -119,7 +119,8 @@ fn maps(c: u32, h: u32, n: u32) -> serde_json::Value {
     json!([{"containerID": c, "hostID": h, "size": n}])
 }
 
-/// A bundle running `script` with `mount` added and, with `userns`, a user namespace
+/// A bundle running `script` with `mount` added (at `/tmp`: every busybox rootfs has it, and
+/// root of a user namespace could not make a new mount point in the root-owned rootfs) and, with `userns`, a user namespace
 /// mapping container 0 to host 100000.
 fn bundle(script: &str, mount: serde_json::Value, userns: bool) -> Bundle {
     let b = Bundle::new(&["sh", "-c", script], json!({}));
@@ -141,9 +142,12 @@ fn bundle(script: &str, mount: serde_json::Value, userns: bool) -> Bundle {
     b
 }
 
+/// Exit code, stdout and host owner of the created file.
+type Outcome = (i32, String, Option<(u32, u32)>);
+
 /// (exit code, stdout) of peapod and runc on `b`, each followed by the host owner of the file
 /// `created` (relative to the image) the container made, which is then removed.
-fn both(b: &Bundle, id: &str, img: &Ext4, created: &str) -> [(i32, String, Option<(u32, u32)>); 2] {
+fn both(b: &Bundle, id: &str, img: &Ext4, created: &str) -> [Outcome; 2] {
     let (code, out, err) = b.run(&unique(id));
     assert!(err.is_empty(), "peapod: {err}");
     let ours = (code, out, img.take_owner(created));
@@ -162,9 +166,9 @@ fn no_state(b: &Bundle) -> bool {
     !b.state_root.exists() || b.ok(&["list", "-q"]).trim().is_empty()
 }
 
-const SCRIPT: &str = "stat -c '%u %g' /v/d /v/d/f /v/w; \
-    touch /v/d/new 2>&1; stat -c '%u %g' /v/d/new 2>&1; \
-    touch /v/w/new 2>&1; stat -c '%u %g' /v/w/new 2>&1";
+const SCRIPT: &str = "stat -c '%u %g' /tmp/d /tmp/d/f /tmp/w; \
+    touch /tmp/d/new 2>&1; stat -c '%u %g' /tmp/d/new 2>&1; \
+    touch /tmp/w/new 2>&1; stat -c '%u %g' /tmp/w/new 2>&1";
 
 #[test]
 fn idmapped_bind_without_user_namespace_matches_runc() {
@@ -188,7 +192,7 @@ fn idmapped_bind_without_user_namespace_matches_runc() {
     .enumerate()
     {
         let mut m =
-            json!({"destination": "/v", "type": "bind", "source": img.mnt(), "options": opts});
+            json!({"destination": "/tmp", "type": "bind", "source": img.mnt(), "options": opts});
         merge(&mut m, own.clone());
         let b = bundle(SCRIPT, m, false);
         let [ours, theirs] = both(&b, &format!("idmap{n}"), &img, "d/new");
@@ -216,7 +220,7 @@ fn idmap_option_takes_the_container_user_namespace_like_runc() {
     let Some(img) = Ext4::new() else { return };
     // No maps of its own: the container's (0 -> 100000), so the container sees the disk's
     // ids and its root creates files owned by 0 on disk (100000 without idmap).
-    let m = json!({"destination": "/v", "type": "bind", "source": img.mnt(), "options": ["rbind", "idmap"]});
+    let m = json!({"destination": "/tmp", "type": "bind", "source": img.mnt(), "options": ["rbind", "idmap"]});
     let b = bundle(SCRIPT, m, true);
     let [ours, theirs] = both(&b, "idmapu", &img, "w/new");
     assert_eq!(ours, theirs, "peapod, then runc");
@@ -234,11 +238,11 @@ fn idmap_refusals_use_runcs_words() {
     }
     let one = json!({"uidMappings": maps(0, 1000, 1), "gidMappings": maps(0, 1000, 1)});
     let mut tmpfs =
-        json!({"destination": "/v", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]});
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]});
     merge(&mut tmpfs, one.clone());
-    let no_maps = json!({"destination": "/v", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]});
+    let no_maps = json!({"destination": "/tmp", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]});
     let mut uid_only =
-        json!({"destination": "/v", "type": "bind", "source": "/tmp", "options": ["bind"]});
+        json!({"destination": "/tmp", "type": "bind", "source": "/tmp", "options": ["bind"]});
     uid_only["uidMappings"] = maps(0, 1000, 1);
     for (n, (m, words)) in [
         (tmpfs, "id-mapped mounts are only supported for bind-mounts"),
@@ -277,7 +281,7 @@ fn failed_idmapped_create_leaves_nothing_behind() {
     let Some(img) = Ext4::new() else { return };
     // The maps are only refused by the kernel (size 0): the create fails after the first
     // idmapped tree was made.
-    let good = json!({"destination": "/v", "type": "bind", "source": img.mnt().join("d"),
+    let good = json!({"destination": "/tmp", "type": "bind", "source": img.mnt().join("d"),
         "options": ["bind"], "uidMappings": maps(0, 1000, 1), "gidMappings": maps(0, 1000, 1)});
     let b = bundle("true", good, false);
     let mut cfg = b.config();
