@@ -304,3 +304,59 @@ fn failed_idmapped_create_leaves_nothing_behind() {
     // The image can be unmounted: no detached tree or process holds it any more.
     umount2(&img.mnt(), MntFlags::empty()).expect("image still busy after a failed create");
 }
+
+#[test]
+fn rbind_and_ridmap_reach_submounts_like_runc() {
+    if !have_runc() {
+        return;
+    }
+    let (Some(img), Some(sub)) = (Ext4::new(), Ext4::new()) else {
+        return;
+    };
+    // A second image mounted below the first: `rbind` takes it along, `ridmap` idmaps it too.
+    let below = img.mnt().join("sub");
+    std::fs::create_dir(&below).unwrap();
+    nix::mount::mount(
+        Some(&sub.mnt()),
+        &below,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = umount2(&self.0, MntFlags::MNT_DETACH);
+        }
+    }
+    let _guard = Unmount(below);
+    let script = "stat -c '%u %g' /tmp/d/f /tmp/sub/d/f 2>&1; \
+        awk '$5 ~ \"^/tmp\" {print $5, $6}' /proc/self/mountinfo";
+    let mut seen = Vec::new();
+    for (n, opts) in [
+        ["bind", "idmap"],
+        ["rbind", "idmap"],
+        ["rbind", "ridmap"],
+        ["bind", "ridmap"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let m = json!({"destination": "/tmp", "type": "bind", "source": img.mnt(), "options": opts,
+            "uidMappings": maps(1000, 0, 1), "gidMappings": maps(1000, 0, 1)});
+        let b = bundle(script, m, false);
+        let [ours, theirs] = both(&b, &format!("idmapr{n}"), &img, "none");
+        assert_eq!(ours, theirs, "options {opts:?}: peapod, then runc");
+        seen.push(ours.1);
+    }
+    // The submount is missing without rbind, shows disk ids with idmap, mapped ones with ridmap.
+    assert!(seen[0].contains("can't stat '/tmp/sub/d/f'"), "{}", seen[0]);
+    assert!(seen[1].starts_with("0 0\n1000 1000\n"), "{}", seen[1]);
+    assert!(seen[2].starts_with("0 0\n0 0\n"), "{}", seen[2]);
+    assert!(
+        seen[2].contains("/tmp/sub rw,relatime,idmapped"),
+        "{}",
+        seen[2]
+    );
+}
