@@ -12,6 +12,7 @@ mod features_exec;
 mod features_process;
 mod features_seccomp;
 mod images;
+mod mounts_idmap;
 mod mounts_options;
 mod mounts_parity;
 mod mounts_propagation;

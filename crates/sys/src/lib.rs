@@ -882,3 +882,95 @@ pub fn mount_setattr(
     }
     Ok(())
 }
+
+/// `open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC [| AT_RECURSIVE])`: a
+/// detached copy of the mount at `path` (with the mounts below it when `recursive`), attached
+/// nowhere until [`move_mount_onto`]; it is freed when the last fd on it closes.
+pub fn open_tree_clone(path: &std::path::Path, recursive: bool) -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let p = c_path(path)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: open_tree reads the NUL-terminated path, which outlives the call.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, p.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open_tree returned a fresh fd (checked non-negative above) that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `move_mount(mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)`:
+/// attach the detached mount `mnt` on the file or directory `target` (an `O_PATH` fd, so the
+/// target is the one resolved, never a path walked again).
+pub fn move_mount_onto(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> io::Result<()> {
+    let empty = c"";
+    // SAFETY: the empty strings are NUL-terminated and static; both fds are borrowed and
+    // stay open across the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A user namespace with the id maps `uid_map` and `gid_map` (the text of
+/// `/proc/PID/uid_map`), as an fd for `MOUNT_ATTR_IDMAP`: a child unshares `CLONE_NEWUSER`,
+/// this process writes its maps and opens `/proc/CHILD/ns/user`, then kills and reaps it. The
+/// namespace lives as long as the fd.
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
+    use nix::sys::signal::{Signal, kill};
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let parent = std::process::id();
+    match fork()? {
+        ForkResult::Child => {
+            drop(ready_r);
+            let ok = die_with_parent(parent)
+                && nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok();
+            let _ = nix::unistd::write(&ready_w, &[ok as u8]);
+            // Wait to be killed (the parent does as soon as it holds the namespace).
+            loop {
+                nix::unistd::pause();
+            }
+        }
+        ForkResult::Parent { child } => {
+            drop(ready_w);
+            let mut b = [0u8; 1];
+            let got = nix::unistd::read(&ready_r, &mut b);
+            let result = match got {
+                Ok(1) if b[0] == 1 => (|| {
+                    std::fs::write(format!("/proc/{child}/uid_map"), uid_map).map_err(|e| {
+                        io::Error::new(e.kind(), format!("write uid_map `{}`: {e}", uid_map.trim()))
+                    })?;
+                    std::fs::write(format!("/proc/{child}/gid_map"), gid_map).map_err(|e| {
+                        io::Error::new(e.kind(), format!("write gid_map `{}`: {e}", gid_map.trim()))
+                    })?;
+                    nix::fcntl::open(
+                        format!("/proc/{child}/ns/user").as_str(),
+                        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                        nix::sys::stat::Mode::empty(),
+                    )
+                    .map_err(io::Error::from)
+                })(),
+                Ok(_) => Err(io::Error::other(
+                    "unshare(CLONE_NEWUSER) failed in the helper process",
+                )),
+                Err(e) => Err(e.into()),
+            };
+            let _ = kill(child, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            result
+        }
+    }
+}

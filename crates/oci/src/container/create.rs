@@ -142,6 +142,53 @@ fn open_ns(
     Ok((kind, fd))
 }
 
+/// The detached idmapped trees of `spec`'s idmapped mounts, by index in `mounts[]`, made on
+/// the host before the container exists (runc's parent does the same for its init): for each
+/// a user namespace with the mount's maps (or the joined one), `open_tree(OPEN_TREE_CLONE)` of
+/// the source and `mount_setattr(MOUNT_ATTR_IDMAP)`. Nothing is attached anywhere: a tree
+/// and its namespace go away with their last fd, so a failed create leaves nothing behind.
+pub fn idmap_trees(spec: &Spec, bundle: &Path) -> Result<Vec<(usize, OwnedFd)>, ContainerError> {
+    let plan = spec::idmapped_mounts(spec)?;
+    let mut namespaces: Vec<(spec::IdmapUserns, OwnedFd)> = Vec::new();
+    let mut trees = Vec::new();
+    for m in plan {
+        let src = bundle.join(&m.source);
+        let at = match namespaces.iter().position(|(u, _)| *u == m.userns) {
+            Some(at) => at,
+            None => {
+                let fd = match &m.userns {
+                    spec::IdmapUserns::Maps { uid_map, gid_map } => {
+                        peapod_sys::userns_with_maps(uid_map, gid_map).map_err(|e| {
+                            ContainerError::io(
+                                "create the user namespace of idmapped mount",
+                                &src,
+                                e,
+                            )
+                        })?
+                    }
+                    spec::IdmapUserns::Path(p) => {
+                        open_ns(nix::sched::CloneFlags::CLONE_NEWUSER, p)?.1
+                    }
+                };
+                namespaces.push((m.userns.clone(), fd));
+                namespaces.len() - 1
+            }
+        };
+        let tree = peapod_sys::open_tree_clone(&src, m.rbind)
+            .map_err(|e| ContainerError::io("open_tree idmapped mount source", &src, e))?;
+        peapod_sys::mount_setattr(
+            std::os::fd::AsFd::as_fd(&tree),
+            m.recursive,
+            peapod_sys::mount_attr::IDMAP,
+            0,
+            Some(std::os::fd::AsFd::as_fd(&namespaces[at].1)),
+        )
+        .map_err(|e| ContainerError::io("set MOUNT_ATTR_IDMAP on", &src, e))?;
+        trees.push((m.index, tree));
+    }
+    Ok(trees)
+}
+
 /// Connect to `--console-socket` for a process with a terminal.
 pub fn connect_console(
     path: Option<&Path>,
@@ -372,6 +419,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             h.prestart().as_ref().is_some_and(|v| !v.is_empty())
                 || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
         });
+        let idmap_trees = idmap_trees(&spec, &bundle)?;
         let launch = Launch {
             spec: &spec,
             process,
@@ -383,6 +431,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
                 cgroup_sources: cgroup.mount_sources(),
                 runtime_hooks,
                 state_json: serde_json::to_vec(&st.to_oci(Status::Creating)).unwrap_or_default(),
+                idmap_trees,
             },
             joins,
             unshare: ns.unshare,

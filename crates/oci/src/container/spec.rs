@@ -176,12 +176,8 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
             "only linux containers are supported (solaris, windows or vm is set)".into(),
         ));
     }
+    idmapped_mounts(spec)?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(unsupported(&format!(
-                "mounts[{i}].uidMappings (idmapped mounts)"
-            )));
-        }
         crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
             .map_err(|e| bad(format!("mounts[{i}] `{}`: {e}", m.destination().display())))?;
         if !m.destination().is_absolute() {
@@ -578,6 +574,103 @@ pub fn namespaces(spec: &Spec) -> Result<NamespacePlan, ContainerError> {
     Ok(plan)
 }
 
+/// The user namespace an idmapped mount takes its idmapping from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdmapUserns {
+    /// A namespace made for the mount: `uid_map` and `gid_map` text (`ID HOSTID SIZE` lines).
+    Maps { uid_map: String, gid_map: String },
+    /// The user namespace the container joins (`linux.namespaces[].path`).
+    Path(PathBuf),
+}
+
+/// One idmapped bind mount of `mounts[]`, built on the host before the container exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdmapMount {
+    /// Index in `mounts[]`.
+    pub index: usize,
+    /// `mounts[].source` as given (relative to the bundle when relative).
+    pub source: PathBuf,
+    pub userns: IdmapUserns,
+    /// `rbind`: the tree is cloned with the mounts below the source.
+    pub rbind: bool,
+    /// `ridmap`: the idmapping is set on every mount of the tree, not only its top.
+    pub recursive: bool,
+}
+
+fn id_map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// The idmapped mounts of `spec`, with runc 1.5.1's rules and words: a mount is idmapped when
+/// it has `uidMappings`/`gidMappings` or the `idmap`/`ridmap` option; it must be a bind (the
+/// `bind`/`rbind` option: runc does not count `type: bind` alone); without mappings of its own
+/// it takes the container's user namespace (the joined one, or `linux.uidMappings` and
+/// `gidMappings` of a new one); in the end it needs both uid and gid mappings.
+pub fn idmapped_mounts(spec: &Spec) -> Result<Vec<IdmapMount>, ContainerError> {
+    let linux = spec.linux().as_ref();
+    let user_ns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User);
+    let joined = user_ns
+        .and_then(|n| n.path().as_ref())
+        .filter(|p| !p.as_os_str().is_empty());
+    let mut plan = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let where_ = || format!("mounts[{i}] `{}`", m.destination().display());
+        let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default())
+            .map_err(|e| bad(format!("{}: {e}", where_())))?;
+        let own_maps = m.uid_mappings().is_some() || m.gid_mappings().is_some();
+        if opts.idmap.is_none() && !own_maps {
+            continue;
+        }
+        if !opts.is_bind() {
+            return Err(bad(format!(
+                "{}: id-mapped mounts are only supported for bind-mounts",
+                where_()
+            )));
+        }
+        let userns = match (own_maps, joined) {
+            (false, Some(path)) => IdmapUserns::Path(path.clone()),
+            _ => {
+                let (uid, gid) = if own_maps {
+                    (m.uid_mappings().as_ref(), m.gid_mappings().as_ref())
+                } else if user_ns.is_some() {
+                    (
+                        linux.and_then(|l| l.uid_mappings().as_ref()),
+                        linux.and_then(|l| l.gid_mappings().as_ref()),
+                    )
+                } else {
+                    (None, None)
+                };
+                match (uid.filter(|u| !u.is_empty()), gid.filter(|g| !g.is_empty())) {
+                    (Some(u), Some(g)) => IdmapUserns::Maps {
+                        uid_map: id_map_text(u),
+                        gid_map: id_map_text(g),
+                    },
+                    _ => {
+                        return Err(bad(format!(
+                            "{}: id-mapped mounts must have both uid and gid mappings specified",
+                            where_()
+                        )));
+                    }
+                }
+            }
+        };
+        plan.push(IdmapMount {
+            index: i,
+            source: m.source().clone().unwrap_or_default(),
+            userns,
+            rbind: opts.flags.contains(nix::mount::MsFlags::MS_REC),
+            recursive: opts.idmap == Some(true),
+        });
+    }
+    Ok(plan)
+}
+
 /// `linux.timeOffsets` as lines for `/proc/self/timens_offsets`.
 pub fn time_offsets(spec: &Spec) -> Vec<String> {
     spec.linux()
@@ -688,8 +781,12 @@ mod tests {
                 "linux.uidMappings are required with a new user namespace",
             ),
             (
-                serde_json::json!({"mounts": [{"destination": "/x", "type": "bind", "source": "/tmp", "options": ["idmap"]}]}),
-                "mounts[0] `/x`: mount option `idmap` is not supported by peapod",
+                serde_json::json!({"mounts": [{"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}]}),
+                "mounts[0] `/x`: id-mapped mounts must have both uid and gid mappings specified",
+            ),
+            (
+                serde_json::json!({"mounts": [{"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}]}),
+                "mounts[0] `/x`: id-mapped mounts are only supported for bind-mounts",
             ),
         ];
         for (patch, want) in cases {
@@ -833,5 +930,83 @@ mod tests {
         );
         assert_eq!(p.unshare, CloneFlags::CLONE_NEWPID);
         assert!(p.private_pid && p.joins_user && !p.new_user);
+    }
+
+    fn idmap_plan(json: serde_json::Value) -> Result<Vec<IdmapMount>, String> {
+        idmapped_mounts(&spec(json)).map_err(|e| e.to_string())
+    }
+
+    fn maps(c: u32, h: u32, n: u32) -> serde_json::Value {
+        serde_json::json!([{"containerID": c, "hostID": h, "size": n}])
+    }
+
+    #[test]
+    fn idmapped_mounts_follow_runc() {
+        let m = |opts: &[&str], extra: serde_json::Value| {
+            let mut v = serde_json::json!({"destination": "/v", "type": "bind", "source": "/s", "options": opts});
+            merge(&mut v, extra);
+            v
+        };
+        // Plain binds are not idmapped.
+        assert_eq!(
+            idmap_plan(serde_json::json!({"mounts": [m(&["bind"], serde_json::json!({}))]})),
+            Ok(vec![])
+        );
+        // Mappings without the option: an idmapped bind, not recursive.
+        let own =
+            serde_json::json!({"uidMappings": maps(1000, 0, 1), "gidMappings": maps(1000, 0, 2)});
+        let p = idmap_plan(serde_json::json!({"mounts": [m(&["rbind"], own.clone())]})).unwrap();
+        assert_eq!(
+            p,
+            vec![IdmapMount {
+                index: 0,
+                source: "/s".into(),
+                userns: IdmapUserns::Maps {
+                    uid_map: "1000 0 1\n".into(),
+                    gid_map: "1000 0 2\n".into()
+                },
+                rbind: true,
+                recursive: false,
+            }]
+        );
+        let p = idmap_plan(serde_json::json!({"mounts": [m(&["bind", "ridmap"], own.clone())]}))
+            .unwrap();
+        assert!(p[0].recursive && !p[0].rbind);
+        // The option alone takes the container's new user namespace maps...
+        let userns = serde_json::json!({
+            "namespaces": [{"type": "mount"}, {"type": "user"}],
+            "uidMappings": maps(0, 100000, 65536), "gidMappings": maps(0, 100000, 65536),
+        });
+        let p = idmap_plan(serde_json::json!({"linux": userns, "mounts": [m(&["bind", "idmap"], serde_json::json!({}))]})).unwrap();
+        assert_eq!(
+            p[0].userns,
+            IdmapUserns::Maps {
+                uid_map: "0 100000 65536\n".into(),
+                gid_map: "0 100000 65536\n".into()
+            }
+        );
+        // ... or the one it joins.
+        let joined = serde_json::json!({"namespaces": [{"type": "mount"}, {"type": "user", "path": "/proc/7/ns/user"}]});
+        let p = idmap_plan(serde_json::json!({"linux": joined, "mounts": [m(&["bind", "idmap"], serde_json::json!({}))]})).unwrap();
+        assert_eq!(p[0].userns, IdmapUserns::Path("/proc/7/ns/user".into()));
+        // Refusals, in runc's words.
+        let both = "mounts[0] `/v`: id-mapped mounts must have both uid and gid mappings specified";
+        for bad in [
+            m(&["bind", "idmap"], serde_json::json!({})),
+            m(&["bind"], serde_json::json!({"uidMappings": maps(0, 1, 1)})),
+            m(
+                &["bind", "idmap"],
+                serde_json::json!({"uidMappings": [], "gidMappings": []}),
+            ),
+        ] {
+            let e = idmap_plan(serde_json::json!({"mounts": [bad]})).unwrap_err();
+            assert_eq!(e, format!("invalid config.json: {both}"));
+        }
+        // `type: bind` without the bind option is no bind for runc.
+        let e = idmap_plan(serde_json::json!({"mounts": [m(&["idmap"], own)]})).unwrap_err();
+        assert!(
+            e.ends_with("mounts[0] `/v`: id-mapped mounts are only supported for bind-mounts"),
+            "{e}"
+        );
     }
 }

@@ -134,6 +134,10 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
     let spec = launch.spec;
     let process = launch.process;
     let mut console_slave: Option<OwnedFd> = None;
+    let idmap_trees = match &mut launch.mode {
+        Mode::Create { idmap_trees, .. } => std::mem::take(idmap_trees),
+        Mode::Exec => Vec::new(),
+    };
     match &launch.mode {
         Mode::Create {
             rootfs: root,
@@ -152,7 +156,8 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
                     "bring up lo in the new network namespace".into()
                 })?;
             }
-            rootfs::prepare(spec, root, bundle, cgroup_sources).map_err(|e| e.to_string())?;
+            rootfs::prepare(spec, root, bundle, cgroup_sources, idmap_trees)
+                .map_err(|e| e.to_string())?;
             if *runtime_hooks {
                 ch.send(&Message::RunCreateRuntimeHooks)
                     .map_err(|e| e.to_string())?;
@@ -311,15 +316,21 @@ fn load_seccomp(launch: &Launch<'_>, ch: &Channel) -> R<()> {
 /// Before anything else the init closes every fd it does not need: the runtime's (the state
 /// directory's lock, the log file) and whatever the caller leaked to the runtime, which a
 /// process of the container could otherwise reach through `/proc/INIT/fd` before `start`
-/// (GHSA-xr7r-f8xq-vfvv). It keeps the channel, `exec.fifo` (an O_PATH fd), the console
-/// socket and the `--preserve-fds` range, which the runtime checked is the caller's.
+/// (GHSA-xr7r-f8xq-vfvv). It keeps the channel, `exec.fifo` (an O_PATH fd), the idmapped
+/// mount trees (closed once attached), the console socket and the `--preserve-fds` range,
+/// which the runtime checked is the caller's.
 fn close_runtime_fds(launch: &mut Launch<'_>, ch: &Channel) -> R<()> {
     // The namespaces were joined by stage 1.
     launch.joins.clear();
     crate::logger::detach();
     let mut keep = vec![ch.raw()];
-    if let Mode::Create { fifo, .. } = &launch.mode {
+    if let Mode::Create {
+        fifo, idmap_trees, ..
+    } = &launch.mode
+    {
         keep.push(fifo.as_raw_fd());
+        // Attached by rootfs::prepare, which then closes them.
+        keep.extend(idmap_trees.iter().map(|(_, t)| t.as_raw_fd()));
     }
     if let Some(c) = &launch.console {
         keep.push(c.as_raw_fd());

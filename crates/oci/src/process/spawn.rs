@@ -26,6 +26,9 @@ pub enum Mode {
         runtime_hooks: bool,
         /// State JSON for createContainer/startContainer hooks.
         state_json: Vec<u8>,
+        /// Detached idmapped trees made on the host, by index in `mounts[]`: the init attaches
+        /// them, then closes them.
+        idmap_trees: Vec<(usize, OwnedFd)>,
     },
     Exec,
 }

@@ -26,8 +26,6 @@ pub enum RootfsError {
         path: PathBuf,
         errno: Errno,
     },
-    #[error("mount option `{0}` is not supported by peapod")]
-    UnsupportedOption(String),
     #[error("mount `{dest}`: {reason}")]
     BadMount { dest: PathBuf, reason: String },
 }
@@ -75,6 +73,7 @@ pub fn prepare(
     rootfs: &Path,
     bundle: &Path,
     cgroups: &[CgroupSource],
+    mut idmap_trees: Vec<(usize, OwnedFd)>,
 ) -> Result<(), RootfsError> {
     let root_prop = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // Nothing mounted below may propagate back to the host (runc uses rslave, not rprivate,
@@ -102,11 +101,22 @@ pub fn prepare(
     )
     .map_err(|e| RootfsError::sys("open rootfs", rootfs, e))?;
     let mut dev_is_bind = false;
-    for m in spec.mounts().as_deref().unwrap_or_default() {
+    for (i, m) in spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         if m.destination() == Path::new("/dev") {
             dev_is_bind = is_bind(m);
         }
-        mount_one(root.as_fd(), m, bundle, cgroups)?;
+        // Each tree is closed as soon as it is attached (or on the way out on an error).
+        let tree = idmap_trees
+            .iter()
+            .position(|(idx, _)| *idx == i)
+            .map(|p| idmap_trees.swap_remove(p).1);
+        mount_one(root.as_fd(), m, bundle, cgroups, tree)?;
     }
     if !dev_is_bind {
         dev::populate(root.as_fd(), spec)?;
@@ -150,6 +160,7 @@ fn mount_one(
     m: &Mount,
     bundle: &Path,
     cgroups: &[CgroupSource],
+    idmap_tree: Option<OwnedFd>,
 ) -> Result<(), RootfsError> {
     let dest = m.destination();
     if !dest.is_absolute() {
@@ -162,6 +173,9 @@ fn mount_one(
     let typ = m.typ().as_deref().unwrap_or("");
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroup(root, dest, &opts, cgroups);
+    }
+    if let Some(tree) = idmap_tree {
+        return mount_idmapped(root, dest, &opts, tree);
     }
     if opts.is_bind() || typ == "bind" {
         let src = m.source().as_deref().unwrap_or(Path::new(""));
@@ -252,6 +266,40 @@ fn mount_one(
         propagate(&fresh, dest, &opts.propagation)?;
     }
     set_recursive(root, dest, &opts)
+}
+
+/// Attach an idmapped bind made on the host (a detached tree with `MOUNT_ATTR_IDMAP`, see
+/// `container::create`) at `dest`, resolved inside the rootfs, then apply the bind's other
+/// options, as runc does with the mount fd its parent sends.
+fn mount_idmapped(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &options::MountOptions,
+    tree: OwnedFd,
+) -> Result<(), RootfsError> {
+    let is_dir = nix::sys::stat::fstat(&tree)
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        .map_err(|e| RootfsError::sys("stat idmapped mount source", dest, e))?;
+    let target = if is_dir {
+        safe::mkdir_all(root, dest, 0o755)?
+    } else {
+        safe::ensure_file(root, dest)?
+    };
+    peapod_sys::move_mount_onto(tree.as_fd(), target.as_fd()).map_err(|e| {
+        RootfsError::sys(
+            "move_mount idmapped",
+            dest,
+            Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        )
+    })?;
+    drop(tree);
+    let fresh = safe::lookup(root, dest)?;
+    let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount_bind(&fresh, dest, extra)?;
+    }
+    propagate(&fresh, dest, &opts.propagation)?;
+    set_recursive(root, dest, opts)
 }
 
 /// Whether `m` is a non-bind tmpfs or `/dev` asking for `ro`: mounted writable first and

@@ -26,6 +26,9 @@ pub struct MountOptions {
     /// `mount_setattr(AT_RECURSIVE)` on the mount and everything below it.
     pub rec_set: u64,
     pub rec_clear: u64,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true), the idmapping on every mount of the
+    /// tree): the bind is an idmapped mount; the last of the two wins, as in runc.
+    pub idmap: Option<bool>,
 }
 
 impl MountOptions {
@@ -33,9 +36,6 @@ impl MountOptions {
         self.flags.contains(MsFlags::MS_BIND)
     }
 }
-
-/// Options peapod does not implement: refused, never ignored.
-const UNSUPPORTED: &[&str] = &["idmap", "ridmap"];
 
 /// A recursive option: (name, attribute, clear instead of set), as runc's `recAttrFlags`.
 const RECURSIVE: &[(&str, u64, bool)] = &[
@@ -67,6 +67,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, RootfsError> {
     let mut data: Vec<&str> = Vec::new();
     let mut tmpcopyup = false;
     let (mut rec_set, mut rec_clear) = (0u64, 0u64);
+    let mut idmap = None;
     for opt in options {
         let o = opt.as_str();
         if let Some(&(_, a, clear)) = RECURSIVE.iter().find(|(n, _, _)| *n == o) {
@@ -118,14 +119,15 @@ pub fn parse(options: &[String]) -> Result<MountOptions, RootfsError> {
                 tmpcopyup = true;
                 continue;
             }
+            "idmap" | "ridmap" => {
+                idmap = Some(o == "ridmap");
+                continue;
+            }
             "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty()),
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
             | "runbindable" => {
                 propagation.push(propagation_flags(o).unwrap_or(MsFlags::MS_PRIVATE));
                 continue;
-            }
-            _ if UNSUPPORTED.contains(&o) => {
-                return Err(RootfsError::UnsupportedOption(o.to_string()));
             }
             _ => {
                 data.push(o);
@@ -145,6 +147,7 @@ pub fn parse(options: &[String]) -> Result<MountOptions, RootfsError> {
         tmpcopyup,
         rec_set,
         rec_clear,
+        idmap,
     })
 }
 
@@ -279,11 +282,11 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_is_refused() {
-        let e = parse(&["idmap".to_string()]).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "mount option `idmap` is not supported by peapod"
-        );
+    fn idmap_options_are_parsed_not_passed_as_data() {
+        assert_eq!(p(&["bind"]).idmap, None);
+        let m = p(&["rbind", "idmap"]);
+        assert_eq!((m.idmap, m.data.as_str()), (Some(false), ""));
+        assert_eq!(p(&["bind", "ridmap"]).idmap, Some(true));
+        assert_eq!(p(&["ridmap", "idmap"]).idmap, Some(false));
     }
 }

@@ -31,7 +31,7 @@ pub fn run() -> Result<i32> {
             "apparmor": {"enabled": false},
             "selinux": {"enabled": false},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}},
+            "mountExtensions": {"idmap": {"enabled": true}},
         },
         "annotations": {
             "io.github.seccomp.libseccomp.version": seccomp::library_version(),
