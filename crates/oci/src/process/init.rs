@@ -40,6 +40,19 @@ pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
             || "write /proc/self/oom_score_adj".into(),
         )?;
     }
+    // Opened while stage 1 is still the runtime's root: the kernel checks CAP_SYS_TIME over
+    // the time namespace's owner with the opener's credentials, and after the switch to root
+    // of a new user namespace the file (owned by the host's root) is no longer writable
+    // (EACCES). The offsets are written once the time namespace exists, before the fork
+    // that enters it.
+    let timens_offsets = if launch.time_offsets.is_empty() {
+        None
+    } else {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/self/timens_offsets");
+        Some(ctx(f, || "open /proc/self/timens_offsets".into())?)
+    };
     // The user namespace comes first: the others are owned by it.
     for (kind, fd) in &launch.joins {
         ctx(setns(fd.as_fd(), *kind), || {
@@ -63,9 +76,10 @@ pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
         )?;
     }
     ctx(unshare(launch.unshare), || "unshare namespaces".into())?;
-    if !launch.time_offsets.is_empty() {
+    if let Some(mut f) = timens_offsets {
+        use std::io::Write;
         ctx(
-            std::fs::write("/proc/self/timens_offsets", launch.time_offsets.join("\n")),
+            f.write_all(launch.time_offsets.join("\n").as_bytes()),
             || "write /proc/self/timens_offsets".into(),
         )?;
     }
