@@ -449,6 +449,14 @@ pub fn pivot(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), RootfsErr
     Ok(())
 }
 
+/// Without a mount namespace of its own the container shares the runtime's: enter the rootfs
+/// with `chroot` alone (runc does too), mounting nothing, so the host's mounts stay as they are.
+pub fn chroot_only(rootfs: &Path) -> Result<(), RootfsError> {
+    nix::unistd::chdir(rootfs).map_err(|e| RootfsError::sys("chdir", rootfs, e))?;
+    nix::unistd::chroot(".").map_err(|e| RootfsError::sys("chroot", rootfs, e))?;
+    nix::unistd::chdir("/").map_err(|e| RootfsError::sys("chdir", Path::new("/"), e))
+}
+
 fn switch_root(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
     nix::unistd::chdir(rootfs).map_err(|e| RootfsError::sys("chdir", rootfs, e))?;
     if no_pivot {
