@@ -24,4 +24,5 @@ mod probes;
 mod runc_errors;
 mod scale;
 mod security;
+mod spec_edges;
 mod terminal;
