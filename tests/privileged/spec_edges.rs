@@ -274,3 +274,29 @@ fn spec_edges_no_mount_namespace_never_touches_host_mounts() {
         "device nodes were made in the rootfs"
     );
 }
+
+/// `peapod --version | head -1` (and the OCI binary's): a reader that is gone before the
+/// output is written ends the command as SIGPIPE ends runc or coreutils, never with a panic.
+#[test]
+fn spec_edges_version_to_a_closed_pipe_does_not_panic() {
+    for bin in [bin(), oci_bin()] {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let o = Command::new(&bin)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{}: {err}", bin.display());
+        assert!(
+            o.status.success()
+                || std::os::unix::process::ExitStatusExt::signal(&o.status) == Some(13),
+            "{}: {:?} {err}",
+            bin.display(),
+            o.status
+        );
+    }
+}
