@@ -26,4 +26,5 @@ mod probes;
 mod runc_errors;
 mod scale;
 mod security;
+mod spec_edges;
 mod terminal;

@@ -437,6 +437,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             unshare: ns.unshare,
             new_user: ns.new_user,
             time_offsets: spec::time_offsets(&spec),
+            enter_root: None,
             seccomp,
             preserve_fds,
             no_new_keyring: opts.no_new_keyring,

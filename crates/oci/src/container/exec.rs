@@ -143,6 +143,26 @@ pub fn exec(
         .map_err(|e| ContainerError::io("open", Path::new(&path), e.into()))?;
         joins.push((CloneFlags::from_bits_retain(t as libc::c_int), fd));
     }
+    // A container without a mount namespace of its own shares ours: the process enters the
+    // init's root instead (runc 1.5.1 runs it in the host's root filesystem).
+    let own_mnt = std::fs::read_link("/proc/self/ns/mnt").ok();
+    let enter_root = if nix::fcntl::readlinkat(&proc_dir, "ns/mnt").ok() == own_mnt.map(Into::into)
+    {
+        let fd = nix::fcntl::openat(
+            &proc_dir,
+            "root",
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| {
+            ContainerError::io("open", Path::new(&format!("{proc_path}/root")), e.into())
+        })?;
+        Some(fd)
+    } else {
+        None
+    };
     let proxy_console = tty_pair.is_some();
     let (console, ours) = match tty_pair {
         Some((mine, theirs)) => (Some(theirs), Some(mine)),
@@ -164,6 +184,7 @@ pub fn exec(
         unshare: CloneFlags::empty(),
         new_user: false,
         time_offsets: Vec::new(),
+        enter_root,
         seccomp,
         preserve_fds,
         no_new_keyring: true,

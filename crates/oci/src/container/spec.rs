@@ -187,13 +187,16 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
             )));
         }
     }
-    let has_proc = spec
-        .mounts()
-        .iter()
-        .flatten()
-        .any(|m| m.destination() == Path::new("/proc") && m.typ().as_deref() == Some("proc"));
-    if !has_proc {
-        return Err(bad("mounts must include a proc mount at /proc: the init reopens its start fifo through /proc/self/fd (as runc does)".into()));
+    if namespaces(spec)?.has_mount() {
+        let has_proc =
+            spec.mounts().iter().flatten().any(|m| {
+                m.destination() == Path::new("/proc") && m.typ().as_deref() == Some("proc")
+            });
+        if !has_proc {
+            return Err(bad("mounts must include a proc mount at /proc: the init reopens its start fifo through /proc/self/fd (as runc does)".into()));
+        }
+    } else {
+        without_mount_namespace(spec)?;
     }
     let linux = spec
         .linux()
@@ -255,6 +258,51 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
         && !ns.joins_uts
     {
         return Err(bad("hostname needs a uts namespace in linux.namespaces (setting it would change the host's)".into()));
+    }
+    Ok(())
+}
+
+/// A container without a mount namespace of its own runs in the runtime's: the init only
+/// `chroot`s into the rootfs (no pivot_root, no `/dev` nodes, no mounts). What would need a
+/// mount there is refused, naming the field: runc 1.5.1 refuses masked and read-only paths
+/// (its words below) but makes `mounts`, the rootfs bind and a read-only root in the host's
+/// mount namespace and leaves them there after the container is gone.
+fn without_mount_namespace(spec: &Spec) -> Result<(), ContainerError> {
+    let linux = spec.linux().as_ref();
+    let listed = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+    if listed(linux.and_then(|l| l.masked_paths().as_ref()))
+        || listed(linux.and_then(|l| l.readonly_paths().as_ref()))
+    {
+        return Err(bad(
+            "unable to restrict sys entries without a private MNT namespace".into(),
+        ));
+    }
+    let needs = |field: &str| {
+        bad(format!(
+            "{field} needs a mount namespace in linux.namespaces (without one peapod makes \
+             no mounts and no device nodes: it never changes the host's mounts)"
+        ))
+    };
+    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        return Err(needs("mounts"));
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        return Err(needs("root.readonly"));
+    }
+    if linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(needs("linux.rootfsPropagation"));
+    }
+    if linux
+        .and_then(|l| l.devices().as_ref())
+        .is_some_and(|d| !d.is_empty())
+    {
+        return Err(needs("linux.devices"));
+    }
+    if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
+        return Err(needs("process.terminal (the /dev/console bind)"));
     }
     Ok(())
 }
@@ -515,6 +563,18 @@ pub struct NamespacePlan {
     pub private_pid: bool,
 }
 
+impl NamespacePlan {
+    /// The container has a mount namespace, new or joined; without one it runs in the
+    /// runtime's and the init only `chroot`s into the rootfs.
+    pub fn has_mount(&self) -> bool {
+        self.unshare.contains(CloneFlags::CLONE_NEWNS)
+            || self
+                .joins
+                .iter()
+                .any(|(k, _)| *k == CloneFlags::CLONE_NEWNS)
+    }
+}
+
 fn join_rank(k: CloneFlags) -> u8 {
     match k {
         CloneFlags::CLONE_NEWUSER => 0,
@@ -566,9 +626,6 @@ pub fn namespaces(spec: &Spec) -> Result<NamespacePlan, ContainerError> {
                 }
             }
         }
-    }
-    if !seen.contains(CloneFlags::CLONE_NEWNS) {
-        return Err(bad("linux.namespaces must include a mount namespace".into()));
     }
     plan.joins.sort_by_key(|(k, _)| join_rank(*k));
     Ok(plan)
@@ -792,6 +849,62 @@ mod tests {
         for (patch, want) in cases {
             let e = validate(&spec(patch.clone())).unwrap_err().to_string();
             assert_eq!(e, format!("invalid config.json: {want}"), "{patch}");
+        }
+    }
+
+    /// Without a mount namespace: runc's refusal of masked/read-only paths, peapod's of
+    /// anything that would mount in the host's namespace; a bare config is valid.
+    #[test]
+    fn no_mount_namespace_refuses_what_would_mount_on_the_host() {
+        let base = || {
+            let mut v = serde_json::to_value(spec(serde_json::json!({}))).unwrap();
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|n| n["type"] != "mount");
+            v["linux"]["maskedPaths"] = serde_json::json!([]);
+            v["linux"]["readonlyPaths"] = serde_json::json!([]);
+            v["mounts"] = serde_json::json!([]);
+            v["root"]["readonly"] = false.into();
+            v["process"]["terminal"] = false.into();
+            v
+        };
+        let check = |patch: serde_json::Value| {
+            let mut v = base();
+            merge(&mut v, patch);
+            let s: Spec = serde_json::from_value(v).unwrap();
+            assert!(!namespaces(&s).unwrap().has_mount());
+            validate(&s).map_err(|e| e.to_string())
+        };
+        check(serde_json::json!({})).unwrap();
+        for (patch, want) in [
+            (
+                serde_json::json!({"linux": {"maskedPaths": ["/proc/kcore"]}}),
+                "unable to restrict sys entries without a private MNT namespace",
+            ),
+            (
+                serde_json::json!({"linux": {"readonlyPaths": ["/proc/sys"]}}),
+                "unable to restrict sys entries without a private MNT namespace",
+            ),
+            (
+                serde_json::json!({"mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}]}),
+                "mounts needs a mount namespace",
+            ),
+            (
+                serde_json::json!({"root": {"readonly": true}}),
+                "root.readonly needs",
+            ),
+            (
+                serde_json::json!({"linux": {"rootfsPropagation": "slave"}}),
+                "linux.rootfsPropagation needs",
+            ),
+            (
+                serde_json::json!({"process": {"terminal": true}}),
+                "process.terminal",
+            ),
+        ] {
+            let e = check(patch.clone()).unwrap_err();
+            assert!(e.contains(want), "{patch}: {e}");
         }
     }
 

@@ -40,6 +40,19 @@ pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
             || "write /proc/self/oom_score_adj".into(),
         )?;
     }
+    // Opened while stage 1 is still the runtime's root: the kernel checks CAP_SYS_TIME over
+    // the time namespace's owner with the opener's credentials, and after the switch to root
+    // of a new user namespace the file (owned by the host's root) is no longer writable
+    // (EACCES). The offsets are written once the time namespace exists, before the fork
+    // that enters it.
+    let timens_offsets = if launch.time_offsets.is_empty() {
+        None
+    } else {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/self/timens_offsets");
+        Some(ctx(f, || "open /proc/self/timens_offsets".into())?)
+    };
     // The user namespace comes first: the others are owned by it.
     for (kind, fd) in &launch.joins {
         ctx(setns(fd.as_fd(), *kind), || {
@@ -63,9 +76,10 @@ pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
         )?;
     }
     ctx(unshare(launch.unshare), || "unshare namespaces".into())?;
-    if !launch.time_offsets.is_empty() {
+    if let Some(mut f) = timens_offsets {
+        use std::io::Write;
         ctx(
-            std::fs::write("/proc/self/timens_offsets", launch.time_offsets.join("\n")),
+            f.write_all(launch.time_offsets.join("\n").as_bytes()),
             || "write /proc/self/timens_offsets".into(),
         )?;
     }
@@ -123,6 +137,21 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
             }
         }
     }
+    // Read before the joins are closed: whether the container has a mount namespace (new or
+    // joined); without one the init only chroots into the rootfs and mounts nothing.
+    let mount_ns = launch.unshare.contains(CloneFlags::CLONE_NEWNS)
+        || launch
+            .joins
+            .iter()
+            .any(|(k, _)| *k == CloneFlags::CLONE_NEWNS);
+    if let Some(root) = launch.enter_root.take() {
+        ctx(nix::unistd::fchdir(&root), || {
+            "enter the container's root (/proc/PID/root of its init)".into()
+        })?;
+        ctx(nix::unistd::chroot("."), || {
+            "chroot to the container's root".into()
+        })?;
+    }
     close_runtime_fds(&mut launch, ch)?;
     if matches!(launch.mode, Mode::Exec) {
         // Until the runtime has reaped stage 1, its zombie still counts in the container's
@@ -138,6 +167,9 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
         Mode::Create { idmap_trees, .. } => std::mem::take(idmap_trees),
         Mode::Exec => Vec::new(),
     };
+    // Without a mount namespace the rootfs has no /proc of the container's: the start fifo is
+    // reopened through the runtime's, held from before the chroot until `start`.
+    let mut host_proc: Option<OwnedFd> = None;
     match &launch.mode {
         Mode::Create {
             rootfs: root,
@@ -156,8 +188,10 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
                     "bring up lo in the new network namespace".into()
                 })?;
             }
-            rootfs::prepare(spec, root, bundle, cgroup_sources, idmap_trees)
-                .map_err(|e| e.to_string())?;
+            if mount_ns {
+                rootfs::prepare(spec, root, bundle, cgroup_sources, idmap_trees)
+                    .map_err(|e| e.to_string())?;
+            }
             if *runtime_hooks {
                 ch.send(&Message::RunCreateRuntimeHooks)
                     .map_err(|e| e.to_string())?;
@@ -175,7 +209,12 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
                 },
             )
             .map_err(|e| e.to_string())?;
-            rootfs::pivot(spec, root, *no_pivot).map_err(|e| e.to_string())?;
+            if mount_ns {
+                rootfs::pivot(spec, root, *no_pivot).map_err(|e| e.to_string())?;
+            } else {
+                host_proc = Some(open_proc()?);
+                rootfs::chroot_only(root).map_err(|e| e.to_string())?;
+            }
             if process.terminal().unwrap_or(false) {
                 console_slave = Some(setup_console(&launch, true)?);
             }
@@ -195,7 +234,10 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
                 write_sysctl(k, v)?;
             }
             // Last: readonlyPaths make /proc/sys read-only, so sysctls go first (runc's order).
-            rootfs::finish(spec).map_err(|e| e.to_string())?;
+            // Without a mount namespace there is nothing to finish (validate refused it all).
+            if mount_ns {
+                rootfs::finish(spec).map_err(|e| e.to_string())?;
+            }
         }
         Mode::Exec => {
             if process.terminal().unwrap_or(false) {
@@ -263,7 +305,7 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
         // state would ever lead to.
         ch.expect(Message::Go, "state saved")
             .map_err(|e| e.to_string())?;
-        wait_for_start(fifo)?;
+        wait_for_start(fifo, host_proc.take())?;
         let h = spec.hooks().as_ref();
         hooks::run_at(
             "startContainer",
@@ -342,19 +384,48 @@ fn close_runtime_fds(launch: &mut Launch<'_>, ch: &Channel) -> R<()> {
     })
 }
 
-/// Block until `start` opens the fifo for reading, then signal it with one byte.
-fn wait_for_start(fifo: &OwnedFd) -> R<()> {
-    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let fd = ctx(
-        nix::fcntl::open(
-            path.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            FileMode::empty(),
-        ),
-        || "reopen exec.fifo through /proc/self/fd (does the container mount /proc?)".into(),
-    )?;
+/// Block until `start` opens the fifo for reading, then signal it with one byte. `proc`: the
+/// runtime's procfs (a container without a mount namespace), closed once the fifo is open.
+fn wait_for_start(fifo: &OwnedFd, proc: Option<OwnedFd>) -> R<()> {
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let fd = match proc {
+        Some(proc) => ctx(
+            nix::fcntl::openat(
+                &proc,
+                format!("self/fd/{}", fifo.as_raw_fd()).as_str(),
+                flags,
+                FileMode::empty(),
+            ),
+            || "reopen exec.fifo through the runtime's /proc/self/fd".into(),
+        )?,
+        None => ctx(
+            nix::fcntl::open(
+                format!("/proc/self/fd/{}", fifo.as_raw_fd()).as_str(),
+                flags,
+                FileMode::empty(),
+            ),
+            || "reopen exec.fifo through /proc/self/fd (does the container mount /proc?)".into(),
+        )?,
+    };
     ctx(nix::unistd::write(&fd, b"0"), || "write exec.fifo".into())?;
     Ok(())
+}
+
+/// The runtime's `/proc`, checked to be procfs, for a container without a mount namespace.
+fn open_proc() -> R<OwnedFd> {
+    let fd = ctx(
+        nix::fcntl::open(
+            "/proc",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        ),
+        || "open /proc".into(),
+    )?;
+    let st = ctx(nix::sys::statfs::fstatfs(&fd), || "statfs /proc".into())?;
+    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        return Err("/proc is not procfs: the start fifo is reopened through /proc/self/fd".into());
+    }
+    Ok(fd)
 }
 
 /// `key` was checked by `container::spec::validate` (no empty or `..` components, and in a

@@ -55,6 +55,9 @@ pub struct Launch<'a> {
     /// cleared before the process runs, as runc clears it on the master it receives, so `\n`
     /// is not turned into `\r\n` by both the pty and the caller's terminal.
     pub proxy_console: bool,
+    /// `exec` into a container without a mount namespace of its own: an `O_PATH` fd of the
+    /// init's root (`/proc/PID/root`), entered with `chroot` before anything else.
+    pub enter_root: Option<OwnedFd>,
     /// Extra environment (LISTEN_FDS).
     pub extra_env: Vec<String>,
     /// stdio for the process instead of the runtime's own (the pod supervisor's log pipes).

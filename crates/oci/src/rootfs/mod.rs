@@ -28,6 +28,13 @@ pub enum RootfsError {
     },
     #[error("mount `{dest}`: {reason}")]
     BadMount { dest: PathBuf, reason: String },
+    /// runc's words (callers match them): a `proc` or `sysfs` mount whose destination in the
+    /// rootfs is a symlink or another non-directory.
+    #[error(
+        "error mounting \"{typ}\" to rootfs at \"{}\": filesystem \"{typ}\" must be mounted on ordinary directory",
+        dest.display()
+    )]
+    NotDirectory { typ: String, dest: PathBuf },
 }
 
 impl RootfsError {
@@ -217,6 +224,9 @@ fn mount_one(
         .flatten()
         .and_then(|fd| nix::sys::stat::fstat(&fd).ok())
         .map(|st| st.st_mode & 0o7777);
+    if typ == "proc" || typ == "sysfs" {
+        ordinary_directory(root, dest, typ)?;
+    }
     let target = safe::mkdir_all(root, dest, 0o755)?;
     // A read-only tmpfs or `/dev` is mounted writable and made read-only at the end (after
     // the device nodes, devpts and the mounts below it are in place), as runc does.
@@ -300,6 +310,28 @@ fn mount_idmapped(
     }
     propagate(&fresh, dest, &opts.propagation)?;
     set_recursive(root, dest, opts)
+}
+
+/// procfs and sysfs go on a directory only (runc's check): a `/proc` the image made a symlink
+/// (to a host-looking path such as `/tmp/x`, or anywhere) or a file is refused before anything
+/// is created or mounted. A missing destination is created as a directory.
+fn ordinary_directory(root: BorrowedFd<'_>, dest: &Path, typ: &str) -> Result<(), RootfsError> {
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Ok(());
+    };
+    let pfd = match safe::open(root, parent, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(RootfsError::sys("resolve", parent, e)),
+    };
+    match nix::sys::stat::fstatat(&pfd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => Err(RootfsError::NotDirectory {
+            typ: typ.to_string(),
+            dest: dest.to_path_buf(),
+        }),
+        Ok(_) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(RootfsError::sys("stat", dest, e)),
+    }
 }
 
 /// Whether `m` is a non-bind tmpfs or `/dev` asking for `ro`: mounted writable first and
@@ -463,6 +495,14 @@ pub fn pivot(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), RootfsErr
             .map_err(|e| RootfsError::sys("set rootfs propagation", Path::new("/"), e))?;
     }
     Ok(())
+}
+
+/// Without a mount namespace of its own the container shares the runtime's: enter the rootfs
+/// with `chroot` alone (runc does too), mounting nothing, so the host's mounts stay as they are.
+pub fn chroot_only(rootfs: &Path) -> Result<(), RootfsError> {
+    nix::unistd::chdir(rootfs).map_err(|e| RootfsError::sys("chdir", rootfs, e))?;
+    nix::unistd::chroot(".").map_err(|e| RootfsError::sys("chroot", rootfs, e))?;
+    nix::unistd::chdir("/").map_err(|e| RootfsError::sys("chdir", Path::new("/"), e))
 }
 
 fn switch_root(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
