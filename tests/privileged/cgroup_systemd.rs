@@ -24,6 +24,9 @@ use crate::common::*;
 
 const DBUS_DAEMON: &str = "/usr/bin/dbus-daemon";
 
+/// The method calls the mock got: (member, body).
+type Calls = Mutex<Vec<(String, Vec<Value>)>>;
+
 /// The cgroup2 mount: the whole tree in the VM, the (nearly empty) unified one on the host.
 fn v2_root() -> PathBuf {
     if cgroup_v2() {
@@ -51,7 +54,7 @@ struct MockSystemd {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     /// Every method call the mock got: (member, body).
-    calls: Arc<Mutex<Vec<(String, Vec<Value>)>>>,
+    calls: Arc<Calls>,
 }
 
 impl MockSystemd {
@@ -145,7 +148,7 @@ fn scope_dir(slice: &str, unit: &str) -> PathBuf {
 }
 
 /// The mock's loop: answers Subscribe, StartTransientUnit and StopUnit until told to stop.
-fn serve(mut conn: Connection, stop: &AtomicBool, calls: &Mutex<Vec<(String, Vec<Value>)>>) {
+fn serve(mut conn: Connection, stop: &AtomicBool, calls: &Calls) {
     let mut jobs = 0u32;
     let mut units: Vec<(String, PathBuf)> = Vec::new();
     while !stop.load(Ordering::Relaxed) {

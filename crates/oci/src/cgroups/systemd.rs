@@ -155,7 +155,11 @@ fn connect() -> Result<Connection> {
             dbus::SYSTEM_BUS_ENV
         ))
     })?;
-    Connection::open(&socket).map_err(|e| {
+    connect_to(&socket)
+}
+
+fn connect_to(socket: &std::path::Path) -> Result<Connection> {
+    Connection::open(socket).map_err(|e| {
         CgroupError::Systemd(format!(
             "connect to the D-Bus system bus at `{}`: {e}; hint: --systemd-cgroup needs systemd \
              (and its D-Bus system bus) running on the host; omit the flag to use cgroupfs",
@@ -407,10 +411,10 @@ impl CgroupManager for SystemdManager {
     /// the directories systemd does not manage. Without a bus the directories are removed
     /// anyway (systemd drops an empty scope by itself) and a warning says so.
     fn remove(&self) -> Result<()> {
-        if self.fs.exists() || self.marked_dir() {
-            if let Err(e) = self.stop() {
-                log::warn!("cgroups: {e}; removing the cgroup directories directly");
-            }
+        if (self.fs.exists() || self.marked_dir())
+            && let Err(e) = self.stop()
+        {
+            log::warn!("cgroups: {e}; removing the cgroup directories directly");
         }
         self.fs.remove()
     }
@@ -525,7 +529,15 @@ mod tests {
     fn unreachable_bus_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("nobus");
-        let err = Connection::open(&sock).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        let err = connect_to(&sock).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "connect to the D-Bus system bus at `{}`: No such file or directory (os error 2); \
+                 hint: --systemd-cgroup needs systemd (and its D-Bus system bus) running on the \
+                 host; omit the flag to use cgroupfs",
+                sock.display()
+            )
+        );
     }
 }
