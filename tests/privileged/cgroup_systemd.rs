@@ -5,8 +5,9 @@
 //! cgroup2 hierarchy (`/sys/fs/cgroup` in the VM, `/sys/fs/cgroup/unified` on the hybrid host) at
 //! `<expanded slice>/<unit>`, moves the `PIDs` into it, replies with a job path and emits
 //! `JobRemoved(.., "done")`; on `StopUnit` it kills what is left in the directory and removes it.
-//! peapod is pointed at the bus with `DBUS_SYSTEM_BUS_ADDRESS`. What real systemd adds (its own
-//! controller setup, accounting properties, unit garbage collection) is not covered here.
+//! peapod is pointed at the bus with `DBUS_SYSTEM_BUS_ADDRESS`; runc 1.5.1 is run against the same
+//! mock for comparison. What real systemd adds (its own controller setup, applying properties,
+//! unit garbage collection) is not covered here.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -147,7 +148,8 @@ fn scope_dir(slice: &str, unit: &str) -> PathBuf {
     v2_root().join(slice.trim_start_matches('/')).join(unit)
 }
 
-/// The mock's loop: answers Subscribe, StartTransientUnit and StopUnit until told to stop.
+/// The mock's loop: answers StartTransientUnit, StopUnit (and runc's version query) until told
+/// to stop; anything else gets an error reply.
 fn serve(mut conn: Connection, stop: &AtomicBool, calls: &Calls) {
     let mut jobs = 0u32;
     let mut units: Vec<(String, PathBuf)> = Vec::new();
@@ -162,7 +164,10 @@ fn serve(mut conn: Connection, stop: &AtomicBool, calls: &Calls) {
             {
                 continue;
             }
-            Err(_) => return,
+            Err(e) => {
+                eprintln!("mock systemd: receive: {e}");
+                return;
+            }
         };
         if m.kind != METHOD_CALL {
             continue;
@@ -176,7 +181,10 @@ fn serve(mut conn: Connection, stop: &AtomicBool, calls: &Calls) {
             .unwrap_or("")
             .to_string();
         let reply = match member.as_str() {
-            "Subscribe" => Message::reply(&m, vec![]),
+            // runc also sets device and resource properties on the running unit.
+            "Subscribe" | "SetUnitProperties" | "ResetFailedUnit" => Message::reply(&m, vec![]),
+            // runc asks for systemd's version (org.freedesktop.DBus.Properties.Get).
+            "Get" => Message::reply(&m, vec![Value::Variant(Box::new(Value::Str("252".into())))]),
             "StartTransientUnit" => {
                 let props = property_map(&m.body[2]);
                 let slice = props
@@ -215,11 +223,10 @@ fn serve(mut conn: Connection, stop: &AtomicBool, calls: &Calls) {
             },
             _ => Message::error(&m, "org.freedesktop.DBus.Error.UnknownMethod", "mock"),
         };
-        let job = reply
-            .body
-            .first()
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let job = match reply.body.first() {
+            Some(Value::Path(job)) => Some(job.clone()),
+            _ => None,
+        };
         conn.send(reply).unwrap();
         if let Some(job) = job {
             let mut signal = Message::signal(
@@ -345,12 +352,12 @@ fn systemd_driver_makes_a_scope_applies_limits_and_stops_it() {
     assert_eq!(props.get("Slice"), Some(&Value::Str(slice.clone())));
     assert_eq!(props.get("Delegate"), Some(&Value::Bool(true)));
     assert_eq!(props.get("DefaultDependencies"), Some(&Value::Bool(false)));
+    assert_eq!(props.get("MemoryAccounting"), Some(&Value::Bool(true)));
     assert!(props.contains_key("Description"), "{props:?}");
     match props.get("PIDs") {
         Some(Value::Array(e, pids)) if e == "u" && pids.len() == 1 => {}
         other => panic!("PIDs: {other:?}"),
     }
-    assert!(!mock.calls("Subscribe").is_empty());
     // The memory limit, written to the unit's cgroup.
     let limit = if cgroup_v2() {
         std::fs::read_to_string(b.knob(&id, "memory", "memory.max")).unwrap()
@@ -448,4 +455,118 @@ fn systemd_driver_without_a_bus_fails_clearly_and_leaves_nothing() {
         ),
         "{err}"
     );
+}
+
+/// runc 1.5.1's systemd driver against the same mock: the same unit name, slice and cgroup
+/// path, and the properties peapod sends are among runc's with the same values.
+#[test]
+fn systemd_driver_names_the_unit_and_path_like_runc() {
+    if !ready() {
+        return;
+    }
+    let Some(runc) = crate::features_process::Runc::new() else {
+        return;
+    };
+    let mock = MockSystemd::start();
+    let id = unique("sdrunc");
+    let slice = format!("ppsd-{}.slice", std::process::id());
+    let slice_path = expand_slice(&slice).unwrap();
+    let b = Bundle::new(
+        &["sleep", "60"],
+        json!({"linux": {"cgroupsPath": format!("{slice}:ppr:{id}")}}),
+    );
+    let bundle = b.path().to_str().unwrap();
+    let with_bus = |mut c: Command| {
+        c.env("DBUS_SYSTEM_BUS_ADDRESS", mock.address());
+        captured(c)
+    };
+    // runc only uses systemd where /run/systemd/system exists: it runs in a mount namespace
+    // of its own with a tmpfs on /run that has it (the host's /run is not touched).
+    let runc_cmd = |args: &[&str]| {
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && exec \"$0\" \"$@\"")
+            .arg(&runc.bin)
+            .arg("--root")
+            .arg(runc.root.path())
+            .args(args);
+        c
+    };
+    let o = with_bus(runc_cmd(&[
+        "--systemd-cgroup",
+        "run",
+        "-d",
+        "--bundle",
+        bundle,
+        &id,
+    ]));
+    let runc_calls = mock.calls.lock().unwrap().clone();
+    assert!(
+        o.status.success(),
+        "runc run: {}; calls: {runc_calls:?}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&with_bus(runc_cmd(&["state", &id])).stdout).unwrap();
+    let runc_pid = state["pid"].as_i64().unwrap();
+    let runc_cgroup = std::fs::read_to_string(format!("/proc/{runc_pid}/cgroup")).unwrap();
+    let o = with_bus(runc_cmd(&["--systemd-cgroup", "delete", "--force", &id]));
+    assert!(
+        o.status.success(),
+        "runc delete: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let runc_start = mock.calls("StartTransientUnit");
+    assert_eq!(runc_start.len(), 1, "{runc_calls:?}");
+
+    let o = with_bus(b.cmd(&["--systemd-cgroup", "run", "-d", "--bundle", bundle, &id]));
+    assert!(
+        o.status.success(),
+        "run: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let pid = b.state(&id)["pid"].as_i64().unwrap();
+    let our_cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let o = with_bus(b.cmd(&["--systemd-cgroup", "delete", "--force", &id]));
+    assert!(
+        o.status.success(),
+        "delete: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let starts = mock.calls("StartTransientUnit");
+    assert_eq!(starts.len(), 2);
+    // Unit name and mode as runc's.
+    assert_eq!(starts[1][..2], runc_start[0][..2]);
+    assert_eq!(starts[1][0], Value::Str(format!("ppr-{id}.scope")));
+    // Every property peapod sends, runc sends too, with the same value (Description and PIDs
+    // name different things).
+    let runc_props = property_map(&runc_start[0][2]);
+    for (k, v) in property_map(&starts[1][2]) {
+        if k == "Description" || k == "PIDs" {
+            assert!(
+                runc_props.contains_key(&k),
+                "runc has no {k}: {runc_props:?}"
+            );
+            continue;
+        }
+        assert_eq!(
+            runc_props.get(&k),
+            Some(&v),
+            "{k}: runc sent {runc_props:?}"
+        );
+    }
+    // The init's cgroup in the cgroup2 hierarchy is the same path.
+    let v2_line = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("0::"))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    assert_eq!(v2_line(&our_cgroup), v2_line(&runc_cgroup));
+    assert_eq!(
+        v2_line(&our_cgroup),
+        format!("0::{slice_path}/ppr-{id}.scope")
+    );
+    assert_eq!(mock.calls("StopUnit").len(), 2);
+    remove_slices(&slice_path);
 }

@@ -34,9 +34,16 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(25);
 pub enum Value {
     Byte(u8),
     Bool(bool),
+    I16(i16),
+    U16(u16),
     I32(i32),
     U32(u32),
     U64(u64),
+    I64(i64),
+    /// A `d` (IEEE 754 double), kept as its bits.
+    Double(u64),
+    /// An `h` (index into the message's file descriptors; none are ever passed here).
+    Fd(u32),
     Str(String),
     Path(String),
     Sig(String),
@@ -51,9 +58,14 @@ impl Value {
         match self {
             Value::Byte(_) => "y".into(),
             Value::Bool(_) => "b".into(),
+            Value::I16(_) => "n".into(),
+            Value::U16(_) => "q".into(),
             Value::I32(_) => "i".into(),
             Value::U32(_) => "u".into(),
             Value::U64(_) => "t".into(),
+            Value::I64(_) => "x".into(),
+            Value::Double(_) => "d".into(),
+            Value::Fd(_) => "h".into(),
             Value::Str(_) => "s".into(),
             Value::Path(_) => "o".into(),
             Value::Sig(_) => "g".into(),
@@ -121,9 +133,21 @@ pub fn marshal(buf: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Byte(b) => buf.push(*b),
         Value::Bool(b) => put_u32(buf, u32::from(*b)),
+        Value::I16(n) => {
+            pad(buf, 2);
+            buf.extend_from_slice(&n.to_le_bytes());
+        }
+        Value::U16(n) => {
+            pad(buf, 2);
+            buf.extend_from_slice(&n.to_le_bytes());
+        }
         Value::I32(n) => put_u32(buf, *n as u32),
-        Value::U32(n) => put_u32(buf, *n),
-        Value::U64(n) => {
+        Value::U32(n) | Value::Fd(n) => put_u32(buf, *n),
+        Value::U64(n) | Value::Double(n) => {
+            pad(buf, 8);
+            buf.extend_from_slice(&n.to_le_bytes());
+        }
+        Value::I64(n) => {
             pad(buf, 8);
             buf.extend_from_slice(&n.to_le_bytes());
         }
@@ -266,12 +290,28 @@ impl<'a> Reader<'a> {
                 1 => Value::Bool(true),
                 n => return Err(invalid(format!("boolean {n}"))),
             },
+            b'n' | b'q' => {
+                self.align(2)?;
+                let bytes = self.take(2)?;
+                let n = u16::from_le_bytes([bytes[0], bytes[1]]);
+                if b[0] == b'n' {
+                    Value::I16(n as i16)
+                } else {
+                    Value::U16(n)
+                }
+            }
             b'i' => Value::I32(self.u32()? as i32),
             b'u' => Value::U32(self.u32()?),
-            b't' => {
+            b'h' => Value::Fd(self.u32()?),
+            b't' | b'x' | b'd' => {
                 self.align(8)?;
-                let b = self.take(8)?;
-                Value::U64(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+                let bytes = self.take(8)?;
+                let n = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+                match b[0] {
+                    b't' => Value::U64(n),
+                    b'x' => Value::I64(n as i64),
+                    _ => Value::Double(n),
+                }
             }
             b's' | b'o' => {
                 let len = self.u32()? as usize;
@@ -791,6 +831,13 @@ mod tests {
                         Value::property("Delegate", Value::Bool(true)),
                         Value::property("PIDs", Value::Array("u".into(), vec![Value::U32(42)])),
                         Value::property("MemoryMax", Value::U64(1 << 20)),
+                        Value::property("Nice", Value::I32(-3)),
+                        Value::property("Weight", Value::I64(-5)),
+                        Value::property("Ratio", Value::Double(0.5f64.to_bits())),
+                        Value::property(
+                            "Short",
+                            Value::Struct(vec![Value::I16(-2), Value::U16(9), Value::Byte(1)]),
+                        ),
                         Value::property(
                             "DelegateControllers",
                             Value::Array("s".into(), vec![Value::Str("memory".into())]),

@@ -6,8 +6,9 @@
 //!   `system.slice`), cgroup `<expanded slice>/prefix-name.scope`; no `cgroupsPath` →
 //!   `system.slice:runc:<id>` (runc's defaults).
 //! * The unit starts (`StartTransientUnit` with `Description`, `Slice`, `Delegate`,
-//!   `DefaultDependencies=false` and `PIDs=[stage-1]`) when the first process is added, because
-//!   systemd refuses a scope without processes; the runtime waits for the job's `JobRemoved`.
+//!   `DefaultDependencies=false`, `PIDs=[stage-1]` and runc's accounting switches) when the first
+//!   process is added, because systemd refuses a scope without processes; the runtime waits for
+//!   the job's `JobRemoved`.
 //!   On v1 and hybrid hosts the driver then joins the v1 controllers at the same path itself,
 //!   as runc does.
 //! * Limits are written to the cgroupfs files of the unit's cgroup (delegated to it), not sent
@@ -172,7 +173,7 @@ fn manager_call(member: &str, body: Vec<Value>) -> Message {
     Message::method_call(SYSTEMD_DEST, SYSTEMD_PATH, SYSTEMD_MANAGER, member, body)
 }
 
-/// Subscribes to the manager's `JobRemoved` signals (runc does the same through go-systemd).
+/// Asks the bus for the manager's `JobRemoved` signals (runc does the same through go-systemd).
 fn subscribe(c: &mut Connection) -> std::io::Result<()> {
     c.bus_call(
         "AddMatch",
@@ -181,8 +182,8 @@ fn subscribe(c: &mut Connection) -> std::io::Result<()> {
              interface='{SYSTEMD_MANAGER}',member='JobRemoved'"
         ))],
     )?;
-    // systemd only emits job signals to subscribed clients.
-    c.call(manager_call("Subscribe", vec![]))?;
+    // No `Subscribe` (runc sends none either): systemd sends a job's signals to the client
+    // that queued it.
     Ok(())
 }
 
@@ -247,6 +248,11 @@ impl SystemdManager {
                 "PIDs",
                 Value::Array("u".into(), vec![Value::U32(pid as u32)]),
             ),
+            // As runc (less BlockIOAccounting, which newer systemd versions dropped): systemd
+            // then enables these controllers on the way to the unit.
+            Value::property("MemoryAccounting", Value::Bool(true)),
+            Value::property("CPUAccounting", Value::Bool(true)),
+            Value::property("TasksAccounting", Value::Bool(true)),
         ];
         let reply = c
             .call(manager_call(
@@ -309,7 +315,15 @@ impl SystemdManager {
             .unwrap_or_default()
             .to_string();
         match wait_job(&mut c, &job).map_err(|e| err(e.to_string()))? {
-            Some(_) => Ok(()),
+            Some(_) => {
+                // A scope whose processes were killed may be left "failed", which keeps its
+                // name taken: reset it, as runc does (an error only means there was nothing).
+                let _ = c.call(manager_call(
+                    "ResetFailedUnit",
+                    vec![Value::Str(self.unit.name.clone())],
+                ));
+                Ok(())
+            }
             None => Err(err(format!(
                 "timeout waiting for the job after {} s",
                 JOB_TIMEOUT.as_secs()
