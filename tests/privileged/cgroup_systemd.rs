@@ -372,6 +372,26 @@ fn systemd_driver_makes_a_scope_applies_limits_and_stops_it() {
         "events: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // exec joins the scope; pause and resume freeze it.
+    let o = oci(&["exec", "-d", &id, "sleep", "60"]);
+    assert!(
+        o.status.success(),
+        "exec: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let procs = v2_root()
+        .join(cg_path.trim_start_matches('/'))
+        .join("cgroup.procs");
+    let procs = std::fs::read_to_string(procs).unwrap();
+    assert_eq!(procs.lines().count(), 2, "cgroup.procs: {procs}");
+    for verb in ["pause", "resume"] {
+        let o = oci(&[verb, &id]);
+        assert!(
+            o.status.success(),
+            "{verb}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
     // delete stops the unit and nothing is left.
     let o = oci(&["delete", "--force", &id]);
     assert!(
