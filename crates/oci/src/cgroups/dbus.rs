@@ -600,6 +600,7 @@ impl Connection {
     pub fn open(path: &std::path::Path) -> io::Result<Connection> {
         let stream = UnixStream::connect(path)?;
         stream.set_read_timeout(Some(CALL_TIMEOUT))?;
+        stream.set_write_timeout(Some(CALL_TIMEOUT))?;
         let mut c = Connection {
             stream,
             next_serial: 1,
