@@ -3,6 +3,7 @@
 
 mod cgroup;
 mod cgroup_parity;
+mod cgroup_systemd;
 mod clients;
 mod common;
 mod core;

@@ -141,16 +141,8 @@ pub fn main<P: Program>() -> ! {
         eprintln!("open log file: {e}");
         std::process::exit(1);
     }
-    let result = if global.systemd_cgroup {
-        let why = if std::path::Path::new("/run/systemd/system").exists() {
-            "peapod drives cgroupfs only"
-        } else {
-            "systemd is not running on this host"
-        };
-        Err(anyhow::anyhow!(
-            "--systemd-cgroup is not supported: {why}; omit the flag to use cgroupfs"
-        ))
-    } else {
+    peapod_oci::cgroups::set_systemd_driver(global.systemd_cgroup);
+    let result = {
         if cli.enters_container() {
             sealed_or_exit();
         }

@@ -18,8 +18,10 @@
 
 #[allow(unsafe_code)]
 mod bpf;
+pub mod dbus;
 pub mod devices;
 pub mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -29,6 +31,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -39,6 +42,7 @@ pub use stats::{
     BlkioEntry, BlkioStats, CpuStats, CpuUsage, HugetlbStats, MemoryEntry, MemoryStats, PidsStats,
     Stats, Throttling,
 };
+pub use systemd::SystemdManager;
 pub use v1::V1Manager;
 pub use v2::V2Manager;
 
@@ -114,6 +118,9 @@ pub enum CgroupError {
         path: PathBuf,
         timeout: Duration,
     },
+    /// The systemd driver: D-Bus, unit and cgroupsPath errors (runc's wording where it has one).
+    #[error("{0}")]
+    Systemd(String),
     #[error("bpf {op} for `{}`: {err}{}", .path.display(), verifier_log(.log))]
     Bpf {
         op: &'static str,
@@ -293,8 +300,8 @@ fn unescape_mountinfo(s: &str) -> String {
 ///   runc's docker-in-docker behaviour pass the absolute path themselves.
 /// * `slice:prefix:name` (the systemd driver's form, which containerd 1.6 sends whenever the
 ///   pod's parent ends in `.slice`, even with the cgroupfs driver): taken literally, as runc's
-///   cgroupfs driver does, as the one directory `/slice:prefix:name`. peapod has no systemd
-///   driver (`--systemd-cgroup` is refused by name).
+///   cgroupfs driver does, as the one directory `/slice:prefix:name`. With `--systemd-cgroup`
+///   ([`set_systemd_driver`]) [`manager`] parses it as a systemd unit instead (see [`systemd`]).
 ///
 /// `.` components are dropped; `..` components are refused rather than resolved, so a spec can
 /// never point outside the hierarchy or at a sibling by accident.
@@ -427,7 +434,25 @@ pub trait CgroupManager: fmt::Debug + Send + Sync {
 /// The extended attribute naming the container a cgroup was made for.
 pub const OWNER_XATTR: &str = "trusted.peapod.owner";
 
+static SYSTEMD_DRIVER: AtomicBool = AtomicBool::new(false);
+
+/// Selects the systemd cgroup driver for new containers of this process (`--systemd-cgroup`).
+pub fn set_systemd_driver(on: bool) {
+    SYSTEMD_DRIVER.store(on, Ordering::Relaxed);
+}
+
+/// Whether `--systemd-cgroup` was given (see [`set_systemd_driver`]).
+pub fn systemd_driver() -> bool {
+    SYSTEMD_DRIVER.load(Ordering::Relaxed)
+}
+
 /// Opens the cgroup `cgroups_path` (see [`resolve_path`]) of a container on this host.
+///
+/// With the systemd driver ([`set_systemd_driver`]), a `slice:prefix:name` path (or none) names
+/// a new scope unit, and an already resolved `/<slices>/<unit>.scope` path (from a container's
+/// state) reopens it; other absolute paths stay cgroupfs paths (containers made without the
+/// flag). Without the flag a resolved `.scope` path reopens the unit only when its directory
+/// carries the driver's mark ([`systemd::UNIT_XATTR`]), so `delete` still stops the unit.
 pub fn manager(cgroups_path: Option<&str>, container_id: &str) -> Result<Box<dyn CgroupManager>> {
     manager_for(&detect()?, cgroups_path, container_id)
 }
@@ -438,6 +463,16 @@ pub fn manager_for(
     cgroups_path: Option<&str>,
     container_id: &str,
 ) -> Result<Box<dyn CgroupManager>> {
+    if systemd_driver() && !cgroups_path.is_some_and(|p| p.starts_with('/')) {
+        let unit = systemd::parse(cgroups_path, container_id)?;
+        return Ok(Box::new(SystemdManager::new(setup, unit)));
+    }
+    if let Some(unit) = cgroups_path.and_then(systemd::unit_of_path) {
+        let m = SystemdManager::new(setup, unit);
+        if systemd_driver() || m.marked_dir() {
+            return Ok(Box::new(m));
+        }
+    }
     let path = resolve_path(cgroups_path, container_id)?;
     Ok(match setup {
         Setup::Unified { root } => Box::new(V2Manager::new(root.clone(), &path)),

@@ -89,7 +89,7 @@ pub struct GlobalOpts {
     /// Log debug messages (logrus-style `level=debug` lines, to --log or stderr)
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd to manage cgroups (not supported: peapod drives cgroupfs)
+    /// Use systemd to manage cgroups: `cgroupsPath` is `slice:prefix:name`, a transient scope unit
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Print the version
