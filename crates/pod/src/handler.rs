@@ -999,6 +999,61 @@ mod tests {
         ));
     }
 
+    /// Through the shared client: a body framed by chunks or a Content-Length on a connection
+    /// the server keeps open ends where its framing says; a server that never answers is
+    /// Go's client timeout at the deadline.
+    #[test]
+    fn http_bodies_by_framing_and_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let mut open = Vec::new();
+            for (i, s) in listener.incoming().take(3).enumerate() {
+                let mut s = s.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).unwrap();
+                let resp: &[u8] = match i {
+                    0 => {
+                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+                    }
+                    1 => b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine",
+                    _ => b"",
+                };
+                s.write_all(resp).unwrap();
+                // Kept open until the probes are over.
+                open.push(s);
+            }
+            let _ = done_rx.recv();
+        });
+        let h = HttpGet {
+            https: false,
+            host: "127.0.0.1".into(),
+            port,
+            path: "/".into(),
+            headers: vec![],
+        };
+        let long = Instant::now() + Duration::from_secs(30);
+        assert_eq!(
+            run_http(&h, long),
+            Verdict::new(ProbeOutcome::Success, "ok")
+        );
+        assert_eq!(
+            run_http(&h, long),
+            Verdict::new(ProbeOutcome::Success, "fine")
+        );
+        assert!(Instant::now() < long - Duration::from_secs(20));
+        let v = run_http(&h, Instant::now() + Duration::from_millis(300));
+        assert_eq!(
+            v.output,
+            format!(
+                "Get \"http://127.0.0.1:{port}/\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+            )
+        );
+        done_tx.send(()).unwrap();
+        server.join().unwrap();
+    }
+
     /// A real server on loopback (no namespace needed): status codes, redirects, refused.
     #[test]
     fn http_and_tcp_against_a_local_server() {
