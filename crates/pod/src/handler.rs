@@ -443,7 +443,10 @@ pub fn run_http(h: &HttpGet, deadline: Instant) -> Verdict {
     let scheme = if h.https { "https" } else { "http" };
     let insecure = match h.https.then(|| tls::config(tls::Verify::Skip)).transpose() {
         Ok(c) => c,
-        Err(e) => return Verdict::new(ProbeOutcome::Failure, e.to_string()),
+        Err(e) => {
+            let url = format!("{scheme}://{}{path}", format_host(&h.host, h.port));
+            return Verdict::new(ProbeOutcome::Failure, format!("Get \"{url}\": {e}"));
+        }
     };
     for _ in 0..=MAX_REDIRECTS {
         let url = Url {
