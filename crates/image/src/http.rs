@@ -1,10 +1,17 @@
-//! A minimal blocking HTTP/1.1 client for registry pulls: GET only, one request per connection,
-//! Content-Length or chunked bodies, redirects. `https://` goes over rustls (see [`super::tls`]
-//! for whom it trusts); the HTTP code is the same for both, generic over the stream.
+//! peapod's one HTTP/1.1 client, for registry pulls and for the pod runtime's `httpGet` probes
+//! and hooks: GET only, one request per connection (`Connection: close`), Content-Length,
+//! chunked or close-delimited bodies. `https://` goes over rustls with a configuration from
+//! [`super::tls::config`] (verified for pulls, unverified for probes); the HTTP code is the same
+//! for both, generic over the stream.
+//!
+//! [`send`] is one exchange: the caller picks the `Host`, the headers, an optional deadline for
+//! the whole exchange, and what to do with a redirect; its failures name the stage
+//! ([`HttpError`]) so that each caller words them its own way (probes as Go's client does).
+//! [`get`] is the registry's: redirects followed, errors as [`ImageError`]s.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Cursor, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::InvalidMessage;
 use rustls::pki_types::ServerName;
@@ -12,10 +19,10 @@ use rustls::pki_types::ServerName;
 use super::ImageError;
 use super::tls::{self, TlsConfig};
 
+/// Each connect, read and write of an exchange without a deadline.
 const TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_HEADER_BYTES: usize = 64 << 10;
 const MAX_REDIRECTS: usize = 5;
-
 /// `scheme://host[:port]/path?query`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
@@ -67,6 +74,56 @@ impl std::fmt::Display for Url {
     }
 }
 
+/// One GET.
+pub struct Request<'a> {
+    pub url: &'a Url,
+    /// The `Host` header; the URL's authority when `None`.
+    pub host: Option<&'a str>,
+    /// Sent after `Host`, in order; `Connection: close` comes last.
+    pub headers: &'a [(&'a str, String)],
+    /// When the whole exchange must be over: connect, TLS handshake, request, response head and
+    /// the reads of the body. Without one, each connect, read and write may take 60 s.
+    pub deadline: Option<Instant>,
+}
+
+/// Why an exchange failed, by stage; the caller words it.
+#[derive(Debug)]
+pub enum HttpError {
+    /// Neither `http` nor `https` (or `https` without a TLS configuration).
+    Scheme(String),
+    /// A header (named) whose value has a line break.
+    LineBreak(String),
+    /// Looking up the host failed.
+    Resolve(io::Error),
+    /// The host has no address.
+    NoAddress,
+    /// No address took the connection: the last error (`TimedOut` at the deadline).
+    Connect(io::Error),
+    /// The deadline passed before the response head was complete.
+    Deadline,
+    /// The host is no TLS server name: the reason.
+    ServerName(String),
+    /// rustls refused to start a connection.
+    TlsSetup(rustls::Error),
+    /// The TLS handshake failed (a `rustls::Error` inside when TLS itself said no).
+    Handshake(io::Error),
+    /// Sending the request failed.
+    Send(io::Error),
+    /// Reading the response head failed.
+    Read(io::Error),
+    /// The connection closed before the response head was complete.
+    Eof,
+    /// The response head is not HTTP/1.x.
+    Malformed {
+        reason: httparse::Error,
+        first_line: String,
+    },
+    /// The response head is over 64 KiB.
+    TooLarge,
+    /// A Content-Length that is no number.
+    ContentLength(String),
+}
+
 /// A response whose body is read as a stream.
 pub struct Response {
     pub status: u16,
@@ -78,10 +135,7 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find(&self.headers, name)
     }
 
     /// The whole body, at most `limit` bytes.
@@ -99,20 +153,46 @@ impl Response {
         }
         Ok(v)
     }
+
+    /// The first `limit` bytes of the body into `out`: more is not read, and no error (Go's
+    /// `ReadAtMost` as kubelet uses it). On an error, `out` holds what arrived before it.
+    pub fn read_prefix(&mut self, limit: usize, out: &mut Vec<u8>) -> io::Result<()> {
+        let limit = u64::try_from(limit.saturating_sub(out.len())).unwrap_or(u64::MAX);
+        (&mut self.body).take(limit).read_to_end(out).map(|_| ())
+    }
+}
+
+fn find<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// `GET url` with `headers`, following redirects; the Authorization header is only sent to the
-/// host it was meant for. `https://` URLs use `tls`.
+/// host it was meant for. `https://` URLs use `tls`. (Registry pulls.)
 pub fn get(url: &Url, headers: &[(&str, String)], tls: &TlsConfig) -> Result<Response, ImageError> {
     let mut url = url.clone();
     let origin = url.authority.clone();
+    let agent = format!("peapod/{}", env!("CARGO_PKG_VERSION"));
     for _ in 0..=MAX_REDIRECTS {
-        let hs: Vec<(&str, String)> = headers
-            .iter()
-            .filter(|(k, _)| url.authority == origin || !k.eq_ignore_ascii_case("authorization"))
-            .cloned()
+        let hs: Vec<(&str, String)> = std::iter::once(("User-Agent", agent.clone()))
+            .chain(
+                headers
+                    .iter()
+                    .filter(|(k, _)| {
+                        url.authority == origin || !k.eq_ignore_ascii_case("authorization")
+                    })
+                    .cloned(),
+            )
             .collect();
-        let r = get_once(&url, &hs, tls)?;
+        let req = Request {
+            url: &url,
+            host: None,
+            headers: &hs,
+            deadline: None,
+        };
+        let r = send(&req, Some(tls)).map_err(|e| registry_error(&url, e))?;
         if matches!(r.status, 301 | 302 | 303 | 307 | 308) {
             let loc = r.header("location").ok_or_else(|| {
                 ImageError::Registry(format!("GET {url}: redirect without Location"))
@@ -127,6 +207,54 @@ pub fn get(url: &Url, headers: &[(&str, String)], tls: &TlsConfig) -> Result<Res
     )))
 }
 
+/// A failure of a registry request in words, naming the URL (and for TLS the registry and the
+/// fix).
+fn registry_error(url: &Url, e: HttpError) -> ImageError {
+    let host = url.authority.clone();
+    let tls = |reason: String| ImageError::Tls {
+        host: host.clone(),
+        reason,
+    };
+    let registry = |m: String| ImageError::Registry(m);
+    let head = "truncated or oversized HTTP header";
+    match e {
+        HttpError::Scheme(other) => {
+            ImageError::Unsupported(format!("URL scheme `{other}` (`{url}`)"))
+        }
+        HttpError::LineBreak(k) => registry(format!("header {k} has a line break")),
+        HttpError::Resolve(e) => registry(format!("resolve {url}: {e}")),
+        HttpError::NoAddress => registry(format!("connect to {url}: no address")),
+        HttpError::Connect(e) => registry(format!("connect to {url}: {e}")),
+        HttpError::Deadline => registry(format!("GET {url}: timed out")),
+        HttpError::ServerName(e) => {
+            tls(format!("`{}` is not a valid server name ({e})", url.host()))
+        }
+        HttpError::TlsSetup(e) => tls(tls::explain(url.host(), &url.authority, &e)),
+        HttpError::Handshake(e) => {
+            match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                // The first bytes back are no TLS record: "HTTP/1.1 400 ...".
+                Some(rustls::Error::InvalidMessage(
+                    InvalidMessage::InvalidContentType | InvalidMessage::UnknownProtocolVersion,
+                )) => ImageError::NotTls { host },
+                Some(t) => tls(tls::explain(url.host(), &url.authority, t)),
+                None => tls(format!("handshake failed: {e}")),
+            }
+        }
+        HttpError::Send(e) => registry(format!("send request to {url}: {e}")),
+        HttpError::Read(e) => registry(format!("read response from {url}: {e}")),
+        HttpError::Eof | HttpError::TooLarge => {
+            registry(format!("read response from {url}: {head}"))
+        }
+        HttpError::Malformed { reason, first_line } => registry(match reason {
+            httparse::Error::Version | httparse::Error::Status => {
+                format!("read response from {url}: bad status line `{first_line}`")
+            }
+            r => format!("read response from {url}: malformed HTTP response: {r}"),
+        }),
+        HttpError::ContentLength(n) => registry(format!("GET {url}: bad Content-Length `{n}`")),
+    }
+}
+
 impl Url {
     /// The host without port or IPv6 brackets (what a certificate names).
     pub fn host(&self) -> &str {
@@ -138,7 +266,7 @@ impl Url {
     }
 
     /// `host:port`, with the scheme's default port.
-    fn host_port(&self) -> String {
+    pub fn host_port(&self) -> String {
         let has_port = if self.authority.starts_with('[') {
             self.authority.contains("]:")
         } else {
@@ -153,135 +281,264 @@ impl Url {
     }
 }
 
-fn connect(url: &Url) -> Result<TcpStream, ImageError> {
-    let err = |what: &str, e: io::Error| ImageError::Registry(format!("{what} {url}: {e}"));
-    let addrs: Vec<_> = url
-        .host_port()
+/// The time an operation may take: what is left before `deadline` (`None` once it passed), or
+/// [`TIMEOUT`] without one.
+fn time_left(deadline: Option<Instant>) -> Option<Duration> {
+    match deadline {
+        None => Some(TIMEOUT),
+        Some(d) => d
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero()),
+    }
+}
+
+/// A TCP connection to `host_port` (`host:port`, `[v6]:port`): each address in turn, the last
+/// error when none answers. A passed `deadline` is a `TimedOut` error.
+pub fn connect(host_port: &str, deadline: Option<Instant>) -> Result<TcpStream, HttpError> {
+    let addrs: Vec<_> = host_port
         .to_socket_addrs()
-        .map_err(|e| err("resolve", e))?
+        .map_err(HttpError::Resolve)?
         .collect();
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-    let mut stream = None;
+    if addrs.is_empty() {
+        return Err(HttpError::NoAddress);
+    }
+    let mut last = io::Error::from(io::ErrorKind::TimedOut);
     for a in addrs {
-        match TcpStream::connect_timeout(&a, TIMEOUT) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
+        let Some(t) = time_left(deadline) else { break };
+        match TcpStream::connect_timeout(&a, t) {
+            Ok(s) => return Ok(s),
             Err(e) => last = e,
         }
     }
-    let s = stream.ok_or_else(|| err("connect to", last))?;
-    // Also bound every read and write of the TLS layer above.
-    s.set_read_timeout(Some(TIMEOUT))
-        .map_err(|e| err("configure", e))?;
-    s.set_write_timeout(Some(TIMEOUT))
-        .map_err(|e| err("configure", e))?;
-    Ok(s)
+    Err(HttpError::Connect(last))
 }
 
-/// TLS over `tcp`, the handshake done: certificate problems surface here, named, rather than as
-/// an I/O error of the request.
+/// A connection whose reads and writes end at the deadline; without one, each may take
+/// [`TIMEOUT`] (set once). At the deadline an operation fails as a timed-out socket does
+/// (`EAGAIN`), whether it was waiting or about to start.
+struct Timed {
+    tcp: TcpStream,
+    deadline: Option<Instant>,
+}
+
+impl Timed {
+    fn new(tcp: TcpStream, deadline: Option<Instant>) -> io::Result<Timed> {
+        if deadline.is_none() {
+            tcp.set_read_timeout(Some(TIMEOUT))?;
+            tcp.set_write_timeout(Some(TIMEOUT))?;
+        }
+        Ok(Timed { tcp, deadline })
+    }
+
+    fn op<T>(
+        &mut self,
+        write: bool,
+        mut f: impl FnMut(&mut TcpStream) -> io::Result<T>,
+    ) -> io::Result<T> {
+        if self.deadline.is_none() {
+            return f(&mut self.tcp);
+        }
+        loop {
+            let left = time_left(self.deadline)
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::EAGAIN))?;
+            if write {
+                self.tcp.set_write_timeout(Some(left))?;
+            } else {
+                self.tcp.set_read_timeout(Some(left))?;
+            }
+            match f(&mut self.tcp) {
+                // A socket timeout can end a little early: wait out the rest.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) && time_left(self.deadline).is_some() => {}
+                r => return r,
+            }
+        }
+    }
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.op(false, |s| s.read(buf))
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.op(true, |s| s.write(buf))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+/// One exchange without redirects: connect, the TLS handshake for `https://` (with `tls`), the
+/// request, and the response head.
+pub fn send(req: &Request<'_>, tls: Option<&TlsConfig>) -> Result<Response, HttpError> {
+    let url = req.url;
+    let tls = match (url.scheme.as_str(), tls) {
+        ("http", _) => None,
+        ("https", Some(t)) => Some(t),
+        (other, _) => return Err(HttpError::Scheme(other.to_string())),
+    };
+    let tcp = connect(&url.host_port(), req.deadline)?;
+    if time_left(req.deadline).is_none() {
+        return Err(HttpError::Deadline);
+    }
+    let s = Timed::new(tcp, req.deadline).map_err(HttpError::Connect)?;
+    match tls {
+        Some(t) => exchange(req, handshake(url, s, t)?),
+        None => exchange(req, s),
+    }
+}
+
+/// TLS over `s`, the handshake done: certificate problems surface here rather than as an I/O
+/// error of the request. An IP address is verified against the certificate's IP SANs, and sent
+/// without SNI.
 fn handshake(
     url: &Url,
-    mut tcp: TcpStream,
+    mut s: Timed,
     tls: &TlsConfig,
-) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, ImageError> {
-    let host = url.authority.clone();
-    let fail = |reason: String| ImageError::Tls {
-        host: host.clone(),
-        reason,
-    };
-    // An IP address is verified against the certificate's IP SANs, and sent without SNI.
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, Timed>, HttpError> {
     let name = ServerName::try_from(url.host().to_string())
-        .map_err(|e| fail(format!("`{}` is not a valid server name ({e})", url.host())))?;
-    let mut conn = rustls::ClientConnection::new(tls.clone(), name)
-        .map_err(|e| fail(tls::explain(url.host(), &url.authority, &e)))?;
+        .map_err(|e| HttpError::ServerName(e.to_string()))?;
+    let mut conn = rustls::ClientConnection::new(tls.clone(), name).map_err(HttpError::TlsSetup)?;
     while conn.is_handshaking() {
-        if let Err(e) = conn.complete_io(&mut tcp) {
-            let tls_error = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
-            return Err(match tls_error {
-                // The first bytes back are no TLS record: "HTTP/1.1 400 ...".
-                Some(rustls::Error::InvalidMessage(
-                    InvalidMessage::InvalidContentType | InvalidMessage::UnknownProtocolVersion,
-                )) => ImageError::NotTls { host },
-                Some(t) => fail(tls::explain(url.host(), &url.authority, t)),
-                None => fail(format!("handshake failed: {e}")),
-            });
-        }
+        conn.complete_io(&mut s).map_err(HttpError::Handshake)?;
     }
-    Ok(rustls::StreamOwned::new(conn, tcp))
+    Ok(rustls::StreamOwned::new(conn, s))
 }
 
-fn get_once(
-    url: &Url,
-    headers: &[(&str, String)],
-    tls: &TlsConfig,
-) -> Result<Response, ImageError> {
-    let tcp = match url.scheme.as_str() {
-        "http" | "https" => connect(url)?,
-        other => {
-            return Err(ImageError::Unsupported(format!(
-                "URL scheme `{other}` (`{url}`)"
-            )));
-        }
-    };
-    if url.scheme == "https" {
-        exchange(url, headers, handshake(url, tcp, tls)?)
-    } else {
-        exchange(url, headers, tcp)
-    }
-}
-
-/// One request and the head of its response over a fresh connection, plain or TLS.
-pub fn exchange<S: Read + Write + 'static>(
-    url: &Url,
-    headers: &[(&str, String)],
-    mut s: S,
-) -> Result<Response, ImageError> {
-    let err = |what: &str, e: io::Error| ImageError::Registry(format!("{what} {url}: {e}"));
-    let mut req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: peapod/{}\r\nConnection: close\r\n",
-        url.path,
-        url.authority,
-        env!("CARGO_PKG_VERSION")
-    );
+/// The request head: `GET path`, `Host`, `headers` in order, `Connection: close`.
+pub fn request_head(path: &str, host: &str, headers: &[(&str, String)]) -> Vec<u8> {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
     for (k, v) in headers {
-        if v.contains(['\r', '\n']) {
-            return Err(ImageError::Registry(format!("header {k} has a line break")));
-        }
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())
-        .and_then(|()| s.flush())
-        .map_err(|e| err("send request to", e))?;
-    let mut r = BufReader::with_capacity(64 << 10, s);
-    let (status, headers) = read_head(&mut r).map_err(|e| err("read response from", e))?;
-    let find = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.clone())
-    };
-    let body: Box<dyn Read> =
-        if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-            Box::new(Chunked {
-                inner: r,
-                left: 0,
-                done: false,
-            })
-        } else if let Some(n) = find("content-length") {
-            let n: u64 = n.trim().parse().map_err(|_| {
-                ImageError::Registry(format!("GET {url}: bad Content-Length `{n}`"))
-            })?;
-            Box::new(Exact { inner: r, left: n })
-        } else {
-            Box::new(r)
+    req.push_str("Connection: close\r\n\r\n");
+    req.into_bytes()
+}
+
+/// A response head: status, headers, and its length in bytes (where the body starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub len: usize,
+}
+
+impl Head {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        find(&self.headers, name)
+    }
+}
+
+/// Parse the response head at the start of `buf`; `Ok(None)` when more bytes are needed.
+pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, httparse::Error> {
+    // Room for as many headers as there are lines.
+    let lines = buf.iter().filter(|&&b| b == b'\n').count();
+    let mut headers = vec![httparse::EMPTY_HEADER; lines + 1];
+    let mut resp = httparse::Response::new(&mut headers);
+    Ok(match resp.parse(buf)? {
+        httparse::Status::Partial => None,
+        httparse::Status::Complete(len) => Some(Head {
+            status: resp.code.unwrap_or(0),
+            headers: resp
+                .headers
+                .iter()
+                .map(|h| {
+                    let v = String::from_utf8_lossy(h.value);
+                    (h.name.to_string(), v.trim().to_string())
+                })
+                .collect(),
+            len,
+        }),
+    })
+}
+
+/// Read a response head from `r`: the head and the bytes read after it.
+fn read_head(r: &mut impl Read, deadline: bool) -> Result<(Head, Vec<u8>), HttpError> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => return Err(HttpError::Eof),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if deadline
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+            {
+                return Err(HttpError::Deadline);
+            }
+            Err(e) => return Err(HttpError::Read(e)),
         };
+        buf.extend_from_slice(&chunk[..n]);
+        match parse_head(&buf) {
+            Ok(Some(h)) => {
+                let rest = buf.split_off(h.len);
+                return Ok((h, rest));
+            }
+            Ok(None) if buf.len() > MAX_HEADER_BYTES => return Err(HttpError::TooLarge),
+            Ok(None) => {}
+            Err(reason) => {
+                let first = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+                return Err(HttpError::Malformed {
+                    reason,
+                    first_line: String::from_utf8_lossy(first).trim_end().to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// One request and the head of its response over a fresh connection `s`, plain or TLS.
+pub fn exchange<S: Read + Write + 'static>(
+    req: &Request<'_>,
+    mut s: S,
+) -> Result<Response, HttpError> {
+    let url = req.url;
+    let host = req.host.unwrap_or(&url.authority);
+    let host_header = [("Host", host.to_string())];
+    if let Some((k, _)) = host_header
+        .iter()
+        .chain(req.headers)
+        .find(|(_, v)| v.contains(['\r', '\n']))
+    {
+        return Err(HttpError::LineBreak(k.to_string()));
+    }
+    s.write_all(&request_head(&url.path, host, req.headers))
+        .and_then(|()| s.flush())
+        .map_err(HttpError::Send)?;
+    let (head, rest) = read_head(&mut s, req.deadline.is_some())?;
+    let r = BufReader::with_capacity(64 << 10, Cursor::new(rest).chain(s));
+    let body: Box<dyn Read> = if head
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        Box::new(Chunked {
+            inner: r,
+            left: 0,
+            done: false,
+        })
+    } else if let Some(n) = head.header("content-length") {
+        let n: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| HttpError::ContentLength(n.to_string()))?;
+        Box::new(Exact { inner: r, left: n })
+    } else {
+        Box::new(r)
+    };
     Ok(Response {
-        status,
-        headers,
+        status: head.status,
+        headers: head.headers,
         body,
         url: url.clone(),
     })
@@ -301,35 +558,6 @@ fn read_line(r: &mut impl BufRead, budget: &mut usize) -> io::Result<String> {
         ));
     }
     Ok(String::from_utf8_lossy(&line).trim_end().to_string())
-}
-
-/// Status code and headers of a response.
-pub(crate) fn read_head(r: &mut impl BufRead) -> io::Result<(u16, Vec<(String, String)>)> {
-    let mut budget = MAX_HEADER_BYTES;
-    let status_line = read_line(r, &mut budget)?;
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .filter(|_| version.starts_with("HTTP/1."))
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status line `{status_line}`"),
-            )
-        })?;
-    let mut headers = Vec::new();
-    loop {
-        let l = read_line(r, &mut budget)?;
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    Ok((status, headers))
 }
 
 /// A Content-Length body: a connection closed early is an error, not a short blob.
@@ -462,12 +690,11 @@ mod tests {
     #[test]
     fn chunked_and_exact_bodies() {
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n";
-        let mut r = BufReader::new(&raw[..]);
-        let (st, h) = read_head(&mut r).unwrap();
-        assert_eq!((st, h.len()), (200, 1));
+        let (h, rest) = read_head(&mut &raw[..], false).unwrap();
+        assert_eq!((h.status, h.headers.len()), (200, 1));
         let mut body = String::new();
         Chunked {
-            inner: r,
+            inner: BufReader::new(&rest[..]),
             left: 0,
             done: false,
         }
@@ -480,7 +707,20 @@ mod tests {
         };
         let mut v = Vec::new();
         assert!(short.read_to_end(&mut v).is_err());
-        assert!(read_head(&mut BufReader::new(&b"SMTP 200\r\n\r\n"[..])).is_err());
-        assert!(read_head(&mut BufReader::new(&b"HTTP/1.1 200 OK\r\nX: y"[..])).is_err());
+        assert!(read_head(&mut &b"SMTP 200\r\n\r\n"[..], false).is_err());
+        assert!(read_head(&mut &b"HTTP/1.1 200 OK\r\nX: y"[..], false).is_err());
+    }
+
+    #[test]
+    fn heads_parse_incrementally() {
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap(), None);
+        let h = parse_head(b"HTTP/1.1 301 Moved\r\nLocation: /new\r\n\r\nbody")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (h.status, h.header("location"), h.len),
+            (301, Some("/new"), 38)
+        );
+        assert!(parse_head(b"garbage\r\n\r\n").is_err());
     }
 }

@@ -6,9 +6,12 @@
 //! - the first of `/etc/containers/certs.d/<host[:port]>/` and `/etc/docker/certs.d/<host[:port]>/`
 //!   that exists (the containers-certs.d(5) convention).
 //!
-//! Certificates are always verified; there is no option to skip that. (`--insecure` means plain
+//! Pulls always verify certificates; there is no option to skip that. (`--insecure` means plain
 //! HTTP, which at least does not pretend to be secure.) Client certificates (`*.cert`/`*.key`)
 //! are not supported and are ignored.
+//!
+//! The one configuration builder, [`config`], also serves the pod runtime's `httpGet` probes,
+//! which skip verification as kubelet's do ([`Verify::Skip`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -70,8 +73,8 @@ pub fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, ImageError>
     Ok(certs)
 }
 
-/// A client configuration trusting `system` roots plus the certificates in `ca_files`: TLS 1.2
-/// and 1.3 over the ring provider, HTTP/1.1 by ALPN, no client certificate.
+/// A client configuration trusting `system` roots plus the certificates in `ca_files` (see
+/// [`config`]).
 pub fn client_config(
     system: Vec<CertificateDer<'static>>,
     ca_files: &[PathBuf],
@@ -89,14 +92,75 @@ pub fn client_config(
             })?;
         }
     }
+    config(Verify::Roots(roots))
+}
+
+/// Whom a connection trusts.
+pub enum Verify {
+    /// Certificates that chain to these roots and name the server (registry pulls).
+    Roots(RootCertStore),
+    /// Anyone: kubelet's probe transport (`InsecureSkipVerify`; a probe checks that the server
+    /// answers, not who it is). Handshake signatures are still checked; the certificate chain
+    /// and name are not.
+    Skip,
+}
+
+/// The TLS client configuration: TLS 1.2 and 1.3 over the ring provider, HTTP/1.1 by ALPN, no
+/// client certificate, certificates verified as `verify` says.
+pub fn config(verify: Verify) -> Result<TlsConfig, ImageError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = ClientConfig::builder_with_provider(provider)
+    let algs = provider.signature_verification_algorithms;
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| ImageError::TlsConfig(format!("protocol versions: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| ImageError::TlsConfig(format!("protocol versions: {e}")))?;
+    let mut cfg = match verify {
+        Verify::Roots(roots) => builder.with_root_certificates(roots),
+        Verify::Skip => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(SkipVerify(algs))),
+    }
+    .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
+}
+
+/// [`Verify::Skip`]: every certificate is accepted; the handshake signatures are verified.
+#[derive(Debug)]
+struct SkipVerify(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl rustls::client::danger::ServerCertVerifier for SkipVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
 }
 
 /// The system's CA certificates. Unreadable ones are skipped (a machine without a bundle

@@ -353,10 +353,16 @@ pub fn image_reference(data: &[u8]) {
 /// sized or unsized body up to a limit), the `WWW-Authenticate` challenge and the `Location`
 /// of a redirect.
 pub fn registry_http(data: &[u8]) {
-    use peapod_image::http::{Url, exchange};
+    use peapod_image::http::{Request, Url, exchange};
     use peapod_image::registry::parse_challenge;
     let url = Url::parse("https://registry.example:5000/v2/").expect("a valid URL");
-    if let Ok(r) = exchange(&url, &[], Canned(std::io::Cursor::new(data.to_vec()))) {
+    let req = Request {
+        url: &url,
+        host: None,
+        headers: &[],
+        deadline: None,
+    };
+    if let Ok(r) = exchange(&req, Canned(std::io::Cursor::new(data.to_vec()))) {
         if let Some(h) = r.header("www-authenticate") {
             let _ = parse_challenge(h);
         }
@@ -397,7 +403,8 @@ impl Write for Canned {
 /// An httpGet probe's response: the head parsed as bytes arrive (as the probe reads them, in
 /// pieces), the same head however the bytes were split, the redirect target and the verdict.
 pub fn probe_http(data: &[u8]) {
-    use crate::handler::{HttpGet, http_verdict, parse_head, redirect_target};
+    use crate::handler::{HttpGet, http_verdict, redirect_target};
+    use peapod_image::http::parse_head;
     let whole = parse_head(data);
     // Fed in pieces: the first complete parse equals the parse of the whole text at that
     // length, and a head found in a prefix is the head of the whole.
@@ -407,7 +414,7 @@ pub fn probe_http(data: &[u8]) {
         end = (end + step).min(data.len());
         match parse_head(&data[..end]) {
             Ok(Some(head)) => {
-                assert!(head.body_start <= end);
+                assert!(head.len <= end);
                 assert_eq!(whole, Ok(Some(head.clone())), "a head split at {end}");
                 let h = HttpGet {
                     host: "127.0.0.1".into(),
@@ -416,7 +423,7 @@ pub fn probe_http(data: &[u8]) {
                     https: false,
                     headers: Vec::new(),
                 };
-                if let Some(loc) = &head.location {
+                if let Some(loc) = head.header("location") {
                     let _ = redirect_target(&h, loc);
                     let _ = redirect_target(
                         &HttpGet {
@@ -426,7 +433,7 @@ pub fn probe_http(data: &[u8]) {
                         loc,
                     );
                 }
-                let _ = http_verdict(head.code, &data[head.body_start..], false);
+                let _ = http_verdict(head.status, &data[head.len..], false);
                 break;
             }
             Ok(None) => {}

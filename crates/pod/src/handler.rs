@@ -7,13 +7,14 @@
 //! the container with the OCI core (exec), enforces the timeout itself, writes one JSON
 //! [`Verdict`] to a pipe and exits. The supervisor reaps it like a container process.
 //!
-//! The HTTP client is a small HTTP/1.1 GET over a plain socket with `httparse`: kubelet's
-//! request (`User-Agent: kube-probe/<version>`, `Accept: */*`, `Connection: close`, headers
-//! from the probe, `Host` override), success for 200–399, same-host redirects followed up to
-//! 10 times, another host's redirect a `Warning`.
+//! HTTP goes through peapod's one client ([`peapod_image::http`], unverified TLS for
+//! `scheme: HTTPS`): kubelet's request (`User-Agent: kube-probe/<version>`, `Accept: */*`,
+//! `Connection: close`, headers from the probe, `Host` override), one deadline for the whole
+//! exchange, success for 200–399, same-host redirects followed up to 10 times, another host's
+//! redirect a `Warning`, the body cut at [`MAX_OUTPUT`]; failures worded as Go's client words
+//! them, as probe messages show them.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,6 +24,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
 use super::PodError;
+use peapod_image::http::{self, HttpError, Request, Url};
+use peapod_image::tls;
 use peapod_kube::supervisor::ProbeOutcome;
 
 /// The Kubernetes minor version kubelet would report (`kube-probe/<major>.<minor>`); the
@@ -297,6 +300,12 @@ pub fn check_pod(pod: &k8s_openapi::api::core::v1::Pod) -> Result<(), PodError> 
 
 /// The request bytes for `GET path` to `host:port` (Go's client as kubelet configures it).
 pub fn http_request(h: &HttpGet, path: &str) -> Vec<u8> {
+    let (host, headers) = request_headers(h);
+    http::request_head(path, &host, &headers)
+}
+
+/// The `Host` and the other headers of a probe's request, in order.
+fn request_headers(h: &HttpGet) -> (String, Vec<(&str, String)>) {
     let mut host = format_host(&h.host, h.port);
     let mut user_agent = Some(format!("kube-probe/{KUBE_VERSION}"));
     let mut accept = Some("*/*".to_string());
@@ -309,28 +318,25 @@ pub fn http_request(h: &HttpGet, path: &str) -> Vec<u8> {
             if user_agent.as_deref() == Some(&format!("kube-probe/{KUBE_VERSION}")) {
                 user_agent = None;
             }
-            extra.push((name.clone(), value.clone()));
+            extra.push((name.as_str(), value.clone()));
         } else if name.eq_ignore_ascii_case("accept") {
             accept = None;
             if !value.is_empty() {
-                extra.push((name.clone(), value.clone()));
+                extra.push((name.as_str(), value.clone()));
             }
         } else {
-            extra.push((name.clone(), value.clone()));
+            extra.push((name.as_str(), value.clone()));
         }
     }
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
+    let mut headers = Vec::new();
     if let Some(ua) = user_agent {
-        req.push_str(&format!("User-Agent: {ua}\r\n"));
+        headers.push(("User-Agent", ua));
     }
     if let Some(a) = accept {
-        req.push_str(&format!("Accept: {a}\r\n"));
+        headers.push(("Accept", a));
     }
-    for (n, v) in extra {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("Connection: close\r\n\r\n");
-    req.into_bytes()
+    headers.extend(extra);
+    (host, headers)
 }
 
 fn format_host(host: &str, port: u16) -> String {
@@ -338,34 +344,6 @@ fn format_host(host: &str, port: u16) -> String {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
-    }
-}
-
-/// A parsed response head.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Head {
-    pub code: u16,
-    pub location: Option<String>,
-    /// Bytes after the head (the start of the body).
-    pub body_start: usize,
-}
-
-/// Parse a response head from `buf`; `Ok(None)` when more bytes are needed.
-pub fn parse_head(buf: &[u8]) -> Result<Option<Head>, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut resp = httparse::Response::new(&mut headers);
-    match resp.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => Ok(Some(Head {
-            code: resp.code.unwrap_or(0),
-            location: resp
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("location"))
-                .map(|h| String::from_utf8_lossy(h.value).into_owned()),
-            body_start: n,
-        })),
-        Ok(httparse::Status::Partial) => Ok(None),
-        Err(e) => Err(format!("malformed HTTP response: {e}")),
     }
 }
 
@@ -420,31 +398,41 @@ fn remaining(deadline: Instant) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
-fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, String> {
-    let target = format_host(host, port);
-    let addr: SocketAddr = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("dial tcp {target}: lookup {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("dial tcp {target}: lookup {host}: no such host"))?;
-    let Some(left) = remaining(deadline) else {
-        return Err(format!("dial tcp {target}: i/o timeout"));
-    };
-    TcpStream::connect_timeout(&addr, left).map_err(|e| {
-        let why = match e.kind() {
+/// A failure of the client in the words of Go's, as kubelet's probe messages show them;
+/// `target` is the `host:port` dialled.
+fn go_error(e: HttpError, host: &str, target: &str) -> String {
+    let dial = |why: String| format!("dial tcp {target}: {why}");
+    match e {
+        HttpError::Resolve(e) => dial(format!("lookup {host}: {e}")),
+        HttpError::NoAddress => dial(format!("lookup {host}: no such host")),
+        HttpError::Connect(e) => dial(match e.kind() {
             std::io::ErrorKind::TimedOut => "i/o timeout".to_string(),
             std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
             _ => format!("connect: {e}"),
-        };
-        format!("dial tcp {target}: {why}")
-    })
+        }),
+        HttpError::Deadline => {
+            "context deadline exceeded (Client.Timeout exceeded while awaiting headers)".into()
+        }
+        HttpError::ServerName(e) => format!("tls: server name {host:?}: {e}"),
+        HttpError::TlsSetup(e) => format!("tls: {e}"),
+        HttpError::Handshake(e) => format!("remote error: tls: {e}"),
+        HttpError::Send(e) => format!("write: {e}"),
+        HttpError::Read(e) => format!("read: {e}"),
+        HttpError::Eof => "EOF".into(),
+        HttpError::Malformed { reason, .. } => format!("malformed HTTP response: {reason}"),
+        HttpError::TooLarge => "response head too large".into(),
+        HttpError::LineBreak(name) => format!("net/http: invalid header field value for {name:?}"),
+        HttpError::ContentLength(v) => format!("bad Content-Length {v:?}"),
+        HttpError::Scheme(s) => format!("unsupported protocol scheme {s:?}"),
+    }
 }
 
 /// `tcpSocket`: connect and close.
 pub fn run_tcp(host: &str, port: u16, deadline: Instant) -> Verdict {
-    match connect(host, port, deadline) {
+    let target = format_host(host, port);
+    match http::connect(&target, Some(deadline)) {
         Ok(_) => Verdict::new(ProbeOutcome::Success, ""),
-        Err(e) => Verdict::new(ProbeOutcome::Failure, e),
+        Err(e) => Verdict::new(ProbeOutcome::Failure, go_error(e, host, &target)),
     }
 }
 
@@ -453,19 +441,46 @@ pub fn run_http(h: &HttpGet, deadline: Instant) -> Verdict {
     let mut target = h.clone();
     let mut path = h.path.clone();
     let scheme = if h.https { "https" } else { "http" };
+    let insecure = match h.https.then(|| tls::config(tls::Verify::Skip)).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            let url = format!("{scheme}://{}{path}", format_host(&h.host, h.port));
+            return Verdict::new(ProbeOutcome::Failure, format!("Get \"{url}\": {e}"));
+        }
+    };
     for _ in 0..=MAX_REDIRECTS {
-        let url = format!(
-            "{scheme}://{}{path}",
-            format_host(&target.host, target.port)
-        );
-        let timeout =
-            |e: String| Verdict::new(ProbeOutcome::Failure, format!("Get \"{url}\": {e}"));
-        let (head, body) = match get_once(&target, &path, deadline) {
-            Ok(r) => r,
-            Err(e) => return timeout(e),
+        let url = Url {
+            scheme: scheme.to_string(),
+            authority: format_host(&target.host, target.port),
+            path: path.clone(),
         };
-        if (300..400).contains(&head.code)
-            && let Some(loc) = &head.location
+        let fail = |e: String| Verdict::new(ProbeOutcome::Failure, format!("Get \"{url}\": {e}"));
+        let (host, headers) = request_headers(&target);
+        let req = Request {
+            url: &url,
+            host: Some(&host),
+            headers: &headers,
+            deadline: Some(deadline),
+        };
+        let mut r = match http::send(&req, insecure.as_ref()) {
+            Ok(r) => r,
+            Err(e) => return fail(go_error(e, &target.host, &url.authority)),
+        };
+        let mut body = Vec::new();
+        match r.read_prefix(MAX_OUTPUT, &mut body) {
+            Ok(()) => {}
+            // Cut short by the deadline or a close: what arrived.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::UnexpectedEof
+                ) => {}
+            Err(e) => return fail(format!("read: {e}")),
+        }
+        if (300..400).contains(&r.status)
+            && let Some(loc) = r.header("location")
         {
             match redirect_target(&target, loc) {
                 Some((host, port, p)) => {
@@ -474,10 +489,10 @@ pub fn run_http(h: &HttpGet, deadline: Instant) -> Verdict {
                     path = p;
                     continue;
                 }
-                None => return http_verdict(head.code, &body, true),
+                None => return http_verdict(r.status, &body, true),
             }
         }
-        return http_verdict(head.code, &body, false);
+        return http_verdict(r.status, &body, false);
     }
     Verdict::new(
         ProbeOutcome::Failure,
@@ -486,179 +501,6 @@ pub fn run_http(h: &HttpGet, deadline: Instant) -> Verdict {
             format_host(&target.host, target.port)
         ),
     )
-}
-
-fn get_once(h: &HttpGet, path: &str, deadline: Instant) -> Result<(Head, Vec<u8>), String> {
-    let timed_out =
-        || "context deadline exceeded (Client.Timeout exceeded while awaiting headers)".to_string();
-    let tcp = connect(&h.host, h.port, deadline)?;
-    let left = remaining(deadline).ok_or_else(timed_out)?;
-    let _ = tcp.set_write_timeout(Some(left));
-    let _ = tcp.set_read_timeout(Some(left));
-    let mut s = if h.https {
-        Conn::Tls(Box::new(tls_client(&h.host, tcp)?))
-    } else {
-        Conn::Plain(tcp)
-    };
-    s.write_all(&http_request(h, path))
-        .map_err(|e| format!("write: {e}"))?;
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 4096];
-    let mut head: Option<Head> = None;
-    loop {
-        let Some(left) = remaining(deadline) else {
-            return match head {
-                Some(hd) => Ok((hd, body_of(&buf, None))),
-                None => Err(timed_out()),
-            };
-        };
-        let _ = s.tcp().set_read_timeout(Some(left));
-        let n = match s.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(format!("read: {e}")),
-        };
-        if n == 0 {
-            return match head {
-                Some(hd) => {
-                    let b = body_of(&buf, Some(&hd));
-                    Ok((hd, b))
-                }
-                None => Err("EOF".into()),
-            };
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if head.is_none() {
-            head = parse_head(&buf)?;
-            if head.is_none() && buf.len() > 64 * 1024 {
-                return Err("response head too large".into());
-            }
-        }
-        if let Some(hd) = &head
-            && buf.len() - hd.body_start >= MAX_OUTPUT
-        {
-            let b = body_of(&buf, Some(hd));
-            return Ok((hd.clone(), b));
-        }
-    }
-}
-
-/// A probe connection: plain, or TLS over it.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Conn {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Conn::Plain(s) => s,
-            Conn::Tls(s) => &s.sock,
-        }
-    }
-}
-
-impl Read for Conn {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Conn {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Conn::Plain(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
-        }
-    }
-}
-
-/// kubelet's probe transport: TLS with `InsecureSkipVerify` (a probe checks that the server
-/// answers, not who it is). Handshake signatures are still checked; the certificate chain and
-/// name are not.
-#[derive(Debug)]
-struct SkipVerify(rustls::crypto::WebPkiSupportedAlgorithms);
-
-impl rustls::client::danger::ServerCertVerifier for SkipVerify {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
-
-fn tls_client(
-    host: &str,
-    mut tcp: TcpStream,
-) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, String> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let algs = provider.signature_verification_algorithms;
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("tls: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(SkipVerify(algs)))
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(host.to_string())
-        .map_err(|e| format!("tls: server name {host:?}: {e}"))?;
-    let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), name)
-        .map_err(|e| format!("tls: {e}"))?;
-    // Handshake now, so that a TLS failure reads as one.
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp)
-            .map_err(|e| format!("remote error: tls: {e}"))?;
-    }
-    Ok(rustls::StreamOwned::new(conn, tcp))
-}
-
-fn body_of(buf: &[u8], head: Option<&Head>) -> Vec<u8> {
-    let start = head.map_or(buf.len(), |h| h.body_start);
-    let end = buf.len().min(start + MAX_OUTPUT);
-    buf[start..end].to_vec()
 }
 
 /// Where a handler runs.
@@ -1103,19 +945,6 @@ mod tests {
     }
 
     #[test]
-    fn heads_parse_incrementally() {
-        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap(), None);
-        let h = parse_head(b"HTTP/1.1 301 Moved\r\nLocation: /new\r\n\r\nbody")
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (h.code, h.location.as_deref(), h.body_start),
-            (301, Some("/new"), 38)
-        );
-        assert!(parse_head(b"garbage\r\n\r\n").is_err());
-    }
-
-    #[test]
     fn redirects_only_to_the_same_host() {
         let h = HttpGet {
             https: false,
@@ -1171,6 +1000,61 @@ mod tests {
             Handler::from_lifecycle(&h, &c, "l"),
             Ok(Handler::Http(_))
         ));
+    }
+
+    /// Through the shared client: a body framed by chunks or a Content-Length on a connection
+    /// the server keeps open ends where its framing says; a server that never answers is
+    /// Go's client timeout at the deadline.
+    #[test]
+    fn http_bodies_by_framing_and_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let mut open = Vec::new();
+            for (i, s) in listener.incoming().take(3).enumerate() {
+                let mut s = s.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).unwrap();
+                let resp: &[u8] = match i {
+                    0 => {
+                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"
+                    }
+                    1 => b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine",
+                    _ => b"",
+                };
+                s.write_all(resp).unwrap();
+                // Kept open until the probes are over.
+                open.push(s);
+            }
+            let _ = done_rx.recv();
+        });
+        let h = HttpGet {
+            https: false,
+            host: "127.0.0.1".into(),
+            port,
+            path: "/".into(),
+            headers: vec![],
+        };
+        let long = Instant::now() + Duration::from_secs(30);
+        assert_eq!(
+            run_http(&h, long),
+            Verdict::new(ProbeOutcome::Success, "ok")
+        );
+        assert_eq!(
+            run_http(&h, long),
+            Verdict::new(ProbeOutcome::Success, "fine")
+        );
+        assert!(Instant::now() < long - Duration::from_secs(20));
+        let v = run_http(&h, Instant::now() + Duration::from_millis(300));
+        assert_eq!(
+            v.output,
+            format!(
+                "Get \"http://127.0.0.1:{port}/\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+            )
+        );
+        done_tx.send(()).unwrap();
+        server.join().unwrap();
     }
 
     /// A real server on loopback (no namespace needed): status codes, redirects, refused.
