@@ -107,7 +107,7 @@ pub const SCHEMA_VERSION: u64 = 2;
 /// `status.json`, version 2: what other tools may read (`status`, `events`, `supervisor`,
 /// `podIPs`, `evicted`), and apart from it the supervisor's `machine` snapshot, peapod's own.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct StatusDoc {
     pub schema_version: u64,
     /// `v1.PodStatus` as `pod inspect` shows it when the record was written.
@@ -128,7 +128,7 @@ pub struct StatusDoc {
 
 /// The `supervisor` object of [`StatusDoc`].
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct SupervisorDoc {
     pub pid: i32,
     /// Start time of `pid` (field 22 of `/proc/<pid>/stat`), to tell a recycled pid.
@@ -143,7 +143,6 @@ pub struct SupervisorDoc {
 
 /// The `machine` object of [`StatusDoc`].
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MachineSnapshot {
     pub state: PodMachine,
     pub events: Vec<EventRecord>,

@@ -21,8 +21,9 @@
 //! }
 //! ```
 //!
-//! `schemaVersion` goes up when a field changes meaning or the machine snapshot changes
-//! shape. A file without it is version 1, the record of peapod before versioning (the
+//! `schemaVersion` goes up when a field changes meaning or goes away, or the machine snapshot
+//! changes shape; a new optional field does not bump it (readers ignore fields they do not
+//! know). A file without it is version 1, the record of peapod before versioning (the
 //! machine's fields at the top level), and still loads, so a pod started by an older peapod
 //! stays manageable after an upgrade; a version newer than [`crate::SCHEMA_VERSION`] is
 //! refused with an error that names the file and the version.
