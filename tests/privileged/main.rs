@@ -23,6 +23,7 @@ mod node;
 mod parity_cli;
 mod parity_proc;
 mod pods;
+mod pods_status;
 mod probes;
 mod runc_errors;
 mod scale;

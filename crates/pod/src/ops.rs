@@ -678,41 +678,7 @@ pub fn inspect(root: &Path, name: &str) -> Result<serde_json::Value, PodError> {
     let mut v = serde_json::to_value(&pod).map_err(|e| PodError::Invalid(e.to_string()))?;
     let qos =
         serde_json::to_value(manifest::to_supervisor(&pod)?.1.qos_class()).unwrap_or_default();
-    v["status"] = super::status::pod_status(
-        &rec.machine.status(),
-        qos.as_str().unwrap_or_default(),
-        &pod,
-    );
-    if let Some(m) = &rec.evicted {
-        use peapod_kube::node::eviction::{DISRUPTION_REASON, EVICTED_REASON};
-        let st = &mut v["status"];
-        st["phase"] = "Failed".into();
-        st["reason"] = EVICTED_REASON.into();
-        st["message"] = m.clone().into();
-        if let Some(c) = st["conditions"].as_array_mut() {
-            c.push(serde_json::json!({
-                "type": "DisruptionTarget",
-                "status": "True",
-                "reason": DISRUPTION_REASON,
-                "message": m,
-            }));
-        }
-    }
-    // No podIP while the pod's network is not set up (a failed or pending ADD).
-    if rec.pod_ips.is_empty()
-        && let Some(st) = v["status"].as_object_mut()
-    {
-        st.remove("podIP");
-        st.remove("podIPs");
-    }
-    if let Some(ip) = rec.pod_ips.first() {
-        v["status"]["podIP"] = ip.clone().into();
-        v["status"]["podIPs"] = rec
-            .pod_ips
-            .iter()
-            .map(|ip| serde_json::json!({ "ip": ip }))
-            .collect();
-    }
+    v["status"] = super::status::api_status(&rec, &pod, qos.as_str().unwrap_or_default());
     v["events"] = super::status::events(&rec.events);
     v["peapod"] = serde_json::json!({
         "supervisorPid": rec.supervisor_pid,

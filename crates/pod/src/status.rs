@@ -1,11 +1,40 @@
-//! The supervisor's status in the Kubernetes API's shape (`v1.PodStatus`), for `pod inspect`
-//! and `pod ls -o json|yaml`: RFC 3339 times, `state.terminated`, condition strings.
+//! The supervisor's status in the Kubernetes API's shape (`v1.PodStatus`), for `pod inspect`,
+//! `pod ls -o json|yaml` and `status.json`: RFC 3339 times, `state.terminated`, condition strings.
+//!
+//! # `status.json`
+//!
+//! `<root>/pods/<name>/status.json` is rewritten by the pod's supervisor after every change,
+//! atomically (a temporary file renamed over it) and 0600. It is one JSON object:
+//!
+//! ```text
+//! {
+//!   "schemaVersion": 2,
+//!   "status":     v1.PodStatus, as `pod inspect` shows it (phase, conditions, podIP(s),
+//!                 containerStatuses, reason/message when evicted, ...)
+//!   "events":     [v1.Event-like objects, as in `pod inspect`'s `events`],
+//!   "supervisor": {"pid", "startTime" (field 22 of /proc/<pid>/stat), "pausePid", "done",
+//!                  "message" (why the pod ended abnormally, when it did)},
+//!   "podIPs":     ["10.88.0.5"] (empty while the network is not set up),
+//!   "evicted":    the taint manager's message, when a NoExecute taint evicted the pod,
+//!   "machine":    {"state": ..., "events": [...]}: the supervisor state machine's snapshot,
+//!                 peapod's own (no contract: its shape changes with schemaVersion)
+//! }
+//! ```
+//!
+//! `schemaVersion` goes up when a field changes meaning or goes away, or the machine snapshot
+//! changes shape; a new optional field does not bump it (readers ignore fields they do not
+//! know). A file without it is version 1, the record of peapod before versioning (the
+//! machine's fields at the top level), and still loads, so a pod started by an older peapod
+//! stays manageable after an upgrade; a version newer than [`crate::SCHEMA_VERSION`] is
+//! refused with an error that names the file and the version.
 
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 use peapod_kube::supervisor::status::{ContainerState, ContainerStatus, PodStatus, Terminated};
 use peapod_kube::supervisor::{EventRecord, Millis};
+
+use crate::Record;
 
 /// RFC 3339 with seconds, as the API server writes `metav1.Time`.
 pub fn time(m: Millis) -> String {
@@ -137,6 +166,38 @@ pub fn pod_status(s: &PodStatus, qos: &str, pod: &Pod) -> Value {
         v["startTime"] = time(t).into();
     }
     v
+}
+
+/// The pod's `status` as `pod inspect` shows it and `status.json` holds it: [`pod_status`] of
+/// the record's machine, with the eviction and the pod's addresses.
+pub fn api_status(rec: &Record, pod: &Pod, qos: &str) -> Value {
+    let mut st = pod_status(&rec.machine.status(), qos, pod);
+    if let Some(m) = &rec.evicted {
+        use peapod_kube::node::eviction::{DISRUPTION_REASON, EVICTED_REASON};
+        st["phase"] = "Failed".into();
+        st["reason"] = EVICTED_REASON.into();
+        st["message"] = m.clone().into();
+        if let Some(c) = st["conditions"].as_array_mut() {
+            c.push(json!({
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": DISRUPTION_REASON,
+                "message": m,
+            }));
+        }
+    }
+    // No podIP while the pod's network is not set up (a failed or pending ADD).
+    if rec.pod_ips.is_empty()
+        && let Some(o) = st.as_object_mut()
+    {
+        o.remove("podIP");
+        o.remove("podIPs");
+    }
+    if let Some(ip) = rec.pod_ips.first() {
+        st["podIP"] = ip.clone().into();
+        st["podIPs"] = rec.pod_ips.iter().map(|ip| json!({ "ip": ip })).collect();
+    }
+    st
 }
 
 /// Events as `kubectl get events` shows them.

@@ -393,7 +393,9 @@ impl Supervisor {
 
     fn save(&mut self) {
         self.record.machine = self.machine.clone();
-        if let Err(e) = self.record.save(&self.paths) {
+        let qos = serde_json::to_value(self.resources.qos_class()).unwrap_or_default();
+        let qos = qos.as_str().unwrap_or_default();
+        if let Err(e) = self.record.save(&self.paths, &self.pod, qos) {
             log::error!("save pod record: {e}");
         }
     }
