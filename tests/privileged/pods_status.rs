@@ -4,7 +4,6 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -77,48 +76,4 @@ fn pods_status_v1_record_of_live_pod_stays_manageable() {
     assert_eq!(p.inspect(name), before);
     assert_eq!(p.ls(name)[1..3], ["1/1", "Running"]);
     stop_and_remove(&p, name);
-}
-
-/// With `PEAPOD_OLD_BIN` (a peapod of the previous release, e.g. built from a checkout of
-/// main; its `peapod-pause` next to it), a pod run by that binary is listed, inspected,
-/// stopped and removed by this one.
-#[test]
-fn pods_status_previous_binary_pod_upgrades() {
-    if !root_ok() {
-        return;
-    }
-    let Some(old) = std::env::var_os("PEAPOD_OLD_BIN") else {
-        eprintln!("pods_status_previous_binary_pod_upgrades: PEAPOD_OLD_BIN not set, skipped");
-        return;
-    };
-    let p = Pods::new();
-    let name = "stold";
-    let m = p.manifest(name, &SLEEPER.replace("NAME", name));
-    let o = Command::new(&old)
-        .env("CNI_PATH", p.dir.path().join("no-cni-plugins"))
-        .arg("--root")
-        .arg(p.root.path())
-        .arg("--storage")
-        .arg(p.storage.path())
-        .args(["pod", "run", m.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    p.wait("the old binary's pod to run", 60, || {
-        p.ls(name).get(2).is_some_and(|s| s == "Running")
-    });
-    let file = status_file(&p, name);
-    assert!(
-        read(&file).get("schemaVersion").is_none(),
-        "not a previous release"
-    );
-    let v = p.inspect(name);
-    assert_eq!(v["status"]["phase"], "Running");
-    assert_eq!(v["peapod"]["supervisorAlive"], true);
-    // The old supervisor writes its own format to the end; this binary still stops it.
-    let cg = p.cgroup(name);
-    p.ok(&["pod", "stop", name]);
-    assert_eq!(p.ls(name)[1], "0/1");
-    p.ok(&["pod", "rm", name]);
-    nothing_left(p.root.path(), name, &cg);
 }
