@@ -461,9 +461,17 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             only
         });
         all.set_pids(None);
-        cgroup.apply(&all)?;
+        // The systemd driver's scope exists only once its unit holds stage 1: limits then
+        // follow the join.
+        let early = cgroup.exists();
+        if early {
+            cgroup.apply(&all)?;
+        }
         // Processes enter the cgroup before they can run anything of the container.
         cgroup.add_task(spawned.stage1.as_raw())?;
+        if !early {
+            cgroup.apply(&all)?;
+        }
         crate::process::features::reset_affinity(spawned.stage1);
         if let Err(e) = spawned.channel.send(&Message::Go) {
             return Err(init_failure(e, cgroup.as_ref()));
