@@ -300,3 +300,73 @@ fn spec_edges_version_to_a_closed_pipe_does_not_panic() {
         );
     }
 }
+
+/// A user namespace the holder process owns, mapping 0 to host 100000 (65536 ids), killed on drop.
+struct UserNs(std::process::Child);
+
+impl UserNs {
+    fn new() -> UserNs {
+        let mut child = Command::new("unshare")
+            .args(["--user", "sleep", "1000"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // The namespace exists once the child's ns link differs from ours.
+        let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+        let t = std::time::Instant::now();
+        while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
+            assert!(t.elapsed().as_secs() < 10, "unshare --user did not start");
+            if child.try_wait().unwrap().is_some() {
+                panic!("unshare --user exited");
+            }
+            std::thread::yield_now();
+        }
+        for f in ["uid_map", "gid_map"] {
+            std::fs::write(format!("/proc/{pid}/{f}"), "0 100000 65536").unwrap();
+        }
+        UserNs(child)
+    }
+
+    fn path(&self) -> String {
+        format!("/proc/{}/ns/user", self.0.id())
+    }
+}
+
+impl Drop for UserNs {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Joining an existing user namespace by path (no maps in the config): the container runs as
+/// root of that namespace, as with runc. Before the fix the init kept the host's (unmapped)
+/// ids after `setns`, and creating `/dev/pts` in the container's own `/dev` tmpfs failed with
+/// `mkdir dev/pts: EOVERFLOW`.
+#[test]
+fn spec_edges_joined_user_namespace_runs_like_runc() {
+    if !root_ok() {
+        return;
+    }
+    let Some(runc) = Runc::new() else { return };
+    let userns = UserNs::new();
+    let mut ns = namespaces(&[], "user");
+    ns.as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user", "path": userns.path()}));
+    let b = Bundle::new(
+        &["sh", "-c", "id; cat /proc/self/uid_map; ls /dev/pts"],
+        json!({"linux": {"namespaces": ns}}),
+    );
+    let [ours, theirs] = run_both(&b, &runc, "edgejoin");
+    assert_eq!(theirs.0, Some(0), "runc: {}", theirs.2);
+    assert_eq!(ours.0, Some(0), "peapod: {}", ours.2);
+    assert!(ours.1.starts_with("uid=0(root) gid=0(root)"), "{}", ours.1);
+    assert!(
+        ours.1.contains("100000"),
+        "not in the joined namespace: {}",
+        ours.1
+    );
+    assert_eq!(ours.1, theirs.1, "peapod (left) and runc (right) differ");
+}

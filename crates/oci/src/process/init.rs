@@ -59,6 +59,10 @@ pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
             format!("setns {}", ns_name(*kind))
         })?;
     }
+    let joined_user = launch
+        .joins
+        .iter()
+        .any(|(kind, _)| *kind == CloneFlags::CLONE_NEWUSER);
     if launch.new_user {
         ctx(unshare(CloneFlags::CLONE_NEWUSER), || {
             "unshare user namespace".into()
@@ -66,6 +70,11 @@ pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
         ch.send(&Message::WriteIdMaps).map_err(|e| e.to_string())?;
         ch.expect(Message::IdMapsWritten, "id maps written")
             .map_err(|e| e.to_string())?;
+    }
+    // Root of the container's user namespace, new or joined (as runc's nsexec): the host ids
+    // this process still holds are unmapped there, and files it creates in filesystems the
+    // namespace owns (the container's /dev tmpfs) would fail with EOVERFLOW.
+    if launch.new_user || joined_user {
         ctx(
             setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)),
             || "setgid 0 in user namespace".into(),
