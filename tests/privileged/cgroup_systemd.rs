@@ -285,14 +285,14 @@ fn kill_and_remove(dir: &Path) {
     }
 }
 
-/// Removes the test's slice directories (`ppsd.slice/ppsd-<pid>.slice`) in every hierarchy
-/// where they are empty, as systemd would when the slice goes.
+/// Removes the test's slice directories (`ppsdX.slice/ppsdX-<pid>.slice`) in every hierarchy
+/// where they are empty, as systemd would when the slices go. Each test has a top-level slice of
+/// its own, so no other test still holds a scope below it.
 fn remove_slices(slice_path: &str) {
     for root in hierarchy_roots() {
         let leaf = root.join(slice_path.trim_start_matches('/'));
-        let _ = std::fs::remove_dir(&leaf);
-        if let Some(parent) = leaf.parent().filter(|p| p.ends_with("ppsd.slice")) {
-            let _ = std::fs::remove_dir(parent);
+        for dir in leaf.ancestors().take_while(|d| *d != root.as_path()) {
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }
@@ -312,7 +312,7 @@ fn systemd_driver_makes_a_scope_applies_limits_and_stops_it() {
     }
     let mock = MockSystemd::start();
     let id = unique("sdcg");
-    let slice = format!("ppsd-{}.slice", std::process::id());
+    let slice = format!("ppsda-{}.slice", std::process::id());
     let slice_path = expand_slice(&slice).unwrap();
     let unit = format!("pp-{id}.scope");
     let cg_path = format!("{slice_path}/{unit}");
@@ -425,7 +425,7 @@ fn systemd_driver_without_a_bus_fails_clearly_and_leaves_nothing() {
     let id = unique("sdnobus");
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("nobus");
-    let slice = format!("ppsd-{}.slice", std::process::id());
+    let slice = format!("ppsdn-{}.slice", std::process::id());
     let b = Bundle::new(
         &["true"],
         json!({"linux": {"cgroupsPath": format!("{slice}:pp:{id}")}}),
@@ -489,7 +489,7 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
     };
     let mock = MockSystemd::start();
     let id = unique("sdrunc");
-    let slice = format!("ppsd-{}.slice", std::process::id());
+    let slice = format!("ppsdr-{}.slice", std::process::id());
     let slice_path = expand_slice(&slice).unwrap();
     let b = Bundle::new(
         &["sleep", "60"],
