@@ -538,30 +538,8 @@ pub fn wait_any_nohang() -> Option<(Pid, nix::sys::wait::WaitStatus)> {
 /// Receive one fd passed with SCM_RIGHTS on `sock` (received close-on-exec); extra fds in the
 /// same message are closed.
 pub fn recv_fd(sock: &impl std::os::fd::AsFd) -> nix::Result<Option<OwnedFd>> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
     let mut buf = [0u8; 4096];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
-    let msg = recvmsg::<()>(
-        sock.as_fd().as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    let mut first = None;
-    for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for fd in fds {
-                // SAFETY: SCM_RIGHTS installed these fds in our table during this recvmsg;
-                // nothing else knows their numbers, so each gets exactly one owner here.
-                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                if first.is_none() {
-                    first = Some(owned);
-                }
-            }
-        }
-    }
-    Ok(first)
+    recv_with_fd(sock, &mut buf).map(|(_, fd)| fd)
 }
 
 /// Receive one packet into `buf` with at most one fd passed with SCM_RIGHTS (received
