@@ -361,6 +361,8 @@ pub fn detach(paths: &PodPaths, fallback: Option<&Path>, ns: PinNs<'_>) -> Resul
     }
     if std::fs::symlink_metadata(&pin).is_ok() {
         unpin(ns, &pin).map_err(|e| PodError::Invalid(format!("pod `{}`: {e}", paths.name)))?;
+        in_mount_ns(ns, release_pin_dir)
+            .map_err(|e| PodError::Invalid(format!("pod `{}`: {e}", paths.name)))?;
     }
     match std::fs::remove_file(&marker) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -451,20 +453,9 @@ fn in_mount_ns(ns: PinNs<'_>, f: impl FnOnce() -> Result<(), String>) -> Result<
     }
 }
 
-/// Make [`NETNS_DIR`] a shared mount point (bind-mounted onto itself if it is none yet), as
-/// `ip netns` and containerd do with theirs: the pins mounted below it then propagate into
-/// the supervisors' mount namespaces, which are its slaves. Run in the host's mount namespace
-/// before the supervisor is started; serialised by a lock so concurrent `pod run`s stack no
-/// second bind mount.
-pub fn prepare_pin_dir() -> Result<(), PodError> {
-    use nix::mount::{MsFlags, mount};
-    let dir = Path::new(NETNS_DIR);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| PodError::io("create", dir, e))?;
-    let lock_path = dir.with_extension("lock");
+/// The lock that serialises making and releasing [`NETNS_DIR`], held until dropped.
+fn lock_pin_dir() -> Result<nix::fcntl::Flock<std::fs::File>, PodError> {
+    let lock_path = Path::new(NETNS_DIR).with_extension("lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -472,8 +463,32 @@ pub fn prepare_pin_dir() -> Result<(), PodError> {
         .mode(0o600)
         .open(&lock_path)
         .map_err(|e| PodError::io("open", &lock_path, e))?;
-    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| PodError::io("lock", &lock_path, e.into()))?;
+    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| PodError::io("lock", &lock_path, e.into()))
+}
+
+/// Make [`NETNS_DIR`] a shared mount point (bind-mounted onto itself if it is none yet), as
+/// `ip netns` and containerd do with theirs: the pins mounted below it then propagate into
+/// the supervisors' mount namespaces, which are its slaves. Run in the host's mount namespace
+/// before the supervisor is started; serialised by a lock so concurrent `pod run`s stack no
+/// second bind mount. The pod's `pin` is created empty at once, so [`release_pin_dir`] keeps
+/// the directory until the pod's teardown removes it.
+pub fn prepare_pin_dir(pin: &Path) -> Result<(), PodError> {
+    use nix::mount::{MsFlags, mount};
+    let dir = Path::new(NETNS_DIR);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| PodError::io("create", dir, e))?;
+    let _lock = lock_pin_dir()?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(pin)
+        .map_err(|e| PodError::io("create the netns pin", pin, e))?;
     let shared = || {
         mount(
             None::<&str>,
@@ -559,6 +574,29 @@ pub fn pin(ns: PinNs<'_>, pid: i32, pin: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Unmount and remove [`NETNS_DIR`] once no pin is left in it (the last pod's teardown), so
+/// nothing of peapod stays mounted; [`prepare_pin_dir`] makes it again. Run in the host's mount
+/// namespace, under the lock that `prepare_pin_dir` takes.
+fn release_pin_dir() -> Result<(), String> {
+    use nix::mount::{MntFlags, umount2};
+    let dir = Path::new(NETNS_DIR);
+    let _lock = lock_pin_dir().map_err(|e| e.to_string())?;
+    let empty = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
+    if !empty {
+        return Ok(());
+    }
+    match umount2(dir, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+        Err(e) => return Err(format!("unmount `{}`: {e}", dir.display())),
+    }
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("remove `{}`: {e}", dir.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Unmount and remove `pin` in mount namespace `ns`; nothing there is fine.

@@ -186,7 +186,7 @@ pub fn run_pod(
     if let Some(n) = PodNetwork::plan(&pod, &paths, net, net_opts).map_err(undo)? {
         n.save(&paths).map_err(undo)?;
         // Before the supervisor takes its mount namespace, so the pin reaches it.
-        network::prepare_pin_dir().map_err(undo)?;
+        network::prepare_pin_dir(&network::pin_path(&paths).map_err(undo)?).map_err(undo)?;
     }
     // An empty cgroup left by an earlier pod of this name (admission refused a busy one).
     cg.destroy().map_err(undo)?;
