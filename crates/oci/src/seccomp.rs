@@ -1198,26 +1198,42 @@ mod tests {
             .is_some_and(|caps| caps & (1 << 21) != 0)
     }
 
-    /// Runs `body` in a forked child and returns its exit code (128 + signal if killed).
-    #[allow(unsafe_code)]
-    fn run_in_child(body: impl FnOnce() -> i32) -> i32 {
-        use nix::sys::wait::{WaitStatus, waitpid};
-        use nix::unistd::ForkResult;
-        // SAFETY: the child runs only `body` (glibc's malloc stays usable after fork) and leaves
-        // with _exit, so it never returns into the test harness, whose other threads do not
-        // exist in the child.
-        match unsafe { nix::unistd::fork() }.expect("fork") {
-            ForkResult::Child => {
-                let code =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
-                // SAFETY: _exit(2) ends the child at once, skipping the harness's exit handlers.
-                unsafe { libc::_exit(code) }
-            }
-            ForkResult::Parent { child } => match waitpid(child, None).expect("waitpid") {
-                WaitStatus::Exited(_, code) => code,
-                WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
-                other => panic!("unexpected child status {other:?}"),
-            },
+    /// Runs `body` in a child process and returns its exit code (128 + signal if killed).
+    ///
+    /// The child is this test binary run again for the one test `name` (with
+    /// `PEAPOD_SECCOMP_CHILD=name`), so a filter it loads or an identity it drops never reaches
+    /// the harness, and no `fork` of the multi-threaded harness is needed. In that child the
+    /// call runs `body` and exits with its code (0 sent as 77, so that a child which ran no
+    /// test, exiting 0, cannot pass for a successful body).
+    fn run_in_child(
+        name: &str,
+        env: &[(&str, &std::path::Path)],
+        body: impl FnOnce() -> i32,
+    ) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        if std::env::var("PEAPOD_SECCOMP_CHILD").as_deref() == Ok(name) {
+            std::process::exit(match body() {
+                0 => 77,
+                code => code,
+            });
+        }
+        let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        cmd.args([
+            &format!("seccomp::tests::{name}"),
+            "--exact",
+            "--test-threads=1",
+        ])
+        .env("PEAPOD_SECCOMP_CHILD", name)
+        .stdout(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let status = cmd.status().expect("run the test binary again");
+        match status.code().or(status.signal().map(|s| 128 + s)) {
+            Some(77) => 0,
+            Some(0) => panic!("the child ran no test named seccomp::tests::{name}"),
+            Some(code) => code,
+            None => panic!("child status {status:?}"),
         }
     }
 
@@ -1235,15 +1251,26 @@ mod tests {
                 {"names": ["fchmod"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
                  "args": [{"index": 1, "value": 511, "op": "SCMP_CMP_EQ"}]}]}"#,
         );
-        // Built before fork, as the runtime does; the child only loads it.
         let ctx = build(&s).expect("build");
-        let base = std::env::temp_dir().join(format!("peapod-seccomp-live-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir(&base).expect("create scratch dir");
-        let file = std::fs::File::create(base.join("f")).expect("create scratch file");
+        // The child (see run_in_child) gets the parent's scratch directory.
+        let base = match std::env::var_os("PEAPOD_SECCOMP_DIR") {
+            Some(dir) => std::path::PathBuf::from(dir),
+            None => {
+                let base = std::env::temp_dir()
+                    .join(format!("peapod-seccomp-live-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&base);
+                std::fs::create_dir(&base).expect("create scratch dir");
+                std::fs::File::create(base.join("f")).expect("create scratch file");
+                base
+            }
+        };
         let sys_admin = has_cap_sys_admin();
 
-        let code = run_in_child(|| {
+        let name = "loaded_filter_applies_errno_ret_in_the_child_only";
+        let code = run_in_child(name, &[("PEAPOD_SECCOMP_DIR", &base)], || {
+            let Ok(file) = std::fs::File::options().write(true).open(base.join("f")) else {
+                return 8;
+            };
             // The filter does not set NNP itself: without CAP_SYS_ADMIN the kernel wants it set.
             if !sys_admin && nix::sys::prctl::set_no_new_privs().is_err() {
                 return 9;
@@ -1274,7 +1301,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&base);
         assert_eq!(
             code, 0,
-            "child failed at step {code} (9 nnp, 10 load, 11 nnp forced, 12 mkdir, 13 fchmod 777, 14 fchmod 644)"
+            "child failed at step {code} (8 open, 9 nnp, 10 load, 11 nnp forced, 12 mkdir, 13 fchmod 777, 14 fchmod 644)"
         );
         assert!(parent_mkdir.is_ok(), "the filter leaked into the parent");
     }
@@ -1285,7 +1312,8 @@ mod tests {
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": []}"#,
         ))
         .expect("build");
-        let code = run_in_child(|| {
+        let name = "load_without_nnp_or_cap_sys_admin_explains_why";
+        let code = run_in_child(name, &[], || {
             // Drop every capability by becoming nobody (root only), and leave NNP unset.
             let nobody = nix::unistd::Uid::from_raw(65534);
             if has_cap_sys_admin() && nix::unistd::setresuid(nobody, nobody, nobody).is_err() {

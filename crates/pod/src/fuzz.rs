@@ -11,7 +11,6 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 #[cfg(test)]
@@ -41,17 +40,13 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("node_args", node_args),
 ];
 
-/// A private scratch directory for this process (removed when the process exits normally is
-/// not guaranteed: it lives under the system's temporary directory).
-fn scratch() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("peapod-fuzz-")
-            .tempdir()
-            .expect("create a scratch directory")
-    })
-    .path()
+/// A private scratch directory for one fuzz case, removed when the case drops it (a directory
+/// shared by the whole process would stay behind: statics are never dropped).
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("peapod-fuzz-")
+        .tempdir()
+        .expect("create a scratch directory")
 }
 
 /// Splits `data` at the first `sep` byte (the rest is empty when there is none).
@@ -184,7 +179,7 @@ pub fn image_unpack(data: &[u8]) {
     } else {
         build_tar(rest)
     };
-    let case = tempfile::tempdir_in(scratch()).expect("case directory");
+    let case = scratch();
     let dest = case.path().join("layer");
     let outside = case.path().join("outside");
     std::fs::create_dir(&dest).expect("layer directory");
@@ -451,7 +446,7 @@ pub fn cri_log(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
-    let case = tempfile::tempdir_in(scratch()).expect("case directory");
+    let case = scratch();
     let pod = case.path();
     let opts = ReadOpts {
         previous: false,
@@ -509,7 +504,7 @@ pub fn cri_log(data: &[u8]) {
 pub fn cgroup_files(data: &[u8]) {
     use peapod_oci::cgroups::{parse_flat_keyed, stats};
     let _ = parse_flat_keyed(Path::new("memory.events"), &text(data));
-    let case = tempfile::tempdir_in(scratch()).expect("case directory");
+    let case = scratch();
     let dir = case.path();
     let files = [
         "cpu.stat",

@@ -16,7 +16,6 @@
 //! Unlike `cgroups-rs`'s `FsManager`, `apply` works before any task was added, because `create`
 //! makes the directories itself.
 
-#[allow(unsafe_code)]
 mod bpf;
 pub mod dbus;
 pub mod devices;
