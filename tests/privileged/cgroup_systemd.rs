@@ -297,6 +297,34 @@ fn remove_slices(slice_path: &str) {
     }
 }
 
+/// `c` in a mount namespace of its own whose `/run` is a tmpfs, with `/run/systemd/system` (the
+/// mark runtimes take for "systemd is the init system") when `mark`, without it otherwise. The
+/// host's /run is not touched.
+pub fn with_run(c: &Command, mark: bool) -> Command {
+    let mut w = Command::new("unshare");
+    let mkdir = if mark {
+        " && mkdir -p /run/systemd/system"
+    } else {
+        ""
+    };
+    w.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs tmpfs /run{mkdir} && exec \"$0\" \"$@\""
+        ))
+        .arg(c.get_program())
+        .args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => w.env(k, v),
+            None => w.env_remove(k),
+        };
+    }
+    if let Some(d) = c.get_current_dir() {
+        w.current_dir(d);
+    }
+    w
+}
+
 fn ready() -> bool {
     root_ok()
         && can_run(
@@ -326,7 +354,7 @@ fn systemd_driver_makes_a_scope_applies_limits_and_stops_it() {
     let oci = |args: &[&str]| {
         let mut c = b.cmd(&["--systemd-cgroup"]);
         c.args(args).env("DBUS_SYSTEM_BUS_ADDRESS", mock.address());
-        captured(c)
+        captured(with_run(&c, true))
     };
     let o = oci(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
     assert!(
@@ -442,7 +470,7 @@ fn systemd_driver_without_a_bus_fails_clearly_and_leaves_nothing() {
         "DBUS_SYSTEM_BUS_ADDRESS",
         format!("unix:path={}", sock.display()),
     );
-    let o = captured(c);
+    let o = captured(with_run(&c, true));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
@@ -496,20 +524,15 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
         json!({"linux": {"cgroupsPath": format!("{slice}:ppr:{id}")}}),
     );
     let bundle = b.path().to_str().unwrap();
+    // Both only use systemd where /run/systemd/system exists: they run in a mount namespace
+    // of their own with a tmpfs on /run that has it (the host's /run is not touched).
     let with_bus = |mut c: Command| {
         c.env("DBUS_SYSTEM_BUS_ADDRESS", mock.address());
-        captured(c)
+        captured(with_run(&c, true))
     };
-    // runc only uses systemd where /run/systemd/system exists: it runs in a mount namespace
-    // of its own with a tmpfs on /run that has it (the host's /run is not touched).
     let runc_cmd = |args: &[&str]| {
-        let mut c = Command::new("unshare");
-        c.args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg("mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && exec \"$0\" \"$@\"")
-            .arg(&runc.bin)
-            .arg("--root")
-            .arg(runc.root.path())
-            .args(args);
+        let mut c = Command::new(&runc.bin);
+        c.arg("--root").arg(runc.root.path()).args(args);
         c
     };
     let o = with_bus(runc_cmd(&[
@@ -589,4 +612,65 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
     );
     assert_eq!(mock.calls("StopUnit").len(), 2);
     remove_slices(&slice_path);
+}
+
+/// Where systemd is not the init system (no `/run/systemd/system`, which the command gets by
+/// running with a fresh tmpfs on `/run` in a mount namespace of its own), runc 1.5.1 refuses
+/// `--systemd-cgroup` before anything else: peapod does the same, with the same exit status and
+/// its `--log` message ending with runc's, and leaves no state or cgroup.
+#[test]
+fn systemd_driver_without_systemd_is_refused_like_runc() {
+    if !root_ok() {
+        return;
+    }
+    let Some(runc) = crate::features_process::Runc::new() else {
+        return;
+    };
+    let id = unique("sdnone");
+    let slice = format!("ppsdx-{}.slice", std::process::id());
+    let b = Bundle::new(
+        &["true"],
+        json!({"linux": {"cgroupsPath": format!("{slice}:pp:{id}")}}),
+    );
+    let bundle = b.path().to_str().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let mut got = Vec::new();
+    for (name, bin, root) in [
+        ("runc", runc.bin.clone(), runc.root.path().to_path_buf()),
+        ("peapod", oci_bin(), b.state_root.clone()),
+    ] {
+        for verb in ["create", "run"] {
+            let log = logs.path().join(format!("{name}-{verb}.json"));
+            let mut c = Command::new(&bin);
+            c.arg("--root")
+                .arg(&root)
+                .arg("--log")
+                .arg(&log)
+                .args(["--log-format", "json", "--systemd-cgroup", verb])
+                .args(["-d"].iter().filter(|_| verb == "run"))
+                .args(["--bundle", bundle, &id]);
+            let o = captured(with_run(&c, false));
+            let msg = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v["level"] == "error")
+                .filter_map(|v| v["msg"].as_str().map(str::to_string))
+                .next_back()
+                .unwrap_or_default();
+            got.push((name, verb, o.status.code(), msg));
+        }
+    }
+    let want = "systemd not running on this host, cannot use systemd cgroups manager";
+    for (name, verb, code, msg) in &got {
+        assert_eq!(*code, Some(1), "{name} {verb}: {got:?}");
+        assert!(msg.ends_with(want), "{name} {verb}: {msg:?}");
+    }
+    assert_eq!(got[0].3, format!("runc create failed: {want}"));
+    assert_eq!(got[1].3, format!("runc run failed: {want}"));
+    assert!(!b.state_root.join(&id).exists(), "state left behind");
+    let cg = format!("{}/pp-{id}.scope", expand_slice(&slice).unwrap());
+    for root in hierarchy_roots() {
+        assert!(!root.join(cg.trim_start_matches('/')).exists());
+    }
 }

@@ -41,6 +41,26 @@ pub const UNIT_XATTR: &str = "trusted.peapod.systemd-unit";
 /// starts: `(cgroup path, token)`.
 static PENDING_CLAIMS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
+/// The directory systemd creates when it runs as the init system (sd_booted(3)); runc's
+/// `IsRunningSystemd` refuses the driver without it, before talking to any bus.
+pub const RUNNING_MARK: &str = "/run/systemd/system";
+/// runc 1.5.1's words when [`RUNNING_MARK`] is missing.
+pub const NOT_RUNNING: &str =
+    "systemd not running on this host, cannot use systemd cgroups manager";
+
+/// Refuses the driver, in runc's words, where systemd is not the init system.
+pub fn require_running() -> Result<()> {
+    require_running_at(Path::new(RUNNING_MARK))
+}
+
+fn require_running_at(mark: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(mark).is_ok_and(|m| m.is_dir()) {
+        Ok(())
+    } else {
+        Err(CgroupError::Systemd(NOT_RUNNING.to_string()))
+    }
+}
+
 /// runc's `ExpandSlice`: `a-b-c.slice` → `/a.slice/a-b.slice/a-b-c.slice`, `-.slice` → `/`.
 pub fn expand_slice(slice: &str) -> std::result::Result<String, String> {
     let invalid = || format!("invalid slice name: {slice}");
@@ -537,6 +557,23 @@ mod tests {
         );
         // The slice must expand to the parent path.
         assert_eq!(unit_of_path("/x/a-b.slice/n.scope"), None);
+    }
+
+    #[test]
+    fn no_systemd_is_refused_in_runcs_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join("system");
+        let err = require_running_at(&mark).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "systemd not running on this host, cannot use systemd cgroups manager"
+        );
+        // A file is not the mark either (runc wants a directory).
+        std::fs::write(&mark, "").unwrap();
+        assert!(require_running_at(&mark).is_err());
+        std::fs::remove_file(&mark).unwrap();
+        std::fs::create_dir(&mark).unwrap();
+        require_running_at(&mark).unwrap();
     }
 
     #[test]
