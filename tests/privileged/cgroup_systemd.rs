@@ -521,7 +521,14 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
     let slice_path = expand_slice(&slice).unwrap();
     let b = Bundle::new(
         &["sleep", "60"],
-        json!({"linux": {"cgroupsPath": format!("{slice}:ppr:{id}")}}),
+        json!({"linux": {
+            "cgroupsPath": format!("{slice}:ppr:{id}"),
+            "resources": {
+                "memory": {"limit": 67108864, "reservation": 33554432},
+                "pids": {"limit": 64},
+                "cpu": {"shares": 2048, "quota": 25000, "period": 100000},
+            },
+        }}),
     );
     let bundle = b.path().to_str().unwrap();
     // Both only use systemd where /run/systemd/system exists: they run in a mount namespace
@@ -561,6 +568,7 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
     );
     let runc_start = mock.calls("StartTransientUnit");
     assert_eq!(runc_start.len(), 1, "{runc_calls:?}");
+    let runc_set = mock.calls("SetUnitProperties");
 
     let o = with_bus(b.cmd(&["--systemd-cgroup", "run", "-d", "--bundle", bundle, &id]));
     assert!(
@@ -596,6 +604,40 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
             runc_props.get(&k),
             Some(&v),
             "{k}: runc sent {runc_props:?}"
+        );
+    }
+    // The limits peapod sets as unit properties (so that systemd keeps them), runc sets too,
+    // with the same values (runc sends them at the start and again in SetUnitProperties).
+    let ours: Vec<_> = mock.calls("SetUnitProperties")[runc_set.len()..].to_vec();
+    assert!(!ours.is_empty(), "peapod sets no unit properties");
+    let mut runc_all = runc_props.clone();
+    for call in &runc_set {
+        runc_all.extend(property_map(&call[2]));
+    }
+    let mut set_names = Vec::new();
+    for call in &ours {
+        assert_eq!(call[0], Value::Str(format!("ppr-{id}.scope")));
+        assert_eq!(call[1], Value::Bool(true), "runtime properties");
+        for (k, v) in property_map(&call[2]) {
+            assert_eq!(runc_all.get(&k), Some(&v), "{k}: runc set {runc_all:?}");
+            set_names.push(k);
+        }
+    }
+    let want: &[&str] = if cgroup_v2() {
+        &[
+            "CPUQuotaPerSecUSec",
+            "CPUWeight",
+            "MemoryLow",
+            "MemoryMax",
+            "TasksMax",
+        ]
+    } else {
+        &["CPUQuotaPerSecUSec", "CPUShares", "MemoryLimit", "TasksMax"]
+    };
+    for k in want {
+        assert!(
+            set_names.iter().any(|n| n == k),
+            "{k} not set: {set_names:?}"
         );
     }
     // The init's cgroup in the cgroup2 hierarchy is the same path.

@@ -243,6 +243,23 @@ fn remove_tree(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
+/// The limit files of a unit's cgroup.
+fn read_files(dir: &Path) -> Vec<(String, String)> {
+    [
+        "memory.max",
+        "memory.low",
+        "pids.max",
+        "cpu.weight",
+        "cpu.max",
+    ]
+    .iter()
+    .map(|f| {
+        let v = std::fs::read_to_string(dir.join(f)).unwrap();
+        (f.to_string(), v.trim().to_string())
+    })
+    .collect()
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -272,6 +289,16 @@ const PROPS: &[&str] = &[
     "DelegateControllers",
     "DefaultDependencies",
     "CollectMode",
+    "MemoryMax",
+    "TasksMax",
+    "CPUWeight",
+    "CPUQuotaPerSecUSec",
+    "CPUQuotaPeriodUSec",
+    "MemoryLow",
+    "MemoryAccounting",
+    "TasksAccounting",
+    "CPUAccounting",
+    "IOAccounting",
 ];
 
 /// runc 1.5.1 and peapod each create, inspect and delete a container with `--systemd-cgroup`
@@ -313,9 +340,9 @@ fn real_systemd_runs_peapod_and_runc_scopes_alike() {
             json!({"linux": {
                 "cgroupsPath": format!("{SLICE}:{prefix}:{id}"),
                 "resources": {
-                    "memory": {"limit": 67108864},
+                    "memory": {"limit": 67108864, "reservation": 33554432},
                     "pids": {"limit": 64},
-                    "cpu": {"shares": 2048},
+                    "cpu": {"shares": 2048, "quota": 25000, "period": 100000},
                 },
             }}),
         );
@@ -367,14 +394,13 @@ fn real_systemd_runs_peapod_and_runc_scopes_alike() {
         for v in props.values_mut() {
             *v = v.replace(prefix, "<prefix>").replace(&id, "<id>");
         }
-        let files = ["memory.max", "pids.max", "cpu.weight"]
-            .iter()
-            .map(|f| {
-                let v = std::fs::read_to_string(dir.join(f)).unwrap();
-                (f.to_string(), v.trim().to_string())
-            })
-            .collect();
+        let files = read_files(&dir);
         eprintln!("{name}: {props:?} {files:?}");
+        // systemd rewrites the unit's cgroup files from its properties (here on
+        // daemon-reload): the limits stay only where they are unit properties too.
+        let o = sd.run(&["systemctl", "daemon-reload"]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(read_files(&dir), files, "{name}: after daemon-reload");
         seen.push(Seen { props, files });
         // delete stops the unit: systemd forgets it and its cgroup goes.
         oci(&["delete", "--force", &id]);
@@ -409,13 +435,19 @@ fn real_systemd_runs_peapod_and_runc_scopes_alike() {
         seen[1].files,
         vec![
             ("memory.max".to_string(), "67108864".to_string()),
+            ("memory.low".to_string(), "33554432".to_string()),
             ("pids.max".to_string(), "64".to_string()),
             (
                 "cpu.weight".to_string(),
                 peapod_oci::cgroups::shares_to_weight(2048).to_string()
             ),
+            ("cpu.max".to_string(), "25000 100000".to_string()),
         ]
     );
     assert_eq!(seen[0], seen[1], "runc (left) and peapod (right) differ");
+    // Halting systemd and removing its subtree leaves nothing.
+    let cg = sd.cg.clone();
+    drop(sd);
+    assert!(!cg.exists(), "{} is left", cg.display());
     eprintln!("done after {:?}", started.elapsed());
 }

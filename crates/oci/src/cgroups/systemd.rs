@@ -216,6 +216,70 @@ fn wait_job(c: &mut Connection, job: &str) -> std::io::Result<Option<String>> {
     Ok(m.and_then(|m| m.body.get(3).and_then(Value::as_str).map(str::to_string)))
 }
 
+/// The unit properties for the limits in `r` that systemd manages on the unit's own cgroup,
+/// with runc 1.5.1's names, types and conversions (its `genV2ResourcesProperties` and
+/// `genV1ResourcesProperties`, device rules aside: peapod keeps its own device filter). -1 (and
+/// any negative limit) is `infinity` (`u64::MAX`).
+pub fn resource_properties(r: &LinuxResources, unified: bool) -> Result<Vec<Value>> {
+    let mut props = Vec::new();
+    let mut put = |name: &str, v: u64| props.push(Value::property(name, Value::U64(v)));
+    let max = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
+    if let Some(m) = r.memory() {
+        if let Some(limit) = m.limit().filter(|l| *l != 0) {
+            put(
+                if unified { "MemoryMax" } else { "MemoryLimit" },
+                max(limit),
+            );
+        }
+        if unified {
+            if let Some(low) = m.reservation().filter(|l| *l != 0) {
+                put("MemoryLow", max(low));
+            }
+            if let Some(swap) = super::swap_to_v2(m.swap(), m.limit())?.filter(|s| *s != 0) {
+                put("MemorySwapMax", max(swap));
+            }
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(shares) = c.shares().filter(|s| *s != 0) {
+            if unified {
+                put("CPUWeight", super::shares_to_weight(shares));
+            } else {
+                put("CPUShares", shares);
+            }
+        }
+        let quota = c.quota().unwrap_or(0);
+        let period = c.period().unwrap_or(0);
+        if period != 0 {
+            put("CPUQuotaPeriodUSec", period);
+        }
+        if quota != 0 || period != 0 {
+            // systemd's CPUQuota is per second, in steps of 10 ms (rounded up).
+            let mut per_sec = u64::MAX;
+            if quota > 0 {
+                let period = if period == 0 { 100_000 } else { period };
+                per_sec = (quota as u64).saturating_mul(1_000_000) / period;
+                if per_sec % 10_000 != 0 {
+                    per_sec = (per_sec / 10_000 + 1) * 10_000;
+                }
+            }
+            put("CPUQuotaPerSecUSec", per_sec);
+        }
+    }
+    if !unified
+        && let Some(weight) = r.block_io().as_ref().and_then(|b| b.weight())
+        && weight != 0
+    {
+        put("BlockIOWeight", u64::from(weight));
+    }
+    if let Some(p) = r.pids()
+        && (p.limit() > 0 || p.limit() == -1)
+    {
+        put("TasksMax", max(p.limit()));
+    }
+    Ok(props)
+}
+
 /// A container cgroup that is a systemd scope unit.
 #[derive(Debug)]
 pub struct SystemdManager {
@@ -256,7 +320,7 @@ impl SystemdManager {
         };
         let mut c = connect()?;
         subscribe(&mut c).map_err(|e| err(e.to_string()))?;
-        let props = vec![
+        let mut props = vec![
             Value::property(
                 "Description",
                 Value::Str(format!("peapod container {}", self.unit.name)),
@@ -274,6 +338,10 @@ impl SystemdManager {
             Value::property("CPUAccounting", Value::Bool(true)),
             Value::property("TasksAccounting", Value::Bool(true)),
         ];
+        if self.fs.is_unified() {
+            // runc's v2 manager also asks for io accounting (its v1 one for none).
+            props.push(Value::property("IOAccounting", Value::Bool(true)));
+        }
         let reply = c
             .call(manager_call(
                 "StartTransientUnit",
@@ -309,6 +377,23 @@ impl SystemdManager {
                 JOB_TIMEOUT.as_secs()
             ))),
         }
+    }
+
+    /// `SetUnitProperties(unit, runtime, props)`.
+    fn set_properties(&self, props: Vec<Value>) -> Result<()> {
+        let mut c = connect()?;
+        c.call(manager_call(
+            "SetUnitProperties",
+            vec![
+                Value::Str(self.unit.name.clone()),
+                Value::Bool(true),
+                Value::Array("(sv)".into(), props),
+            ],
+        ))
+        .map_err(|e| {
+            CgroupError::Systemd(format!("set properties of unit `{}`: {e}", self.unit.name))
+        })?;
+        Ok(())
     }
 
     /// `StopUnit` and wait for its job; a unit systemd no longer knows is stopped already.
@@ -407,7 +492,20 @@ impl CgroupManager for SystemdManager {
         }
         Ok(())
     }
+    /// Sets the limits systemd keeps as unit properties on the unit first (it rewrites the
+    /// unit's cgroup files from them, e.g. on `daemon-reload`), then writes every limit to the
+    /// cgroup files as the cgroupfs driver does. A refused property only warns: the files still
+    /// hold the limit.
     fn apply(&self, resources: &LinuxResources) -> Result<()> {
+        let props = resource_properties(resources, self.fs.is_unified())?;
+        if !props.is_empty()
+            && let Err(e) = self.set_properties(props)
+        {
+            log::warn!(
+                "cgroups: {e}; the limits are only in the cgroup files, where systemd may reset \
+                 them"
+            );
+        }
         self.fs.apply(resources)
     }
     fn freeze(&self) -> Result<()> {
