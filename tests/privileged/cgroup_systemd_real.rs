@@ -360,6 +360,7 @@ fn real_systemd_runs_peapod_and_runc_scopes_alike() {
         let unit = format!("{prefix}-{id}.scope");
         let cg_path = format!("{slice_path}/{unit}");
         oci(&["run", "-d", "--bundle", bundle, &id]);
+        eprintln!("{name}: running after {:?}", started.elapsed());
         let dir = sd.host_path(&cg_path);
         // The container's init is in the unit's cgroup.
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
@@ -386,8 +387,6 @@ fn real_systemd_runs_peapod_and_runc_scopes_alike() {
         );
         assert_eq!(stats["data"]["pids"]["limit"], 64, "{name}: {stats}");
         // The unit as systemd sees it.
-        let status = sd.run(&["systemctl", "status", "--no-pager", &unit]);
-        assert!(status.status.success(), "{name}: {}", text(&status));
         let mut props = sd.show(&unit, PROPS);
         assert_eq!(props["ActiveState"], "active", "{name}: {props:?}");
         assert_eq!(props["ControlGroup"], cg_path, "{name}: {props:?}");
@@ -396,13 +395,37 @@ fn real_systemd_runs_peapod_and_runc_scopes_alike() {
         }
         let files = read_files(&dir);
         eprintln!("{name}: {props:?} {files:?}");
-        // systemd rewrites the unit's cgroup files from its properties (here on
-        // daemon-reload): the limits stay only where they are unit properties too.
+        // update changes the unit's properties as well as the files. systemd rewrites the
+        // unit's cgroup files from its properties (here on daemon-reload): the limits stay
+        // only where they are unit properties too.
+        eprintln!("{name}: checked after {:?}", started.elapsed());
+        oci(&["update", "--memory", "134217728", "--pids-limit", "32", &id]);
         let o = sd.run(&["systemctl", "daemon-reload"]);
         assert!(o.status.success(), "{}", text(&o));
-        assert_eq!(read_files(&dir), files, "{name}: after daemon-reload");
+        let updated = sd.show(&unit, &["MemoryMax", "TasksMax"]);
+        let mut want = files.clone();
+        want[0].1 = "134217728".into();
+        want[2].1 = "32".into();
+        assert_eq!(
+            read_files(&dir),
+            want,
+            "{name}: after update and daemon-reload ({updated:?})"
+        );
+        eprintln!("{name}: updated after {:?}", started.elapsed());
+        assert_eq!(updated["MemoryMax"], "134217728", "{name}");
+        assert_eq!(updated["TasksMax"], "32", "{name}");
+        // exec joins the unit's cgroup; pause and resume freeze and thaw it.
+        oci(&["exec", "-d", &id, "sleep", "600"]);
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        assert_eq!(procs.lines().count(), 2, "{name}: after exec: {procs:?}");
+        for (verb, frozen) in [("pause", "frozen 1"), ("resume", "frozen 0")] {
+            oci(&[verb, &id]);
+            let events = std::fs::read_to_string(dir.join("cgroup.events")).unwrap();
+            assert!(events.contains(frozen), "{name} {verb}: {events}");
+        }
         seen.push(Seen { props, files });
         // delete stops the unit: systemd forgets it and its cgroup goes.
+        eprintln!("{name}: exec/pause/resume after {:?}", started.elapsed());
         oci(&["delete", "--force", &id]);
         let gone = || {
             let o = sd.run(&[
@@ -430,6 +453,7 @@ fn real_systemd_runs_peapod_and_runc_scopes_alike() {
         assert_eq!(status.status.code(), Some(4), "{name}: {}", text(&status));
         assert!(!dir.exists(), "{name}: {} is left", dir.display());
         assert!(!b.state_root.join(&id).exists() || name == "runc");
+        eprintln!("{name}: gone after {:?}", started.elapsed());
     }
     assert_eq!(
         seen[1].files,

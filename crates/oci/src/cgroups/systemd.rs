@@ -658,6 +658,74 @@ mod tests {
     }
 
     #[test]
+    fn limits_become_runcs_unit_properties() {
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 67108864, "reservation": 1048576, "swap": 134217728},
+            "cpu": {"shares": 2048, "quota": 25001, "period": 100000},
+            "pids": {"limit": -1},
+            "blockIO": {"weight": 500},
+        }))
+        .unwrap();
+        let names = |props: Vec<Value>| -> Vec<(String, u64)> {
+            props
+                .into_iter()
+                .map(|p| match p {
+                    Value::Struct(f) => match (&f[0], &f[1]) {
+                        (Value::Str(k), Value::Variant(v)) => match **v {
+                            Value::U64(n) => (k.clone(), n),
+                            ref other => panic!("{k}: {other:?}"),
+                        },
+                        other => panic!("{other:?}"),
+                    },
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(
+            names(resource_properties(&r, true).unwrap()),
+            [
+                ("MemoryMax", 67108864),
+                ("MemoryLow", 1048576),
+                ("MemorySwapMax", 67108864),
+                ("CPUWeight", super::super::shares_to_weight(2048)),
+                ("CPUQuotaPeriodUSec", 100000),
+                // 250010 µs per second, rounded up to 10 ms.
+                ("CPUQuotaPerSecUSec", 260000),
+                ("TasksMax", u64::MAX),
+            ]
+            .map(|(k, v)| (k.to_string(), v))
+        );
+        assert_eq!(
+            names(resource_properties(&r, false).unwrap()),
+            [
+                ("MemoryLimit", 67108864),
+                ("CPUShares", 2048),
+                ("CPUQuotaPeriodUSec", 100000),
+                ("CPUQuotaPerSecUSec", 260000),
+                ("BlockIOWeight", 500),
+                ("TasksMax", u64::MAX),
+            ]
+            .map(|(k, v)| (k.to_string(), v))
+        );
+        // Nothing set, nothing sent; a period alone is "no quota".
+        assert!(
+            resource_properties(&LinuxResources::default(), true)
+                .unwrap()
+                .is_empty()
+        );
+        let r: LinuxResources =
+            serde_json::from_value(serde_json::json!({"cpu": {"period": 50000}})).unwrap();
+        assert_eq!(
+            names(resource_properties(&r, true).unwrap()),
+            [
+                ("CPUQuotaPeriodUSec", 50000),
+                ("CPUQuotaPerSecUSec", u64::MAX)
+            ]
+            .map(|(k, v)| (k.to_string(), v))
+        );
+    }
+
+    #[test]
     fn no_systemd_is_refused_in_runcs_words() {
         let dir = tempfile::tempdir().unwrap();
         let mark = dir.path().join("system");
