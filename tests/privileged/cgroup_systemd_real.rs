@@ -232,6 +232,15 @@ impl Drop for RealSystemd {
     }
 }
 
+/// Runs its closure when dropped (also while a failed assertion unwinds).
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)()
+    }
+}
+
 fn remove_tree(dir: &Path) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
@@ -357,6 +366,20 @@ fn real_systemd_runs_peapod_and_runc_scopes_alike() {
             assert!(o.status.success(), "{name} {args:?}: {}", text(&o));
             o
         };
+        // On failure, delete the container inside the namespaces and drop its state, before
+        // `Bundle` and `Runc` would try `delete --force` from outside (where its PIDs mean
+        // other processes).
+        let _cleanup = OnDrop(|| {
+            let (mut c, state) = match name {
+                "runc" => (runc.cmd(&[]), runc.root.path().join(&id)),
+                _ => (b.cmd(&[]), b.state_root.join(&id)),
+            };
+            c.args(["--systemd-cgroup", "delete", "--force", &id]);
+            if state.exists() {
+                let _ = captured(sd.enter(&c));
+                let _ = std::fs::remove_dir_all(&state);
+            }
+        });
         let unit = format!("{prefix}-{id}.scope");
         let cg_path = format!("{slice_path}/{unit}");
         oci(&["run", "-d", "--bundle", bundle, &id]);

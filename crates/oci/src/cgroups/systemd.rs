@@ -11,10 +11,12 @@
 //!   the job's `JobRemoved`.
 //!   On v1 and hybrid hosts the driver then joins the v1 controllers at the same path itself,
 //!   as runc does.
-//! * Limits are written to the cgroupfs files of the unit's cgroup (delegated to it), not sent
-//!   as unit properties: this validates and applies the whole OCI resource set exactly as the
-//!   cgroupfs driver does (systemd has no property for many of them, and runc also writes the
-//!   files after setting the properties it can).
+//! * The driver is refused, in runc's words, where `/run/systemd/system` is missing.
+//! * Limits systemd has a property for are set on the unit (`SetUnitProperties`, runc's names
+//!   and conversions: [`resource_properties`]), because systemd rewrites the unit's cgroup files
+//!   from its properties (e.g. on `daemon-reload`); then the whole OCI resource set is written to
+//!   the cgroupfs files of the unit's cgroup exactly as the cgroupfs driver does (systemd has no
+//!   property for many of them, and runc also writes the files after setting the properties).
 //! * `remove` stops the unit (`StopUnit`) and removes what is left.
 
 use std::os::fd::OwnedFd;
