@@ -7,7 +7,7 @@
 //! `JobRemoved(.., "done")`; on `StopUnit` it kills what is left in the directory and removes it.
 //! peapod is pointed at the bus with `DBUS_SYSTEM_BUS_ADDRESS`; runc 1.5.1 is run against the same
 //! mock for comparison. What real systemd adds (its own controller setup, applying properties,
-//! unit garbage collection) is covered by `cgroup_systemd_real` (pure cgroup v2 only). The
+//! unit garbage collection) is covered by `cgroup_systemd_real`. The
 //! runtimes get `/run/systemd/system` (which they check for systemd) in a mount namespace of
 //! their own (`with_run`).
 
