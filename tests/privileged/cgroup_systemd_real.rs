@@ -138,7 +138,7 @@ impl RealSystemd {
         }
         std::fs::write(
             units.join("peapod-test.target"),
-            "[Unit]\nDescription=peapod test\nWants=dbus.socket dbus.service\n\
+            "[Unit]\nDescription=peapod test\nDefaultDependencies=no\nWants=dbus.socket dbus.service\n\
              After=dbus.socket dbus.service\n",
         )
         .unwrap();
