@@ -7,7 +7,9 @@
 //! `JobRemoved(.., "done")`; on `StopUnit` it kills what is left in the directory and removes it.
 //! peapod is pointed at the bus with `DBUS_SYSTEM_BUS_ADDRESS`; runc 1.5.1 is run against the same
 //! mock for comparison. What real systemd adds (its own controller setup, applying properties,
-//! unit garbage collection) is not covered here.
+//! unit garbage collection) is covered by `cgroup_systemd_real`. The
+//! runtimes get `/run/systemd/system` (which they check for systemd) in a mount namespace of
+//! their own (`with_run`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -297,6 +299,34 @@ fn remove_slices(slice_path: &str) {
     }
 }
 
+/// `c` in a mount namespace of its own whose `/run` is a tmpfs, with `/run/systemd/system` (the
+/// mark runtimes take for "systemd is the init system") when `mark`, without it otherwise. The
+/// host's /run is not touched.
+pub fn with_run(c: &Command, mark: bool) -> Command {
+    let mut w = Command::new("unshare");
+    let mkdir = if mark {
+        " && mkdir -p /run/systemd/system"
+    } else {
+        ""
+    };
+    w.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs tmpfs /run{mkdir} && exec \"$0\" \"$@\""
+        ))
+        .arg(c.get_program())
+        .args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => w.env(k, v),
+            None => w.env_remove(k),
+        };
+    }
+    if let Some(d) = c.get_current_dir() {
+        w.current_dir(d);
+    }
+    w
+}
+
 fn ready() -> bool {
     root_ok()
         && can_run(
@@ -326,7 +356,7 @@ fn systemd_driver_makes_a_scope_applies_limits_and_stops_it() {
     let oci = |args: &[&str]| {
         let mut c = b.cmd(&["--systemd-cgroup"]);
         c.args(args).env("DBUS_SYSTEM_BUS_ADDRESS", mock.address());
-        captured(c)
+        captured(with_run(&c, true))
     };
     let o = oci(&["run", "-d", "--bundle", b.path().to_str().unwrap(), &id]);
     assert!(
@@ -442,7 +472,7 @@ fn systemd_driver_without_a_bus_fails_clearly_and_leaves_nothing() {
         "DBUS_SYSTEM_BUS_ADDRESS",
         format!("unix:path={}", sock.display()),
     );
-    let o = captured(c);
+    let o = captured(with_run(&c, true));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
@@ -493,23 +523,25 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
     let slice_path = expand_slice(&slice).unwrap();
     let b = Bundle::new(
         &["sleep", "60"],
-        json!({"linux": {"cgroupsPath": format!("{slice}:ppr:{id}")}}),
+        json!({"linux": {
+            "cgroupsPath": format!("{slice}:ppr:{id}"),
+            "resources": {
+                "memory": {"limit": 67108864, "reservation": 33554432},
+                "pids": {"limit": 64},
+                "cpu": {"shares": 2048, "quota": 25000, "period": 100000},
+            },
+        }}),
     );
     let bundle = b.path().to_str().unwrap();
+    // Both only use systemd where /run/systemd/system exists: they run in a mount namespace
+    // of their own with a tmpfs on /run that has it (the host's /run is not touched).
     let with_bus = |mut c: Command| {
         c.env("DBUS_SYSTEM_BUS_ADDRESS", mock.address());
-        captured(c)
+        captured(with_run(&c, true))
     };
-    // runc only uses systemd where /run/systemd/system exists: it runs in a mount namespace
-    // of its own with a tmpfs on /run that has it (the host's /run is not touched).
     let runc_cmd = |args: &[&str]| {
-        let mut c = Command::new("unshare");
-        c.args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg("mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && exec \"$0\" \"$@\"")
-            .arg(&runc.bin)
-            .arg("--root")
-            .arg(runc.root.path())
-            .args(args);
+        let mut c = Command::new(&runc.bin);
+        c.arg("--root").arg(runc.root.path()).args(args);
         c
     };
     let o = with_bus(runc_cmd(&[
@@ -538,6 +570,7 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
     );
     let runc_start = mock.calls("StartTransientUnit");
     assert_eq!(runc_start.len(), 1, "{runc_calls:?}");
+    let runc_set = mock.calls("SetUnitProperties");
 
     let o = with_bus(b.cmd(&["--systemd-cgroup", "run", "-d", "--bundle", bundle, &id]));
     assert!(
@@ -575,6 +608,40 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
             "{k}: runc sent {runc_props:?}"
         );
     }
+    // The limits peapod sets as unit properties (so that systemd keeps them), runc sets too,
+    // with the same values (runc sends them at the start and again in SetUnitProperties).
+    let ours: Vec<_> = mock.calls("SetUnitProperties")[runc_set.len()..].to_vec();
+    assert!(!ours.is_empty(), "peapod sets no unit properties");
+    let mut runc_all = runc_props.clone();
+    for call in &runc_set {
+        runc_all.extend(property_map(&call[2]));
+    }
+    let mut set_names = Vec::new();
+    for call in &ours {
+        assert_eq!(call[0], Value::Str(format!("ppr-{id}.scope")));
+        assert_eq!(call[1], Value::Bool(true), "runtime properties");
+        for (k, v) in property_map(&call[2]) {
+            assert_eq!(runc_all.get(&k), Some(&v), "{k}: runc set {runc_all:?}");
+            set_names.push(k);
+        }
+    }
+    let want: &[&str] = if cgroup_v2() {
+        &[
+            "CPUQuotaPerSecUSec",
+            "CPUWeight",
+            "MemoryLow",
+            "MemoryMax",
+            "TasksMax",
+        ]
+    } else {
+        &["CPUQuotaPerSecUSec", "CPUShares", "MemoryLimit", "TasksMax"]
+    };
+    for k in want {
+        assert!(
+            set_names.iter().any(|n| n == k),
+            "{k} not set: {set_names:?}"
+        );
+    }
     // The init's cgroup in the cgroup2 hierarchy is the same path.
     let v2_line = |text: &str| {
         text.lines()
@@ -589,4 +656,65 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
     );
     assert_eq!(mock.calls("StopUnit").len(), 2);
     remove_slices(&slice_path);
+}
+
+/// Where systemd is not the init system (no `/run/systemd/system`, which the command gets by
+/// running with a fresh tmpfs on `/run` in a mount namespace of its own), runc 1.5.1 refuses
+/// `--systemd-cgroup` before anything else: peapod does the same, with the same exit status and
+/// its `--log` message ending with runc's, and leaves no state or cgroup.
+#[test]
+fn systemd_driver_without_systemd_is_refused_like_runc() {
+    if !root_ok() {
+        return;
+    }
+    let Some(runc) = crate::features_process::Runc::new() else {
+        return;
+    };
+    let id = unique("sdnone");
+    let slice = format!("ppsdx-{}.slice", std::process::id());
+    let b = Bundle::new(
+        &["true"],
+        json!({"linux": {"cgroupsPath": format!("{slice}:pp:{id}")}}),
+    );
+    let bundle = b.path().to_str().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let mut got = Vec::new();
+    for (name, bin, root) in [
+        ("runc", runc.bin.clone(), runc.root.path().to_path_buf()),
+        ("peapod", oci_bin(), b.state_root.clone()),
+    ] {
+        for verb in ["create", "run"] {
+            let log = logs.path().join(format!("{name}-{verb}.json"));
+            let mut c = Command::new(&bin);
+            c.arg("--root")
+                .arg(&root)
+                .arg("--log")
+                .arg(&log)
+                .args(["--log-format", "json", "--systemd-cgroup", verb])
+                .args(["-d"].iter().filter(|_| verb == "run"))
+                .args(["--bundle", bundle, &id]);
+            let o = captured(with_run(&c, false));
+            let msg = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|v| v["level"] == "error")
+                .filter_map(|v| v["msg"].as_str().map(str::to_string))
+                .next_back()
+                .unwrap_or_default();
+            got.push((name, verb, o.status.code(), msg));
+        }
+    }
+    let want = "systemd not running on this host, cannot use systemd cgroups manager";
+    for (name, verb, code, msg) in &got {
+        assert_eq!(*code, Some(1), "{name} {verb}: {got:?}");
+        assert!(msg.ends_with(want), "{name} {verb}: {msg:?}");
+    }
+    assert_eq!(got[0].3, format!("runc create failed: {want}"));
+    assert_eq!(got[1].3, format!("runc run failed: {want}"));
+    assert!(!b.state_root.join(&id).exists(), "state left behind");
+    let cg = format!("{}/pp-{id}.scope", expand_slice(&slice).unwrap());
+    for root in hierarchy_roots() {
+        assert!(!root.join(cg.trim_start_matches('/')).exists());
+    }
 }

@@ -4,6 +4,7 @@
 mod cgroup;
 mod cgroup_parity;
 mod cgroup_systemd;
+mod cgroup_systemd_real;
 mod clients;
 mod common;
 mod core;

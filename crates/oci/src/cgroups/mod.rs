@@ -462,12 +462,18 @@ pub fn manager_for(
     cgroups_path: Option<&str>,
     container_id: &str,
 ) -> Result<Box<dyn CgroupManager>> {
+    // runc checks that systemd runs whenever it makes a systemd manager (after parsing the
+    // cgroupsPath, which its spec conversion does first).
     if systemd_driver() && !cgroups_path.is_some_and(|p| p.starts_with('/')) {
         let unit = systemd::parse(cgroups_path, container_id)?;
+        systemd::require_running()?;
         return Ok(Box::new(SystemdManager::new(setup, unit)));
     }
     if let Some(unit) = cgroups_path.and_then(systemd::unit_of_path) {
         let m = SystemdManager::new(setup, unit);
+        if systemd_driver() {
+            systemd::require_running()?;
+        }
         if systemd_driver() || m.marked_dir() {
             return Ok(Box::new(m));
         }

@@ -11,10 +11,12 @@
 //!   the job's `JobRemoved`.
 //!   On v1 and hybrid hosts the driver then joins the v1 controllers at the same path itself,
 //!   as runc does.
-//! * Limits are written to the cgroupfs files of the unit's cgroup (delegated to it), not sent
-//!   as unit properties: this validates and applies the whole OCI resource set exactly as the
-//!   cgroupfs driver does (systemd has no property for many of them, and runc also writes the
-//!   files after setting the properties it can).
+//! * The driver is refused, in runc's words, where `/run/systemd/system` is missing.
+//! * Limits systemd has a property for are set on the unit (`SetUnitProperties`, runc's names
+//!   and conversions: [`resource_properties`]), because systemd rewrites the unit's cgroup files
+//!   from its properties (e.g. on `daemon-reload`); then the whole OCI resource set is written to
+//!   the cgroupfs files of the unit's cgroup exactly as the cgroupfs driver does (systemd has no
+//!   property for many of them, and runc also writes the files after setting the properties).
 //! * `remove` stops the unit (`StopUnit`) and removes what is left.
 
 use std::os::fd::OwnedFd;
@@ -40,6 +42,26 @@ pub const UNIT_XATTR: &str = "trusted.peapod.systemd-unit";
 /// Owner marks asked for before the unit (and so its directory) existed, written when the unit
 /// starts: `(cgroup path, token)`.
 static PENDING_CLAIMS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// The directory systemd creates when it runs as the init system (sd_booted(3)); runc's
+/// `IsRunningSystemd` refuses the driver without it, before talking to any bus.
+pub const RUNNING_MARK: &str = "/run/systemd/system";
+/// runc 1.5.1's words when [`RUNNING_MARK`] is missing.
+pub const NOT_RUNNING: &str =
+    "systemd not running on this host, cannot use systemd cgroups manager";
+
+/// Refuses the driver, in runc's words, where systemd is not the init system.
+pub fn require_running() -> Result<()> {
+    require_running_at(Path::new(RUNNING_MARK))
+}
+
+fn require_running_at(mark: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(mark).is_ok_and(|m| m.is_dir()) {
+        Ok(())
+    } else {
+        Err(CgroupError::Systemd(NOT_RUNNING.to_string()))
+    }
+}
 
 /// runc's `ExpandSlice`: `a-b-c.slice` → `/a.slice/a-b.slice/a-b-c.slice`, `-.slice` → `/`.
 pub fn expand_slice(slice: &str) -> std::result::Result<String, String> {
@@ -196,6 +218,70 @@ fn wait_job(c: &mut Connection, job: &str) -> std::io::Result<Option<String>> {
     Ok(m.and_then(|m| m.body.get(3).and_then(Value::as_str).map(str::to_string)))
 }
 
+/// The unit properties for the limits in `r` that systemd manages on the unit's own cgroup,
+/// with runc 1.5.1's names, types and conversions (its `genV2ResourcesProperties` and
+/// `genV1ResourcesProperties`, device rules aside: peapod keeps its own device filter). -1 (and
+/// any negative limit) is `infinity` (`u64::MAX`).
+pub fn resource_properties(r: &LinuxResources, unified: bool) -> Result<Vec<Value>> {
+    let mut props = Vec::new();
+    let mut put = |name: &str, v: u64| props.push(Value::property(name, Value::U64(v)));
+    let max = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
+    if let Some(m) = r.memory() {
+        if let Some(limit) = m.limit().filter(|l| *l != 0) {
+            put(
+                if unified { "MemoryMax" } else { "MemoryLimit" },
+                max(limit),
+            );
+        }
+        if unified {
+            if let Some(low) = m.reservation().filter(|l| *l != 0) {
+                put("MemoryLow", max(low));
+            }
+            if let Some(swap) = super::swap_to_v2(m.swap(), m.limit())?.filter(|s| *s != 0) {
+                put("MemorySwapMax", max(swap));
+            }
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let Some(shares) = c.shares().filter(|s| *s != 0) {
+            if unified {
+                put("CPUWeight", super::shares_to_weight(shares));
+            } else {
+                put("CPUShares", shares);
+            }
+        }
+        let quota = c.quota().unwrap_or(0);
+        let period = c.period().unwrap_or(0);
+        if period != 0 {
+            put("CPUQuotaPeriodUSec", period);
+        }
+        if quota != 0 || period != 0 {
+            // systemd's CPUQuota is per second, in steps of 10 ms (rounded up).
+            let mut per_sec = u64::MAX;
+            if quota > 0 {
+                let period = if period == 0 { 100_000 } else { period };
+                per_sec = (quota as u64).saturating_mul(1_000_000) / period;
+                if per_sec % 10_000 != 0 {
+                    per_sec = (per_sec / 10_000 + 1) * 10_000;
+                }
+            }
+            put("CPUQuotaPerSecUSec", per_sec);
+        }
+    }
+    if !unified
+        && let Some(weight) = r.block_io().as_ref().and_then(|b| b.weight())
+        && weight != 0
+    {
+        put("BlockIOWeight", u64::from(weight));
+    }
+    if let Some(p) = r.pids()
+        && (p.limit() > 0 || p.limit() == -1)
+    {
+        put("TasksMax", max(p.limit()));
+    }
+    Ok(props)
+}
+
 /// A container cgroup that is a systemd scope unit.
 #[derive(Debug)]
 pub struct SystemdManager {
@@ -236,7 +322,7 @@ impl SystemdManager {
         };
         let mut c = connect()?;
         subscribe(&mut c).map_err(|e| err(e.to_string()))?;
-        let props = vec![
+        let mut props = vec![
             Value::property(
                 "Description",
                 Value::Str(format!("peapod container {}", self.unit.name)),
@@ -254,6 +340,10 @@ impl SystemdManager {
             Value::property("CPUAccounting", Value::Bool(true)),
             Value::property("TasksAccounting", Value::Bool(true)),
         ];
+        if self.fs.is_unified() {
+            // runc's v2 manager also asks for io accounting (its v1 one for none).
+            props.push(Value::property("IOAccounting", Value::Bool(true)));
+        }
         let reply = c
             .call(manager_call(
                 "StartTransientUnit",
@@ -289,6 +379,23 @@ impl SystemdManager {
                 JOB_TIMEOUT.as_secs()
             ))),
         }
+    }
+
+    /// `SetUnitProperties(unit, runtime, props)`.
+    fn set_properties(&self, props: Vec<Value>) -> Result<()> {
+        let mut c = connect()?;
+        c.call(manager_call(
+            "SetUnitProperties",
+            vec![
+                Value::Str(self.unit.name.clone()),
+                Value::Bool(true),
+                Value::Array("(sv)".into(), props),
+            ],
+        ))
+        .map_err(|e| {
+            CgroupError::Systemd(format!("set properties of unit `{}`: {e}", self.unit.name))
+        })?;
+        Ok(())
     }
 
     /// `StopUnit` and wait for its job; a unit systemd no longer knows is stopped already.
@@ -387,7 +494,20 @@ impl CgroupManager for SystemdManager {
         }
         Ok(())
     }
+    /// Sets the limits systemd keeps as unit properties on the unit first (it rewrites the
+    /// unit's cgroup files from them, e.g. on `daemon-reload`), then writes every limit to the
+    /// cgroup files as the cgroupfs driver does. A refused property only warns: the files still
+    /// hold the limit.
     fn apply(&self, resources: &LinuxResources) -> Result<()> {
+        let props = resource_properties(resources, self.fs.is_unified())?;
+        if !props.is_empty()
+            && let Err(e) = self.set_properties(props)
+        {
+            log::warn!(
+                "cgroups: {e}; the limits are only in the cgroup files, where systemd may reset \
+                 them"
+            );
+        }
         self.fs.apply(resources)
     }
     fn freeze(&self) -> Result<()> {
@@ -537,6 +657,91 @@ mod tests {
         );
         // The slice must expand to the parent path.
         assert_eq!(unit_of_path("/x/a-b.slice/n.scope"), None);
+    }
+
+    #[test]
+    fn limits_become_runcs_unit_properties() {
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 67108864, "reservation": 1048576, "swap": 134217728},
+            "cpu": {"shares": 2048, "quota": 25001, "period": 100000},
+            "pids": {"limit": -1},
+            "blockIO": {"weight": 500},
+        }))
+        .unwrap();
+        let names = |props: Vec<Value>| -> Vec<(String, u64)> {
+            props
+                .into_iter()
+                .map(|p| match p {
+                    Value::Struct(f) => match (&f[0], &f[1]) {
+                        (Value::Str(k), Value::Variant(v)) => match **v {
+                            Value::U64(n) => (k.clone(), n),
+                            ref other => panic!("{k}: {other:?}"),
+                        },
+                        other => panic!("{other:?}"),
+                    },
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(
+            names(resource_properties(&r, true).unwrap()),
+            [
+                ("MemoryMax", 67108864),
+                ("MemoryLow", 1048576),
+                ("MemorySwapMax", 67108864),
+                ("CPUWeight", super::super::shares_to_weight(2048)),
+                ("CPUQuotaPeriodUSec", 100000),
+                // 250010 µs per second, rounded up to 10 ms.
+                ("CPUQuotaPerSecUSec", 260000),
+                ("TasksMax", u64::MAX),
+            ]
+            .map(|(k, v)| (k.to_string(), v))
+        );
+        assert_eq!(
+            names(resource_properties(&r, false).unwrap()),
+            [
+                ("MemoryLimit", 67108864),
+                ("CPUShares", 2048),
+                ("CPUQuotaPeriodUSec", 100000),
+                ("CPUQuotaPerSecUSec", 260000),
+                ("BlockIOWeight", 500),
+                ("TasksMax", u64::MAX),
+            ]
+            .map(|(k, v)| (k.to_string(), v))
+        );
+        // Nothing set, nothing sent; a period alone is "no quota".
+        assert!(
+            resource_properties(&LinuxResources::default(), true)
+                .unwrap()
+                .is_empty()
+        );
+        let r: LinuxResources =
+            serde_json::from_value(serde_json::json!({"cpu": {"period": 50000}})).unwrap();
+        assert_eq!(
+            names(resource_properties(&r, true).unwrap()),
+            [
+                ("CPUQuotaPeriodUSec", 50000),
+                ("CPUQuotaPerSecUSec", u64::MAX)
+            ]
+            .map(|(k, v)| (k.to_string(), v))
+        );
+    }
+
+    #[test]
+    fn no_systemd_is_refused_in_runcs_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join("system");
+        let err = require_running_at(&mark).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "systemd not running on this host, cannot use systemd cgroups manager"
+        );
+        // A file is not the mark either (runc wants a directory).
+        std::fs::write(&mark, "").unwrap();
+        assert!(require_running_at(&mark).is_err());
+        std::fs::remove_file(&mark).unwrap();
+        std::fs::create_dir(&mark).unwrap();
+        require_running_at(&mark).unwrap();
     }
 
     #[test]
