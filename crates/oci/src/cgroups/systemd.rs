@@ -393,7 +393,10 @@ impl SystemdManager {
             ],
         ))
         .map_err(|e| {
-            CgroupError::Systemd(format!("set properties of unit `{}`: {e}", self.unit.name))
+            CgroupError::Systemd(format!(
+                "unable to set unit properties of `{}`: {e}",
+                self.unit.name
+            ))
         })?;
         Ok(())
     }
@@ -496,17 +499,12 @@ impl CgroupManager for SystemdManager {
     }
     /// Sets the limits systemd keeps as unit properties on the unit first (it rewrites the
     /// unit's cgroup files from them, e.g. on `daemon-reload`), then writes every limit to the
-    /// cgroup files as the cgroupfs driver does. A refused property only warns: the files still
-    /// hold the limit.
+    /// cgroup files as the cgroupfs driver does. A refused property fails the call, as in runc
+    /// ("unable to set unit properties"): a limit systemd does not hold would be reset by it.
     fn apply(&self, resources: &LinuxResources) -> Result<()> {
         let props = resource_properties(resources, self.fs.is_unified())?;
-        if !props.is_empty()
-            && let Err(e) = self.set_properties(props)
-        {
-            log::warn!(
-                "cgroups: {e}; the limits are only in the cgroup files, where systemd may reset \
-                 them"
-            );
+        if !props.is_empty() {
+            self.set_properties(props)?;
         }
         self.fs.apply(resources)
     }
