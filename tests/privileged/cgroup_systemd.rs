@@ -528,7 +528,7 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
             "resources": {
                 "memory": {"limit": 67108864, "reservation": 33554432},
                 "pids": {"limit": 64},
-                "cpu": {"shares": 2048, "quota": 25000, "period": 100000},
+                "cpu": {"shares": 2048, "quota": 25000, "period": 100000, "cpus": "0", "mems": "0"},
             },
         }}),
     );
@@ -627,6 +627,8 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
     }
     let want: &[&str] = if cgroup_v2() {
         &[
+            "AllowedCPUs",
+            "AllowedMemoryNodes",
             "CPUQuotaPerSecUSec",
             "CPUWeight",
             "MemoryLow",
@@ -634,7 +636,14 @@ fn systemd_driver_names_the_unit_and_path_like_runc() {
             "TasksMax",
         ]
     } else {
-        &["CPUQuotaPerSecUSec", "CPUShares", "MemoryLimit", "TasksMax"]
+        &[
+            "AllowedCPUs",
+            "AllowedMemoryNodes",
+            "CPUQuotaPerSecUSec",
+            "CPUShares",
+            "MemoryLimit",
+            "TasksMax",
+        ]
     };
     for k in want {
         assert!(

@@ -413,6 +413,8 @@ const PROPS: &[&str] = &[
     "CPUWeight",
     "CPUQuotaPerSecUSec",
     "CPUQuotaPeriodUSec",
+    "AllowedCPUs",
+    "AllowedMemoryNodes",
     "MemoryLow",
     "MemoryLimit",
     "CPUShares",
@@ -457,7 +459,8 @@ fn real_systemd_runs_peapod_and_runc_scopes_alike() {
                 "resources": {
                     "memory": {"limit": 67108864, "reservation": 33554432},
                     "pids": {"limit": 64},
-                    "cpu": {"shares": 2048, "quota": 25000, "period": 100000},
+                    "cpu": {"shares": 2048, "quota": 25000, "period": 100000,
+                            "cpus": "0", "mems": "0"},
                 },
             }}),
         );

@@ -86,6 +86,36 @@ fn last_cap() -> u8 {
     })
 }
 
+/// Parse a list like `0-3,7` (the kernel's cpu/node list format) into sorted, distinct
+/// numbers no larger than `max`. Like runc, empty elements and blanks around numbers are
+/// skipped.
+pub fn parse_list(s: &str, max: usize) -> Result<Vec<usize>, String> {
+    let num = |t: &str| -> Result<usize, String> {
+        let t = t.trim();
+        let n: usize = t.parse().map_err(|_| format!("{t:?} is not a number"))?;
+        if n > max {
+            return Err(format!("values larger than {max} are not supported"));
+        }
+        Ok(n)
+    };
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("invalid range: {part}"));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(num(part)?),
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -279,7 +279,38 @@ pub fn resource_properties(r: &LinuxResources, unified: bool) -> Result<Vec<Valu
     {
         put("TasksMax", max(p.limit()));
     }
+    if let Some(c) = r.cpu() {
+        let lists = [
+            ("AllowedCPUs", "linux.resources.cpu.cpus", c.cpus()),
+            ("AllowedMemoryNodes", "linux.resources.cpu.mems", c.mems()),
+        ];
+        for (name, field, list) in lists {
+            if let Some(list) = list.as_deref().filter(|l| !l.trim().is_empty()) {
+                props.push(Value::property(name, list_bits(field, list)?));
+            }
+        }
+    }
     Ok(props)
+}
+
+/// A cpu or memory-node list (`0-3,7`) as systemd's `AllowedCPUs`/`AllowedMemoryNodes` take
+/// it: a byte array bitmask, id 0 in the lowest bit of the first byte (as runc sends it).
+fn list_bits(field: &str, list: &str) -> Result<Value> {
+    // The kernel's NR_CPUS limit; node ids are far below it.
+    const MAX_ID: usize = 8191;
+    let ids =
+        crate::linux::parse_list(list, MAX_ID).map_err(|reason| CgroupError::InvalidValue {
+            field: field.into(),
+            reason,
+        })?;
+    let mut bytes = vec![0u8; ids.last().map_or(1, |last| last / 8 + 1)];
+    for id in ids {
+        bytes[id / 8] |= 1 << (id % 8);
+    }
+    Ok(Value::Array(
+        "y".into(),
+        bytes.into_iter().map(Value::Byte).collect(),
+    ))
 }
 
 /// A container cgroup that is a systemd scope unit.
@@ -722,6 +753,48 @@ mod tests {
                 ("CPUQuotaPerSecUSec", u64::MAX)
             ]
             .map(|(k, v)| (k.to_string(), v))
+        );
+    }
+
+    #[test]
+    fn cpu_and_node_lists_become_byte_masks() {
+        let r: LinuxResources = serde_json::from_value(serde_json::json!({
+            "cpu": {"cpus": "0-1,9", "mems": "0"},
+        }))
+        .unwrap();
+        let bytes = |v: &Value| match v {
+            Value::Struct(f) => match (&f[0], &f[1]) {
+                (Value::Str(k), Value::Variant(v)) => match &**v {
+                    Value::Array(sig, items) if sig == "y" => (
+                        k.clone(),
+                        items
+                            .iter()
+                            .map(|b| match b {
+                                Value::Byte(b) => *b,
+                                other => panic!("{other:?}"),
+                            })
+                            .collect::<Vec<u8>>(),
+                    ),
+                    other => panic!("{k}: {other:?}"),
+                },
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        let props = resource_properties(&r, true).unwrap();
+        let got: Vec<_> = props.iter().map(bytes).collect();
+        assert_eq!(
+            got,
+            [
+                ("AllowedCPUs".to_string(), vec![0b11, 0b10]),
+                ("AllowedMemoryNodes".to_string(), vec![1])
+            ]
+        );
+        let bad: LinuxResources =
+            serde_json::from_value(serde_json::json!({"cpu": {"cpus": "3-1"}})).unwrap();
+        assert_eq!(
+            resource_properties(&bad, true).unwrap_err().to_string(),
+            "invalid linux.resources.cpu.cpus: invalid range: 3-1"
         );
     }
 
