@@ -352,13 +352,15 @@ fn remove_tree(dir: &Path) {
 /// The limit files of a unit's cgroup (systemd's path `path`): memory limit and reservation,
 /// pids limit, CPU weight (shares) and quota.
 fn read_files(sd: &RealSystemd, path: &str) -> Vec<(String, String)> {
-    let files: [(&str, &str); 5] = if cgroup_v2() {
+    let files: [(&str, &str); 7] = if cgroup_v2() {
         [
             ("", "memory.max"),
             ("", "memory.low"),
             ("", "pids.max"),
             ("", "cpu.weight"),
             ("", "cpu.max"),
+            ("", "cpuset.cpus"),
+            ("", "cpuset.mems"),
         ]
     } else {
         [
@@ -367,6 +369,8 @@ fn read_files(sd: &RealSystemd, path: &str) -> Vec<(String, String)> {
             ("pids", "pids.max"),
             ("cpu", "cpu.shares"),
             ("cpu", "cpu.cfs_quota_us"),
+            ("cpuset", "cpuset.cpus"),
+            ("devices", "devices.list"),
         ]
     };
     files
@@ -374,7 +378,10 @@ fn read_files(sd: &RealSystemd, path: &str) -> Vec<(String, String)> {
         .map(|(h, f)| {
             let p = sd.host_path(h, path).join(f);
             let v = std::fs::read_to_string(&p).unwrap_or_else(|e| format!("{}: {e}", p.display()));
-            (f.to_string(), v.trim().to_string())
+            // systemd rewrites devices.list in an order of its own: compare the rules as a set.
+            let mut lines: Vec<&str> = v.trim().lines().collect();
+            lines.sort_unstable();
+            (f.to_string(), lines.join("\n"))
         })
         .collect()
 }
@@ -638,7 +645,8 @@ fn real_systemd_runs_peapod_and_runc_scopes_alike() {
         .iter()
         .map(|(f, v)| (f.to_string(), v.to_string()))
         .collect();
-    assert_eq!(seen[1].files, want);
+    // The limits as set; the cpuset and device files are compared with runc's just below.
+    assert_eq!(seen[1].files[..want.len()], want);
     assert_eq!(seen[0], seen[1], "runc (left) and peapod (right) differ");
     // Halting systemd and removing its subtree leaves nothing.
     let subtrees: Vec<PathBuf> = sd.hierarchies.iter().map(|h| h.subtree.clone()).collect();
