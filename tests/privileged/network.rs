@@ -234,7 +234,8 @@ fn two_pods_talk_over_the_pod_network_and_a_host_port() {
     net.run_ok(&p, &server("web", host_port));
     net.run_ok(
         &p,
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers:\n  - {name: c, image: host, command: [sleep, '1000']}\n",
+        // What the container sees when its process starts (it is created while ADD runs).
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers:\n  - {name: c, image: host, command: [sh, -c, 'busybox ip -4 -o addr show dev eth0 >/tmp/eth0; cp /etc/hosts /tmp/hosts; exec sleep 1000']}\n",
     );
     p.wait("web ready", 60, || {
         p.ls("web").get(1).is_some_and(|r| r == "1/1")
@@ -249,6 +250,19 @@ fn two_pods_talk_over_the_pod_network_and_a_host_port() {
     assert_eq!(v["status"]["podIPs"][0]["ip"], ip.as_str());
     let client_ip = pod_ip(&p, "client");
     assert!(client_ip.starts_with(&net.prefix) && client_ip != ip);
+    // The client's process started only once its eth0 and /etc/hosts had the pod IP.
+    p.wait("client's files", 60, || {
+        p.cmd(&["pod", "exec", "client", "--", "test", "-s", "/tmp/hosts"])
+            .status
+            .success()
+    });
+    let eth0 = p.ok(&["pod", "exec", "client", "--", "cat", "/tmp/eth0"]);
+    assert!(eth0.contains(&format!("inet {client_ip}/")), "{eth0}");
+    let hosts = p.ok(&["pod", "exec", "client", "--", "cat", "/tmp/hosts"]);
+    assert!(
+        hosts.contains(&format!("\n{client_ip}\tclient\n")),
+        "{hosts}"
+    );
     // The pod's hostname maps to its IP in /etc/hosts (kubelet's format).
     let hosts = p.ok(&["pod", "exec", "web", "--", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&format!("\n{ip}\tweb\n")), "{hosts}");

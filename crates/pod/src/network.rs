@@ -337,6 +337,64 @@ impl PodNetwork {
     }
 }
 
+/// An ADD running in a child of the supervisor ([`PodNetwork::attach_in_child`]): its
+/// outcome comes back through a pipe.
+#[derive(Debug)]
+pub struct PendingAttach {
+    child: nix::unistd::Pid,
+    out: std::os::fd::OwnedFd,
+}
+
+impl PodNetwork {
+    /// [`PodNetwork::attach`] in a forked child, so that the supervisor prepares the pod's
+    /// containers meanwhile (they only start once [`PendingAttach::wait`] returned success,
+    /// as kubelet starts none before the sandbox's network is set up). A child rather than a
+    /// thread: the supervisor forks container processes meanwhile, which is only safe while
+    /// it is single-threaded. The caller must not reap children with `waitpid(-1)` before
+    /// waiting.
+    pub fn attach_in_child(&self, paths: &PodPaths, netns: &Path) -> Result<PendingAttach, String> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| format!("pipe for the CNI ADD child: {e}"))?;
+        match peapod_sys::fork().map_err(|e| format!("fork the CNI ADD child: {e}"))? {
+            nix::unistd::ForkResult::Child => {
+                drop(r);
+                let res = self.attach(paths, netns);
+                let ok = res.is_ok();
+                let data = serde_json::to_vec(&res).unwrap_or_default();
+                let mut w = std::fs::File::from(w);
+                let written = std::io::Write::write_all(&mut w, &data).is_ok();
+                peapod_sys::exit_now(if ok && written { 0 } else { 1 })
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(w);
+                Ok(PendingAttach { child, out: r })
+            }
+        }
+    }
+}
+
+impl PendingAttach {
+    /// The ADD's result, once the child is gone.
+    pub fn wait(self) -> Result<CniResult, String> {
+        use std::io::Read;
+        let mut data = Vec::new();
+        let read = std::fs::File::from(self.out).read_to_end(&mut data);
+        let status = loop {
+            match nix::sys::wait::waitpid(self.child, None) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other,
+            }
+        };
+        let outcome = read
+            .ok()
+            .and_then(|_| serde_json::from_slice::<Result<CniResult, String>>(&data).ok());
+        match (outcome, status) {
+            (Some(res), _) => res,
+            (None, st) => Err(format!("the CNI ADD child failed: {st:?}")),
+        }
+    }
+}
+
 /// DEL of the pod's network if it may be attached, then removal of the pin. `CNI_NETNS` is the
 /// pin while it holds the namespace, else `fallback` (a namespace held some other way), else
 /// empty (the namespace is gone: the plugins release the IP and rules they can by container
