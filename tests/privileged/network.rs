@@ -394,6 +394,10 @@ fn many_pods_get_distinct_ips_and_leave_nothing() {
             !info.contains("/run/peapod/netns"),
             "the netns pin directory is still mounted: {info}"
         );
+        // Nor does its lock file stay behind (it did, empty, before).
+        for left in ["/run/peapod/netns", "/run/peapod/netns.lock"] {
+            assert!(!Path::new(left).exists(), "{left} is left");
+        }
     }
 }
 
