@@ -455,6 +455,74 @@ fn a_broken_plugin_leaves_nothing_and_shows_failed_create_pod_sandbox() {
     );
 }
 
+/// The containers a pod starts with are created while ADD runs, and start only after it: one
+/// from an image in the store (created during ADD) and one using the downward API's
+/// `status.podIP` (created after ADD) both see eth0's address and the pod IP in `/etc/hosts`
+/// when their process starts.
+#[test]
+fn containers_start_only_after_add_from_an_image_and_with_the_pod_ip_in_env() {
+    if !plugins_ok() {
+        return;
+    }
+    let p = Peapod::new();
+    p.ok(&[
+        "image",
+        "import",
+        crate::images::oci_tar().to_str().unwrap(),
+    ]);
+    let net = Net::new(&[], None);
+    let script = "busybox ip -4 -o addr show dev eth0 >/out/$C.eth0; cp /etc/hosts /out/$C.hosts; \
+                  echo \"$POD_IP\" >/out/$C.env; exec sleep 1000";
+    let container = |name: &str, image: &str| {
+        format!(
+            "  - name: {name}\n    image: {image}\n    imagePullPolicy: Never\n    command: [sh, -c, '{script}']\n    \
+             env:\n    - {{name: C, value: {name}}}\n    - name: POD_IP\n      valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}\n    \
+             volumeMounts: [{{name: out, mountPath: /out}}]\n"
+        )
+    };
+    // The image container does not use POD_IP's value: without it, it is created during ADD.
+    let img = container("img", "localhost/busybox:latest").replace(
+        "    - name: POD_IP\n      valueFrom: {fieldRef: {fieldPath: status.podIP}}\n",
+        "",
+    );
+    net.run_ok(
+        &p,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: ord}}\nspec:\n  volumes: [{{name: out, emptyDir: {{}}}}]\n  containers:\n{img}{}",
+            container("env", "host")
+        ),
+    );
+    p.wait("both containers' files", 60, || {
+        ["img", "env"].iter().all(|c| {
+            p.cmd(&[
+                "pod",
+                "exec",
+                "ord",
+                "-c",
+                "env",
+                "--",
+                "test",
+                "-s",
+                &format!("/out/{c}.hosts"),
+            ])
+            .status
+            .success()
+        })
+    });
+    let ip = pod_ip(&p, "ord");
+    assert!(ip.starts_with(&net.prefix), "{ip}");
+    let read = |f: &str| p.ok(&["pod", "exec", "ord", "-c", "env", "--", "cat", f]);
+    for c in ["img", "env"] {
+        let eth0 = read(&format!("/out/{c}.eth0"));
+        assert!(eth0.contains(&format!("inet {ip}/")), "{c}: {eth0}");
+        let hosts = read(&format!("/out/{c}.hosts"));
+        assert!(hosts.contains(&format!("\n{ip}\tord\n")), "{c}: {hosts}");
+    }
+    assert_eq!(read("/out/env.env").trim(), ip);
+    p.ok(&["pod", "rm", "-f", "ord"]);
+    net.assert_clean("after rm");
+}
+
 /// No plugin binary: the pod runs on loopback only and `pod run` says so once, naming the
 /// package; nothing is written to the conf dir.
 #[test]
