@@ -416,12 +416,22 @@ impl Supervisor {
         let res = pending.wait();
         let ready = self.network_set_up(&net, res);
         if !ready {
-            for ((name, _), c) in std::mem::take(&mut self.precreated) {
-                let _ = lifecycle::delete(&self.paths.oci_root(), &name, true);
-                let _ = waitpid(Pid::from_raw(c.pid), None);
-            }
+            self.discard_precreated();
         }
         ready
+    }
+
+    /// Remove the instances created during ADD and not started: all of them when ADD failed;
+    /// after SandboxReady none is left (the machine asked for the same starts), but should
+    /// one be, it does not wait for a `start` that never comes. One whose container runs
+    /// meanwhile was replaced by the start proper (same OCI id), so only its pipes go.
+    fn discard_precreated(&mut self) {
+        for ((name, _), c) in std::mem::take(&mut self.precreated) {
+            if !self.running.values().any(|i| i.container == name) {
+                let _ = lifecycle::delete(&self.paths.oci_root(), &name, true);
+            }
+            let _ = waitpid(Pid::from_raw(c.pid), Some(WaitPidFlag::WNOHANG));
+        }
     }
 
     /// Whether `name` may be created before the pod's network is up: its image needs no pull
@@ -1296,6 +1306,7 @@ impl Supervisor {
         if self.setup_network_overlapped() {
             self.handle(Event::SandboxReady);
         }
+        self.discard_precreated();
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok");
         }
