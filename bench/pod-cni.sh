@@ -15,6 +15,8 @@
 # usage: bench/pod-cni.sh [-n N] [-P]  (default 20; needs root and containernetworking-plugins;
 #        podman, conmon and runc for the peer)
 # peapod is $PEAPOD, default target/release/peapod (falls back to target/debug/peapod).
+# $PEAPOD_BASE, if set, is a second build (e.g. before a change; its peapod-pause next to it),
+# run interleaved with the first on the loopback and CNI variants.
 set -euo pipefail
 n=20 peer=1
 while getopts n:P o; do case $o in n) n=$OPTARG ;; P) peer= ;; *) exit 2 ;; esac; done
@@ -75,7 +77,8 @@ spec:
   terminationGracePeriodSeconds: 0
   containers: [{name: c, image: host, command: [sleep, "1000"]}]
 YAML
-pp() { "$pp" --root "$tmp/root" --storage "$tmp/storage" "$@"; }
+base=${PEAPOD_BASE:-}
+pp() { "${ppbin:-$pp}" --root "$tmp/root" --storage "$tmp/storage" "$@"; }
 once() { # LABEL BIN_DIR CONF_DIR: one timed pod run, appended to $tmp/LABEL
 	local t0 t1
 	t0=$(date +%s%N)
@@ -85,6 +88,7 @@ once() { # LABEL BIN_DIR CONF_DIR: one timed pod run, appended to $tmp/LABEL
 	echo $(((t1 - t0) / 1000)) >>"$tmp/$1"
 }
 labels=(loopback cni cni-noop)
+[ -z "$base" ] || labels+=(base-loopback base-cni)
 if [ -n "$peer" ]; then
 	mkdir -p "$tmp/pmtmp"
 	cat >"$tmp/containers.conf" <<EOC
@@ -114,13 +118,17 @@ pm_once() { # LABEL NETWORK: one timed podman run -d, appended to $tmp/LABEL
 	"${pm[@]}" rm -f -t 0 bench >/dev/null
 	echo $(((t1 - t0) / 1000)) >>"$tmp/$1"
 }
-echo "peapod: $pp${peer:+; podman: $(podman --version)}"
+echo "peapod: $pp${base:+; base: $base}${peer:+; podman: $(podman --version)}"
 # Interleaved, so a change of the machine's load hits every variant alike; 2 warm-up rounds.
 for ((i = 0; i < n + 2; i++)); do
 	((i != 2)) || for l in "${labels[@]}"; do rm -f "$tmp/$l"; done
 	once loopback "$tmp/empty" "$tmp/net.d"
 	once cni /usr/lib/cni "$tmp/net.d"
 	once cni-noop "$tmp/noop" "$tmp/noop.d"
+	if [ -n "$base" ]; then
+		ppbin=$base once base-loopback "$tmp/empty" "$tmp/net.d"
+		ppbin=$base once base-cni /usr/lib/cni "$tmp/net.d"
+	fi
 	if [ -n "$peer" ]; then
 		pm_once podman-none none
 		pm_once podman-cni "ppbench-$$"
@@ -137,4 +145,5 @@ diff() { # LABEL A B
 }
 diff "CNI adds                        " loopback cni
 diff "of which peapod (no-op plugins) " loopback cni-noop
+[ -z "$base" ] || diff "base: CNI adds                  " base-loopback base-cni
 [ -z "$peer" ] || diff "podman: CNI adds                " podman-none podman-cni

@@ -34,7 +34,7 @@ fn make_image(out: &Path, args: &[&str]) -> PathBuf {
     out.to_path_buf()
 }
 
-fn oci_tar() -> &'static Path {
+pub(crate) fn oci_tar() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| make_image(&images_dir().join("bb-oci.tar"), &[]))
 }

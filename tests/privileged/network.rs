@@ -234,7 +234,8 @@ fn two_pods_talk_over_the_pod_network_and_a_host_port() {
     net.run_ok(&p, &server("web", host_port));
     net.run_ok(
         &p,
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers:\n  - {name: c, image: host, command: [sleep, '1000']}\n",
+        // What the container sees when its process starts (it is created while ADD runs).
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: client}\nspec:\n  containers:\n  - {name: c, image: host, command: [sh, -c, 'busybox ip -4 -o addr show dev eth0 >/tmp/eth0; cp /etc/hosts /tmp/hosts; exec sleep 1000']}\n",
     );
     p.wait("web ready", 60, || {
         p.ls("web").get(1).is_some_and(|r| r == "1/1")
@@ -249,6 +250,19 @@ fn two_pods_talk_over_the_pod_network_and_a_host_port() {
     assert_eq!(v["status"]["podIPs"][0]["ip"], ip.as_str());
     let client_ip = pod_ip(&p, "client");
     assert!(client_ip.starts_with(&net.prefix) && client_ip != ip);
+    // The client's process started only once its eth0 and /etc/hosts had the pod IP.
+    p.wait("client's files", 60, || {
+        p.cmd(&["pod", "exec", "client", "--", "test", "-s", "/tmp/hosts"])
+            .status
+            .success()
+    });
+    let eth0 = p.ok(&["pod", "exec", "client", "--", "cat", "/tmp/eth0"]);
+    assert!(eth0.contains(&format!("inet {client_ip}/")), "{eth0}");
+    let hosts = p.ok(&["pod", "exec", "client", "--", "cat", "/tmp/hosts"]);
+    assert!(
+        hosts.contains(&format!("\n{client_ip}\tclient\n")),
+        "{hosts}"
+    );
     // The pod's hostname maps to its IP in /etc/hosts (kubelet's format).
     let hosts = p.ok(&["pod", "exec", "web", "--", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&format!("\n{ip}\tweb\n")), "{hosts}");
@@ -380,6 +394,10 @@ fn many_pods_get_distinct_ips_and_leave_nothing() {
             !info.contains("/run/peapod/netns"),
             "the netns pin directory is still mounted: {info}"
         );
+        // Nor does its lock file stay behind (it did, empty, before).
+        for left in ["/run/peapod/netns", "/run/peapod/netns.lock"] {
+            assert!(!Path::new(left).exists(), "{left} is left");
+        }
     }
 }
 
@@ -435,6 +453,74 @@ fn a_broken_plugin_leaves_nothing_and_shows_failed_create_pod_sandbox() {
         "pin {} left",
         pin.display()
     );
+}
+
+/// The containers a pod starts with are created while ADD runs, and start only after it: one
+/// from an image in the store (created during ADD) and one using the downward API's
+/// `status.podIP` (created after ADD) both see eth0's address and the pod IP in `/etc/hosts`
+/// when their process starts.
+#[test]
+fn containers_start_only_after_add_from_an_image_and_with_the_pod_ip_in_env() {
+    if !plugins_ok() {
+        return;
+    }
+    let p = Peapod::new();
+    p.ok(&[
+        "image",
+        "import",
+        crate::images::oci_tar().to_str().unwrap(),
+    ]);
+    let net = Net::new(&[], None);
+    let script = "busybox ip -4 -o addr show dev eth0 >/out/$C.eth0; cp /etc/hosts /out/$C.hosts; \
+                  echo \"$POD_IP\" >/out/$C.env; exec sleep 1000";
+    let container = |name: &str, image: &str| {
+        format!(
+            "  - name: {name}\n    image: {image}\n    imagePullPolicy: Never\n    command: [sh, -c, '{script}']\n    \
+             env:\n    - {{name: C, value: {name}}}\n    - name: POD_IP\n      valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}\n    \
+             volumeMounts: [{{name: out, mountPath: /out}}]\n"
+        )
+    };
+    // The image container does not use POD_IP's value: without it, it is created during ADD.
+    let img = container("img", "localhost/busybox:latest").replace(
+        "    - name: POD_IP\n      valueFrom: {fieldRef: {fieldPath: status.podIP}}\n",
+        "",
+    );
+    net.run_ok(
+        &p,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: ord}}\nspec:\n  volumes: [{{name: out, emptyDir: {{}}}}]\n  containers:\n{img}{}",
+            container("env", "host")
+        ),
+    );
+    p.wait("both containers' files", 60, || {
+        ["img", "env"].iter().all(|c| {
+            p.cmd(&[
+                "pod",
+                "exec",
+                "ord",
+                "-c",
+                "env",
+                "--",
+                "test",
+                "-s",
+                &format!("/out/{c}.hosts"),
+            ])
+            .status
+            .success()
+        })
+    });
+    let ip = pod_ip(&p, "ord");
+    assert!(ip.starts_with(&net.prefix), "{ip}");
+    let read = |f: &str| p.ok(&["pod", "exec", "ord", "-c", "env", "--", "cat", f]);
+    for c in ["img", "env"] {
+        let eth0 = read(&format!("/out/{c}.eth0"));
+        assert!(eth0.contains(&format!("inet {ip}/")), "{c}: {eth0}");
+        let hosts = read(&format!("/out/{c}.hosts"));
+        assert!(hosts.contains(&format!("\n{ip}\tord\n")), "{c}: {hosts}");
+    }
+    assert_eq!(read("/out/env.env").trim(), ip);
+    p.ok(&["pod", "rm", "-f", "ord"]);
+    net.assert_clean("after rm");
 }
 
 /// No plugin binary: the pod runs on loopback only and `pod run` says so once, naming the

@@ -337,6 +337,64 @@ impl PodNetwork {
     }
 }
 
+/// An ADD running in a child of the supervisor ([`PodNetwork::attach_in_child`]): its
+/// outcome comes back through a pipe.
+#[derive(Debug)]
+pub struct PendingAttach {
+    child: nix::unistd::Pid,
+    out: std::os::fd::OwnedFd,
+}
+
+impl PodNetwork {
+    /// [`PodNetwork::attach`] in a forked child, so that the supervisor prepares the pod's
+    /// containers meanwhile (they only start once [`PendingAttach::wait`] returned success,
+    /// as kubelet starts none before the sandbox's network is set up). A child rather than a
+    /// thread: the supervisor forks container processes meanwhile, which is only safe while
+    /// it is single-threaded. The caller must not reap children with `waitpid(-1)` before
+    /// waiting.
+    pub fn attach_in_child(&self, paths: &PodPaths, netns: &Path) -> Result<PendingAttach, String> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| format!("pipe for the CNI ADD child: {e}"))?;
+        match peapod_sys::fork().map_err(|e| format!("fork the CNI ADD child: {e}"))? {
+            nix::unistd::ForkResult::Child => {
+                drop(r);
+                let res = self.attach(paths, netns);
+                let ok = res.is_ok();
+                let data = serde_json::to_vec(&res).unwrap_or_default();
+                let mut w = std::fs::File::from(w);
+                let written = std::io::Write::write_all(&mut w, &data).is_ok();
+                peapod_sys::exit_now(if ok && written { 0 } else { 1 })
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(w);
+                Ok(PendingAttach { child, out: r })
+            }
+        }
+    }
+}
+
+impl PendingAttach {
+    /// The ADD's result, once the child is gone.
+    pub fn wait(self) -> Result<CniResult, String> {
+        use std::io::Read;
+        let mut data = Vec::new();
+        let read = std::fs::File::from(self.out).read_to_end(&mut data);
+        let status = loop {
+            match nix::sys::wait::waitpid(self.child, None) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other,
+            }
+        };
+        let outcome = read
+            .ok()
+            .and_then(|_| serde_json::from_slice::<Result<CniResult, String>>(&data).ok());
+        match (outcome, status) {
+            (Some(res), _) => res,
+            (None, st) => Err(format!("the CNI ADD child failed: {st:?}")),
+        }
+    }
+}
+
 /// DEL of the pod's network if it may be attached, then removal of the pin. `CNI_NETNS` is the
 /// pin while it holds the namespace, else `fallback` (a namespace held some other way), else
 /// empty (the namespace is gone: the plugins release the IP and rules they can by container
@@ -453,18 +511,37 @@ fn in_mount_ns(ns: PinNs<'_>, f: impl FnOnce() -> Result<(), String>) -> Result<
     }
 }
 
-/// The lock that serialises making and releasing [`NETNS_DIR`], held until dropped.
+/// The lock file of [`NETNS_DIR`]: `/run/peapod/netns.lock`.
+fn pin_dir_lock_path() -> PathBuf {
+    Path::new(NETNS_DIR).with_extension("lock")
+}
+
+/// The lock that serialises making and releasing [`NETNS_DIR`], held until dropped. The
+/// last pod's teardown removes the lock file with the directory (under the lock), so a
+/// lock taken on a file that was removed meanwhile is no lock: it is taken again on the
+/// file now at the path (the usual protocol for removable lock files).
 fn lock_pin_dir() -> Result<nix::fcntl::Flock<std::fs::File>, PodError> {
-    let lock_path = Path::new(NETNS_DIR).with_extension("lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(|e| PodError::io("open", &lock_path, e))?;
-    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| PodError::io("lock", &lock_path, e.into()))
+    let lock_path = pin_dir_lock_path();
+    loop {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| PodError::io("open", &lock_path, e))?;
+        let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| PodError::io("lock", &lock_path, e.into()))?;
+        let held = lock
+            .metadata()
+            .map_err(|e| PodError::io("stat", &lock_path, e))?;
+        match std::fs::metadata(&lock_path) {
+            Ok(m) if m.dev() == held.dev() && m.ino() == held.ino() => return Ok(lock),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(PodError::io("stat", &lock_path, e)),
+        }
+    }
 }
 
 /// Make [`NETNS_DIR`] a shared mount point (bind-mounted onto itself if it is none yet), as
@@ -576,24 +653,36 @@ pub fn pin(ns: PinNs<'_>, pid: i32, pin: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Unmount and remove [`NETNS_DIR`] once no pin is left in it (the last pod's teardown), so
-/// nothing of peapod stays mounted; [`prepare_pin_dir`] makes it again. Run in the host's mount
+/// Unmount and remove [`NETNS_DIR`] and its lock file once no pin is left in it (the last
+/// pod's teardown), so nothing of peapod stays mounted or behind; [`prepare_pin_dir`] makes it again. Run in the host's mount
 /// namespace, under the lock that `prepare_pin_dir` takes.
 fn release_pin_dir() -> Result<(), String> {
     use nix::mount::{MntFlags, umount2};
     let dir = Path::new(NETNS_DIR);
     let _lock = lock_pin_dir().map_err(|e| e.to_string())?;
-    let empty = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
+    let empty = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        // Released already; the lock file this call made goes below.
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    };
     if !empty {
         return Ok(());
     }
     match umount2(dir, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
         Err(e) => return Err(format!("unmount `{}`: {e}", dir.display())),
     }
     match std::fs::remove_dir(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(format!("remove `{}`: {e}", dir.display()))
+            return Err(format!("remove `{}`: {e}", dir.display()));
+        }
+        _ => {}
+    }
+    // Still under the lock: a waiter on this file takes the lock again on a new one.
+    let lock_path = pin_dir_lock_path();
+    match std::fs::remove_file(&lock_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("remove `{}`: {e}", lock_path.display()))
         }
         _ => Ok(()),
     }

@@ -69,6 +69,15 @@ enum Purpose {
 }
 
 /// Where a container's image stands when it is to start.
+/// An instance created (its process waits for `start`) and not yet started.
+#[derive(Debug)]
+struct Created {
+    pid: i32,
+    out_r: OwnedFd,
+    err_r: OwnedFd,
+    oom_before: u64,
+}
+
 enum ImageReady {
     /// `image: host`.
     Host,
@@ -146,6 +155,8 @@ pub struct Supervisor {
     /// A failed ADD is retried at this time, with the crash-loop back-off.
     net_retry: Option<Millis>,
     net_backoff: Duration,
+    /// Instances created while the first ADD ran, started once it succeeded.
+    precreated: HashMap<(String, u32), Created>,
 }
 
 /// Total memory of the node in bytes (`MemTotal` of /proc/meminfo).
@@ -238,6 +249,7 @@ impl Supervisor {
             pod_ips,
             net_retry: None,
             net_backoff,
+            precreated: HashMap::new(),
         };
         if let Err(e) = sup.build_sandbox(pause_binary) {
             sup.teardown();
@@ -359,7 +371,107 @@ impl Supervisor {
         let (Some(net), Some(path)) = (self.network.clone(), self.netns.clone()) else {
             return true;
         };
-        match net.attach(&self.paths, &path) {
+        let res = net.attach(&self.paths, &path);
+        self.network_set_up(&net, res)
+    }
+
+    /// The first ADD, overlapped with the creation of the instances the pod starts with (the
+    /// plugins' work, mostly their `iptables` runs, is most of what a pod network costs):
+    /// the ADD runs in a child while those instances are created up to the point where their
+    /// process waits for `start`; they are started, as before, only after the ADD succeeded
+    /// (or removed if it failed). True when the sandbox is ready.
+    fn setup_network_overlapped(&mut self) -> bool {
+        let (Some(net), Some(path)) = (self.network.clone(), self.netns.clone()) else {
+            return true;
+        };
+        let pending = match net.attach_in_child(&self.paths, &path) {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("{e}: the ADD runs before the containers are created");
+                return self.setup_network();
+            }
+        };
+        // The instances SandboxReady starts, asked of a copy of the machine.
+        let starts: Vec<(String, u32)> = self
+            .machine
+            .clone()
+            .handle(Event::SandboxReady, now())
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Start {
+                    container,
+                    instance,
+                } => Some((container, instance)),
+                _ => None,
+            })
+            .collect();
+        for (name, instance) in starts {
+            if self.may_precreate(&name)
+                && let Ok(c) = self.create_instance(&name, instance, false)
+            {
+                self.precreated.insert((name, instance), c);
+            }
+            // A failed creation is made again, and reported, by the start proper.
+        }
+        let res = pending.wait();
+        let ready = self.network_set_up(&net, res);
+        if !ready {
+            self.discard_precreated();
+        }
+        ready
+    }
+
+    /// Remove the instances created during ADD and not started: all of them when ADD failed;
+    /// after SandboxReady none is left (the machine asked for the same starts), but should
+    /// one be, it does not wait for a `start` that never comes. One whose container runs
+    /// meanwhile was replaced by the start proper (same OCI id), so only its pipes go.
+    fn discard_precreated(&mut self) {
+        for ((name, _), c) in std::mem::take(&mut self.precreated) {
+            if !self.running.values().any(|i| i.container == name) {
+                let _ = lifecycle::delete(&self.paths.oci_root(), &name, true);
+            }
+            let _ = waitpid(Pid::from_raw(c.pid), Some(WaitPidFlag::WNOHANG));
+        }
+    }
+
+    /// Whether `name` may be created before the pod's network is up: its image needs no pull
+    /// (a pull is started by the start proper) and nothing of its spec depends on the pod's
+    /// IP (the downward API's `status.podIP`/`status.podIPs` in its environment).
+    fn may_precreate(&self, name: &str) -> bool {
+        let Some((c, _)) = find_container(&self.pod, name) else {
+            return false;
+        };
+        let uses_pod_ip = c.env.iter().flatten().any(|e| {
+            e.value_from
+                .as_ref()
+                .and_then(|v| v.field_ref.as_ref())
+                .is_some_and(|f| f.field_path.starts_with("status.podIP"))
+        });
+        if uses_pod_ip {
+            return false;
+        }
+        let image = c.image.clone().unwrap_or_default();
+        if image == sandbox::HOST_IMAGE {
+            return true;
+        }
+        use peapod_image::{self as image, PullPolicy};
+        let Ok(store) = image::Store::open(&self.storage) else {
+            return false;
+        };
+        match image::pull_policy(&image, c.image_pull_policy.as_deref()) {
+            Ok(PullPolicy::Always) | Err(_) => false,
+            Ok(_) => store.resolve(&image).is_ok_and(|p| p.is_some()),
+        }
+    }
+
+    /// The outcome of ADD: the pod IP into the record and `/etc/hosts`, or the failure
+    /// event and the retry. True when the sandbox is ready.
+    fn network_set_up(
+        &mut self,
+        net: &PodNetwork,
+        res: Result<peapod_cni::CniResult, String>,
+    ) -> bool {
+        match res {
             Ok(result) => {
                 self.pod_ips = result
                     .pod_ips(peapod_cni::DEFAULT_IFNAME)
@@ -369,8 +481,11 @@ impl Supervisor {
                 self.record.pod_ips = self.pod_ips.clone();
                 let hosts = self.paths.etc("hosts");
                 let text = sandbox::etc_hosts(&self.pod, self.pod_ips.first().map(String::as_str));
-                // World-readable (containers may run as any user) and unsynced, as kubelet's.
-                if let Err(e) = peapod_sys::fs::write_replace_mode(&hosts, text.as_bytes(), 0o644) {
+                // Rewritten in place, as kubelet does: instances created while ADD ran have
+                // the file bind-mounted already, and none of them runs yet. World-readable
+                // (containers may run as any user; build_sandbox made it so) and unsynced,
+                // as kubelet's.
+                if let Err(e) = std::fs::write(&hosts, text.as_bytes()) {
                     log::error!("write `{}`: {e}", hosts.display());
                 }
                 true
@@ -785,6 +900,24 @@ impl Supervisor {
     }
 
     fn start(&mut self, name: &str, instance: u32, pulled: bool) -> Option<Event> {
+        let created = match self.precreated.remove(&(name.to_string(), instance)) {
+            Some(c) => c,
+            None => match self.create_instance(name, instance, pulled) {
+                Ok(c) => c,
+                Err(ev) => return ev,
+            },
+        };
+        self.start_created(name, instance, created)
+    }
+
+    /// Everything of an instance's start up to the OCI `create` (its process waits for
+    /// `start`); `Err(None)` while its image is being pulled.
+    fn create_instance(
+        &mut self,
+        name: &str,
+        instance: u32,
+        pulled: bool,
+    ) -> Result<Created, Option<Event>> {
         let failed = |stage, message: String| Event::StartFailed {
             container: name.to_string(),
             instance,
@@ -793,17 +926,17 @@ impl Supervisor {
             at: now(),
         };
         let Some((c, which)) = find_container(&self.pod, name) else {
-            return Some(failed(
+            return Err(Some(failed(
                 StartStage::Create,
                 format!("container `{name}` is not in the pod"),
-            ));
+            )));
         };
         let c = c.clone();
         let info = match self.image_ready(&c, instance, pulled) {
             ImageReady::Host => None,
             ImageReady::Image(info) => Some(info),
-            ImageReady::Pulling => return None,
-            ImageReady::Failed(ev) => return Some(ev),
+            ImageReady::Pulling => return Err(None),
+            ImageReady::Failed(ev) => return Err(Some(ev)),
         };
         let oci = self.paths.oci_root();
         // The previous instance is gone (reaped); its OCI state goes before the id is reused.
@@ -816,7 +949,7 @@ impl Supervisor {
             Some(info) => self.mount_image_rootfs(name, info, &rootfs),
         };
         if let Err(e) = mounted {
-            return Some(failed(StartStage::Create, e.to_string()));
+            return Err(Some(failed(StartStage::Create, e.to_string())));
         }
         let signal = info
             .as_ref()
@@ -830,7 +963,7 @@ impl Supervisor {
             })
         });
         if let Err(e) = bound {
-            return Some(failed(StartStage::Create, e.to_string()));
+            return Err(Some(failed(StartStage::Create, e.to_string())));
         }
         let cx = ContainerContext {
             paths: &self.paths,
@@ -845,19 +978,19 @@ impl Supervisor {
         let prepared =
             sandbox::container_spec(&self.pod, &c, &cx).and_then(|spec| write_spec(&bundle, &spec));
         if let Err(e) = prepared {
-            return Some(failed(StartStage::Create, e.to_string()));
+            return Err(Some(failed(StartStage::Create, e.to_string())));
         }
         let (out_r, out_w) = match pipe() {
             Ok(p) => p,
-            Err(e) => return Some(failed(StartStage::Create, e.to_string())),
+            Err(e) => return Err(Some(failed(StartStage::Create, e.to_string()))),
         };
         let (err_r, err_w) = match pipe() {
             Ok(p) => p,
-            Err(e) => return Some(failed(StartStage::Create, e.to_string())),
+            Err(e) => return Err(Some(failed(StartStage::Create, e.to_string()))),
         };
         let null = match std::fs::File::open("/dev/null") {
             Ok(f) => OwnedFd::from(f),
-            Err(e) => return Some(failed(StartStage::Create, e.to_string())),
+            Err(e) => return Err(Some(failed(StartStage::Create, e.to_string()))),
         };
         let opts = CreateOpts {
             bundle,
@@ -874,13 +1007,37 @@ impl Supervisor {
                 } else {
                     StartStage::Create
                 };
-                return Some(failed(stage, msg));
+                return Err(Some(failed(stage, msg)));
             }
         };
         let oom_before =
             peapod_oci::cgroups::manager(Some(&self.paths.container_cgroup(name)), name)
                 .and_then(|cg| cg.oom_kill_count())
                 .unwrap_or(0);
+        Ok(Created {
+            pid: st.pid,
+            out_r,
+            err_r,
+            oom_before,
+        })
+    }
+
+    /// `start` of an instance [`Supervisor::create_instance`] made, and its logs.
+    fn start_created(&mut self, name: &str, instance: u32, created: Created) -> Option<Event> {
+        let failed = |stage, message: String| Event::StartFailed {
+            container: name.to_string(),
+            instance,
+            stage,
+            message,
+            at: now(),
+        };
+        let Created {
+            pid,
+            out_r,
+            err_r,
+            oom_before,
+        } = created;
+        let oci = self.paths.oci_root();
         if let Err(e) = lifecycle::start(&oci, name) {
             let _ = lifecycle::delete(&oci, name, true);
             return Some(failed(StartStage::Start, e.to_string()));
@@ -907,7 +1064,7 @@ impl Supervisor {
             log::warn!("prune old logs of `{name}`: {e}");
         }
         self.running.insert(
-            st.pid,
+            pid,
             Instance {
                 container: name.to_string(),
                 instance,
@@ -1146,9 +1303,10 @@ impl Supervisor {
                 return;
             }
         };
-        if self.setup_network() {
+        if self.setup_network_overlapped() {
             self.handle(Event::SandboxReady);
         }
+        self.discard_precreated();
         if let Some(mut r) = ready.take() {
             let _ = writeln!(r, "ok");
         }
