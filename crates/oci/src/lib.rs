@@ -13,6 +13,7 @@
 pub mod cgroups;
 pub mod container;
 pub mod hooks;
+pub mod json;
 pub mod linux;
 pub mod logger;
 pub mod process;

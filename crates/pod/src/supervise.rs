@@ -1467,7 +1467,8 @@ fn trim_text() {
 /// `config.json` of a pod container: private (0600), its env may hold secrets.
 fn write_spec(bundle: &Path, spec: &oci_spec::runtime::Spec) -> Result<(), PodError> {
     std::fs::create_dir_all(bundle).map_err(|e| PodError::io("create", bundle, e))?;
-    let data = serde_json::to_vec_pretty(spec).map_err(|e| PodError::Invalid(e.to_string()))?;
+    let data =
+        peapod_oci::json::to_vec(spec, true).map_err(|e| PodError::Invalid(e.to_string()))?;
     crate::write_private(&bundle.join("config.json"), &data)
 }
 

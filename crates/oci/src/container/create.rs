@@ -396,7 +396,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         cg.claim(&token)?;
         undo.cgroup = Some((cg, !preexisting || takes_over));
         let spec_json =
-            serde_json::to_vec(&spec).map_err(|e| ContainerError::Other(e.to_string()))?;
+            crate::json::to_vec(&spec, false).map_err(|e| ContainerError::Other(e.to_string()))?;
         dir.write_atomic(CONFIG_FILE, &spec_json)?;
         let fifo_path = dir.file(EXEC_FIFO);
         nix::unistd::mkfifo(&fifo_path, FileMode::from_bits_truncate(0o622))

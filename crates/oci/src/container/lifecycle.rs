@@ -327,7 +327,8 @@ pub fn update(root: &Path, id: &str, r: &LinuxResources) -> Result<(), Container
     linux.set_resources(Some(merged));
     spec.set_linux(Some(linux));
     cgroup_of(&c, "update")?.apply(&super::create::resources(&spec))?;
-    let json = serde_json::to_vec(&spec).map_err(|e| ContainerError::Other(e.to_string()))?;
+    let json =
+        crate::json::to_vec(&spec, false).map_err(|e| ContainerError::Other(e.to_string()))?;
     c.dir.write_atomic(state::CONFIG_FILE, &json)
 }
 

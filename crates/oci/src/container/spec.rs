@@ -776,6 +776,28 @@ mod tests {
         assert!(parse(br#"{"ociVersion":5}"#).is_err());
     }
 
+    /// oci-spec checks execCPUAffinity with a regular expression while deserializing (the
+    /// workspace gives it regex-lite, crates/regex-lite-shim): lists and ranges of ASCII
+    /// digits pass, anything else is refused with oci-spec's message.
+    #[test]
+    fn exec_cpu_affinity_syntax_is_checked_while_parsing() {
+        let text = |a: &str| {
+            format!(
+                r#"{{"process":{{"user":{{"uid":0,"gid":0}},"cwd":"/","execCPUAffinity":{{"initial":"{a}"}}}}}}"#
+            )
+        };
+        for ok in ["0", "0-3", "0-3,7", "1,2,10-12"] {
+            parse(text(ok).as_bytes()).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in ["", "a", "0-", ",1", "1,,2", "0 ", "0-3,", "\u{663}"] {
+            let e = parse(text(bad).as_bytes()).unwrap_err().to_string();
+            assert!(
+                e.starts_with("Invalid execCPUAffinity format: "),
+                "{bad}: {e}"
+            );
+        }
+    }
+
     fn spec(json: serde_json::Value) -> Spec {
         let mut base = serde_json::to_value(crate::spec_template::default_spec(false)).unwrap();
         merge(&mut base, json);

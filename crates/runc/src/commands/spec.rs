@@ -17,7 +17,8 @@ pub fn run(args: &Spec) -> Result<i32> {
     } else {
         default_spec(args.rootless)
     };
-    let json = serde_json::to_string_pretty(&spec)?;
-    std::fs::write(&path, json + "\n").with_context(|| format!("write `{}`", path.display()))?;
+    let mut json = peapod_oci::json::to_vec(&spec, true)?;
+    json.push(b'\n');
+    std::fs::write(&path, json).with_context(|| format!("write `{}`", path.display()))?;
     Ok(0)
 }
