@@ -735,3 +735,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod seam_tests;
