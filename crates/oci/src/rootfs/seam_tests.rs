@@ -742,3 +742,46 @@ fn a_failed_mask_names_the_path() {
     let e = finish_with(&k, &f.root, &s).unwrap_err().to_string();
     assert_eq!(e, format!("mask `/proc/kcore`: {}", Errno::EPERM));
 }
+
+#[test]
+fn failures_of_the_attribute_and_device_steps_name_them() {
+    let f = fx();
+    std::fs::create_dir(f.bundle.join("data")).unwrap();
+    let s = spec(json!({"mounts": [{
+        "destination": "/data", "type": "bind", "source": "data", "options": ["rbind", "rnosuid"]
+    }]}));
+    let k = f.k().fail_if("mount_setattr", Errno::ENOSYS);
+    let e = f.prepare(&k, &s).unwrap_err().to_string();
+    assert_eq!(e, format!("mount_setattr `/data`: {}", Errno::ENOSYS));
+    let k = f.k().in_userns().fail_if("mount /dev/zero", Errno::EPERM);
+    let e = f.prepare(&k, &spec(json!({}))).unwrap_err().to_string();
+    assert_eq!(e, format!("bind device `/dev/zero`: {}", Errno::EPERM));
+    let k = f.k().fail_if("move_mount", Errno::EINVAL);
+    let tree =
+        nix::fcntl::open(&f.bundle, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+    let s = spec(json!({"mounts": [{
+        "destination": "/idm", "type": "bind", "source": "data", "options": ["rbind", "idmap"]
+    }]}));
+    let e = prepare_with(&k, &s, &f.root, &f.bundle, &v2(), vec![(0, tree)])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, format!("move_mount idmapped `/idm`: {}", Errno::EINVAL));
+}
+
+#[test]
+fn sysfs_on_a_file_is_refused_and_a_missing_proc_is_created() {
+    let f = fx();
+    f.file("sys");
+    let s = spec(json!({"mounts": [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs"},
+    ]}));
+    let k = f.k();
+    let e = f.prepare(&k, &s).unwrap_err().to_string();
+    assert!(
+        e.starts_with("error mounting \"sysfs\" to rootfs at \"/sys\""),
+        "{e}"
+    );
+    assert!(f.root.join("proc").is_dir());
+    assert_eq!(mounts_after_root(&k), ["mount proc /proc proc  -"]);
+}
