@@ -53,38 +53,38 @@ pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
             .open("/proc/self/timens_offsets");
         Some(ctx(f, || "open /proc/self/timens_offsets".into())?)
     };
-    // The user namespace comes first: the others are owned by it.
-    for (kind, fd) in &launch.joins {
-        ctx(setns(fd.as_fd(), *kind), || {
-            format!("setns {}", ns_name(*kind))
-        })?;
+    let kinds: Vec<CloneFlags> = launch.joins.iter().map(|(k, _)| *k).collect();
+    for step in ns_steps(&kinds, launch.new_user, launch.unshare) {
+        match step {
+            NsStep::Join(i) => {
+                let (kind, fd) = &launch.joins[i];
+                ctx(setns(fd.as_fd(), *kind), || {
+                    format!("setns {}", ns_name(*kind))
+                })?;
+            }
+            NsStep::UnshareUser => {
+                ctx(unshare(CloneFlags::CLONE_NEWUSER), || {
+                    "unshare user namespace".into()
+                })?;
+                ch.send(&Message::WriteIdMaps).map_err(|e| e.to_string())?;
+                ch.expect(Message::IdMapsWritten, "id maps written")
+                    .map_err(|e| e.to_string())?;
+            }
+            NsStep::BecomeRoot => {
+                ctx(
+                    setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)),
+                    || "setgid 0 in user namespace".into(),
+                )?;
+                ctx(
+                    setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)),
+                    || "setuid 0 in user namespace".into(),
+                )?;
+            }
+            NsStep::Unshare(flags) => {
+                ctx(unshare(flags), || "unshare namespaces".into())?;
+            }
+        }
     }
-    let joined_user = launch
-        .joins
-        .iter()
-        .any(|(kind, _)| *kind == CloneFlags::CLONE_NEWUSER);
-    if launch.new_user {
-        ctx(unshare(CloneFlags::CLONE_NEWUSER), || {
-            "unshare user namespace".into()
-        })?;
-        ch.send(&Message::WriteIdMaps).map_err(|e| e.to_string())?;
-        ch.expect(Message::IdMapsWritten, "id maps written")
-            .map_err(|e| e.to_string())?;
-    }
-    // Root of the container's user namespace, new or joined (as runc's nsexec): the host ids
-    // this process still holds are unmapped there, and files it creates in filesystems the
-    // namespace owns (the container's /dev tmpfs) would fail with EOVERFLOW.
-    if launch.new_user || joined_user {
-        ctx(
-            setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)),
-            || "setgid 0 in user namespace".into(),
-        )?;
-        ctx(
-            setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)),
-            || "setuid 0 in user namespace".into(),
-        )?;
-    }
-    ctx(unshare(launch.unshare), || "unshare namespaces".into())?;
     if let Some(mut f) = timens_offsets {
         use std::io::Write;
         ctx(
@@ -113,6 +113,43 @@ pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
             sys::exit_now(code)
         }
     }
+}
+
+/// One namespace step of stage 1, in [`ns_steps`]' order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NsStep {
+    /// `setns` into `joins[i]`.
+    Join(usize),
+    /// `unshare(CLONE_NEWUSER)`, then the runtime writes the id maps.
+    UnshareUser,
+    /// `setresgid`/`setresuid` 0 in the container's user namespace.
+    BecomeRoot,
+    /// `unshare` of the other new namespaces (the empty set is a no-op).
+    Unshare(CloneFlags),
+}
+
+/// What stage 1 does with namespaces, in order: join the given ones in the order given (the
+/// plan puts user first, as the others are owned by it, and mount last); create the user
+/// namespace, then become root in the container's user namespace, new or joined (as runc's
+/// nsexec: the host ids this process still holds are unmapped there, and files it creates in
+/// filesystems the namespace owns, the container's /dev tmpfs, would fail with EOVERFLOW);
+/// then create the others, owned by that user namespace.
+fn ns_steps(joins: &[CloneFlags], new_user: bool, unshare: CloneFlags) -> Vec<NsStep> {
+    let mut steps: Vec<NsStep> = (0..joins.len()).map(NsStep::Join).collect();
+    if new_user {
+        steps.push(NsStep::UnshareUser);
+    }
+    if new_user || joins.contains(&CloneFlags::CLONE_NEWUSER) {
+        steps.push(NsStep::BecomeRoot);
+    }
+    steps.push(NsStep::Unshare(unshare));
+    steps
+}
+
+/// Whether the container has a mount namespace, new or joined: without one the init
+/// mounts nothing and only `chroot`s into the rootfs.
+fn has_mount_ns(unshare: CloneFlags, joins: &[CloneFlags]) -> bool {
+    unshare.contains(CloneFlags::CLONE_NEWNS) || joins.contains(&CloneFlags::CLONE_NEWNS)
 }
 
 fn ns_name(k: CloneFlags) -> &'static str {
@@ -148,11 +185,8 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
     }
     // Read before the joins are closed: whether the container has a mount namespace (new or
     // joined); without one the init only chroots into the rootfs and mounts nothing.
-    let mount_ns = launch.unshare.contains(CloneFlags::CLONE_NEWNS)
-        || launch
-            .joins
-            .iter()
-            .any(|(k, _)| *k == CloneFlags::CLONE_NEWNS);
+    let joined: Vec<CloneFlags> = launch.joins.iter().map(|(k, _)| *k).collect();
+    let mount_ns = has_mount_ns(launch.unshare, &joined);
     if let Some(root) = launch.enter_root.take() {
         ctx(nix::unistd::fchdir(&root), || {
             "enter the container's root (/proc/PID/root of its init)".into()
@@ -824,3 +858,7 @@ mod tests {
         assert_eq!(env, ["HOME=/x"]);
     }
 }
+
+#[cfg(test)]
+#[path = "init_ns_tests.rs"]
+mod ns_tests;

@@ -7,12 +7,13 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag};
-use nix::mount::{MsFlags, mount};
-use nix::sys::stat::{Mode, SFlag, makedev, mknodat};
-use nix::unistd::{Gid, Uid, fchownat, symlinkat};
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::stat::{Mode, SFlag, makedev};
+use nix::unistd::symlinkat;
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 
+use super::kernel::{Host, Kernel};
 use super::{RootfsError, safe};
 
 /// (path, major, minor): runc's default devices, all `c` with mode 0666.
@@ -66,17 +67,16 @@ fn node_of(d: &LinuxDevice) -> Result<Node, RootfsError> {
     })
 }
 
-/// Whether we run in a user namespace other than the initial one, where mknod is denied and
-/// device nodes are bind-mounted from the host instead (as runc does).
-fn in_user_ns() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
-        .unwrap_or(false)
-}
-
 /// Create the device nodes and symlinks in the rootfs's `/dev`.
 pub fn populate(root: BorrowedFd<'_>, spec: &Spec) -> Result<(), RootfsError> {
-    let userns = in_user_ns();
+    populate_with(&Host, root, spec)
+}
+
+/// [`populate`] through the kernel `k`. In a user namespace other than the initial one
+/// ([`Kernel::in_user_ns`]) mknod is denied: device nodes are bind-mounted from the host
+/// instead (as runc does).
+pub fn populate_with(k: &dyn Kernel, root: BorrowedFd<'_>, spec: &Spec) -> Result<(), RootfsError> {
+    let userns = k.in_user_ns();
     let mut nodes: Vec<Node> = DEFAULT_DEVICES
         .iter()
         .map(|(p, ma, mi)| Node {
@@ -108,7 +108,7 @@ pub fn populate(root: BorrowedFd<'_>, spec: &Spec) -> Result<(), RootfsError> {
         .collect();
     nodes.reverse();
     for n in &nodes {
-        create_node(root, n, userns)?;
+        create_node(k, root, n, userns)?;
     }
     let dev = safe::mkdir_all(root, Path::new("/dev"), 0o755)?;
     for (target, link) in SYMLINKS {
@@ -124,7 +124,12 @@ pub fn populate(root: BorrowedFd<'_>, spec: &Spec) -> Result<(), RootfsError> {
     Ok(())
 }
 
-fn create_node(root: BorrowedFd<'_>, n: &Node, userns: bool) -> Result<(), RootfsError> {
+fn create_node(
+    k: &dyn Kernel,
+    root: BorrowedFd<'_>,
+    n: &Node,
+    userns: bool,
+) -> Result<(), RootfsError> {
     if !n.path.starts_with("/dev") {
         return Err(RootfsError::BadMount {
             dest: n.path.clone(),
@@ -135,14 +140,15 @@ fn create_node(root: BorrowedFd<'_>, n: &Node, userns: bool) -> Result<(), Rootf
     let name = n.path.file_name().unwrap_or_default();
     if userns {
         let target = safe::ensure_file(root, &n.path)?;
-        return mount(
-            Some(&n.path),
-            &safe::fd_path(&target),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| RootfsError::sys("bind device", &n.path, e));
+        return k
+            .mount(
+                Some(&n.path),
+                &safe::fd_path(&target),
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )
+            .map_err(|e| RootfsError::sys("bind device", &n.path, e));
     }
     // A leftover node of the image may not match the spec: replace it.
     let unlinked = nix::unistd::unlinkat(
@@ -151,7 +157,7 @@ fn create_node(root: BorrowedFd<'_>, n: &Node, userns: bool) -> Result<(), Rootf
         nix::unistd::UnlinkatFlags::NoRemoveDir,
     );
     let dev = makedev(n.major as u64, n.minor as u64);
-    match mknodat(
+    match k.mknodat(
         parent.as_fd(),
         name,
         n.kind,
@@ -166,22 +172,11 @@ fn create_node(root: BorrowedFd<'_>, n: &Node, userns: bool) -> Result<(), Rootf
         Err(e) => return Err(RootfsError::sys("mknod", &n.path, e)),
     }
     // mknod honours the umask; set the exact mode.
-    nix::sys::stat::fchmodat(
-        parent.as_fd(),
-        name,
-        Mode::from_bits_truncate(n.mode),
-        nix::sys::stat::FchmodatFlags::FollowSymlink,
-    )
-    .map_err(|e| RootfsError::sys("chmod", &n.path, e))?;
+    k.fchmodat(parent.as_fd(), name, Mode::from_bits_truncate(n.mode))
+        .map_err(|e| RootfsError::sys("chmod", &n.path, e))?;
     if n.uid.is_some() || n.gid.is_some() {
-        fchownat(
-            parent.as_fd(),
-            name,
-            n.uid.map(Uid::from_raw),
-            n.gid.map(Gid::from_raw),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| RootfsError::sys("chown", &n.path, e))?;
+        k.fchownat(parent.as_fd(), name, n.uid, n.gid)
+            .map_err(|e| RootfsError::sys("chown", &n.path, e))?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod copyup;
 pub mod dev;
+pub mod kernel;
 pub mod options;
 pub mod safe;
 
@@ -12,11 +13,13 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 use oci_spec::runtime::{Mount, Spec};
 use thiserror::Error;
+
+use kernel::{Host, Kernel};
 
 #[derive(Debug, Error)]
 pub enum RootfsError {
@@ -80,25 +83,37 @@ pub fn prepare(
     rootfs: &Path,
     bundle: &Path,
     cgroups: &[CgroupSource],
+    idmap_trees: Vec<(usize, OwnedFd)>,
+) -> Result<(), RootfsError> {
+    prepare_with(&Host, spec, rootfs, bundle, cgroups, idmap_trees)
+}
+
+/// [`prepare`] through the kernel `k`.
+pub fn prepare_with(
+    k: &dyn Kernel,
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    cgroups: &[CgroupSource],
     mut idmap_trees: Vec<(usize, OwnedFd)>,
 ) -> Result<(), RootfsError> {
     let root_prop = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     // Nothing mounted below may propagate back to the host (runc uses rslave, not rprivate,
     // so host unmounts still reach the container). A requested propagation is applied as
     // given (recursive or not), as runc does.
-    mount(None::<&str>, "/", None::<&str>, root_prop, None::<&str>)
+    k.mount(None, Path::new("/"), None, root_prop, None)
         .map_err(|e| RootfsError::sys("set propagation of /", Path::new("/"), e))?;
     // With `shared`/`rshared` the mounts of this namespace are peers of the host's: make the
     // mount holding the rootfs private so the bind below (and everything mounted inside it)
     // stays here, whatever happens later; pivot_root also refuses a shared parent.
-    make_parent_private(rootfs)?;
+    make_parent_private(k, rootfs)?;
     // pivot_root needs the new root to be a mount point.
-    mount(
+    k.mount(
         Some(rootfs),
         rootfs,
-        None::<&str>,
+        None,
         MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
+        None,
     )
     .map_err(|e| RootfsError::sys("bind rootfs", rootfs, e))?;
     let root = nix::fcntl::open(
@@ -123,10 +138,10 @@ pub fn prepare(
             .iter()
             .position(|(idx, _)| *idx == i)
             .map(|p| idmap_trees.swap_remove(p).1);
-        mount_one(root.as_fd(), m, bundle, cgroups, tree)?;
+        mount_one(k, root.as_fd(), m, bundle, cgroups, tree)?;
     }
     if !dev_is_bind {
-        dev::populate(root.as_fd(), spec)?;
+        dev::populate_with(k, root.as_fd(), spec)?;
     }
     Ok(())
 }
@@ -134,16 +149,10 @@ pub fn prepare(
 /// Make the mount that holds `rootfs` private (the rootfs itself when it is a mount point,
 /// else the nearest mount above it: `MS_PRIVATE` on a path that is not a mount point fails
 /// with EINVAL), as runc's `rootfsParentMountPrivate`.
-fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
+fn make_parent_private(k: &dyn Kernel, rootfs: &Path) -> Result<(), RootfsError> {
     let mut path = rootfs;
     loop {
-        match mount(
-            None::<&str>,
-            path,
-            None::<&str>,
-            MsFlags::MS_PRIVATE,
-            None::<&str>,
-        ) {
+        match k.mount(None, path, None, MsFlags::MS_PRIVATE, None) {
             Ok(()) => return Ok(()),
             Err(Errno::EINVAL) if path != Path::new("/") => {
                 path = path.parent().unwrap_or(Path::new("/"));
@@ -163,6 +172,7 @@ fn is_bind(m: &Mount) -> bool {
 }
 
 fn mount_one(
+    k: &dyn Kernel,
     root: BorrowedFd<'_>,
     m: &Mount,
     bundle: &Path,
@@ -179,10 +189,10 @@ fn mount_one(
     let opts = options::parse(m.options().as_deref().unwrap_or_default())?;
     let typ = m.typ().as_deref().unwrap_or("");
     if typ == "cgroup" || typ == "cgroup2" {
-        return mount_cgroup(root, dest, &opts, cgroups);
+        return mount_cgroup(k, root, dest, &opts, cgroups);
     }
     if let Some(tree) = idmap_tree {
-        return mount_idmapped(root, dest, &opts, tree);
+        return mount_idmapped(k, root, dest, &opts, tree);
     }
     if opts.is_bind() || typ == "bind" {
         let src = m.source().as_deref().unwrap_or(Path::new(""));
@@ -201,21 +211,21 @@ fn mount_one(
             safe::ensure_file(root, dest)?
         };
         let rec = opts.flags & MsFlags::MS_REC;
-        mount(
+        k.mount(
             Some(&src),
             &safe::fd_path(&target),
-            None::<&str>,
+            None,
             MsFlags::MS_BIND | rec,
-            None::<&str>,
+            None,
         )
         .map_err(|e| RootfsError::sys("bind mount", dest, e))?;
         let fresh = safe::lookup(root, dest)?;
         let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
-            remount_bind(&fresh, dest, extra)?;
+            remount_bind(k, &fresh, dest, extra)?;
         }
-        propagate(&fresh, dest, &opts.propagation)?;
-        return set_recursive(root, dest, &opts);
+        propagate(k, &fresh, dest, &opts.propagation)?;
+        return set_recursive(k, root, dest, &opts);
     }
     // A tmpfs without `mode=` over an existing directory keeps that directory's mode, as runc
     // does (a new directory gets the kernel's 1777).
@@ -258,7 +268,7 @@ fn mount_one(
         None => opts.data.clone(),
     };
     let data = (!data.is_empty()).then_some(data.as_str());
-    mount(
+    k.mount(
         Some(&source),
         &safe::fd_path(&target),
         Some(typ),
@@ -273,15 +283,16 @@ fn mount_one(
     }
     if !opts.propagation.is_empty() {
         let fresh = safe::lookup(root, dest)?;
-        propagate(&fresh, dest, &opts.propagation)?;
+        propagate(k, &fresh, dest, &opts.propagation)?;
     }
-    set_recursive(root, dest, &opts)
+    set_recursive(k, root, dest, &opts)
 }
 
 /// Attach an idmapped bind made on the host (a detached tree with `MOUNT_ATTR_IDMAP`, see
 /// `container::create`) at `dest`, resolved inside the rootfs, then apply the bind's other
 /// options, as runc does with the mount fd its parent sends.
 fn mount_idmapped(
+    k: &dyn Kernel,
     root: BorrowedFd<'_>,
     dest: &Path,
     opts: &options::MountOptions,
@@ -295,21 +306,16 @@ fn mount_idmapped(
     } else {
         safe::ensure_file(root, dest)?
     };
-    peapod_sys::move_mount_onto(tree.as_fd(), target.as_fd()).map_err(|e| {
-        RootfsError::sys(
-            "move_mount idmapped",
-            dest,
-            Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        )
-    })?;
+    k.move_mount_onto(tree.as_fd(), target.as_fd())
+        .map_err(|e| RootfsError::sys("move_mount idmapped", dest, e))?;
     drop(tree);
     let fresh = safe::lookup(root, dest)?;
     let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
-        remount_bind(&fresh, dest, extra)?;
+        remount_bind(k, &fresh, dest, extra)?;
     }
-    propagate(&fresh, dest, &opts.propagation)?;
-    set_recursive(root, dest, opts)
+    propagate(k, &fresh, dest, &opts.propagation)?;
+    set_recursive(k, root, dest, opts)
 }
 
 /// procfs and sysfs go on a directory only (runc's check): a `/proc` the image made a symlink
@@ -355,6 +361,7 @@ const MOUNT_ATTR_FLAGS: MsFlags = MsFlags::MS_RDONLY
 /// The recursive options (`rro`, `rnosuid`...) on the mount at `dest` and every mount below
 /// it, in one `mount_setattr(AT_RECURSIVE)` on a handle of the mount (runc `setRecAttr`).
 fn set_recursive(
+    k: &dyn Kernel,
     root: BorrowedFd<'_>,
     dest: &Path,
     opts: &options::MountOptions,
@@ -363,28 +370,26 @@ fn set_recursive(
         return Ok(());
     }
     let fresh = safe::lookup(root, dest)?;
-    peapod_sys::mount_setattr(fresh.as_fd(), true, opts.rec_set, opts.rec_clear, None).map_err(
-        |e| {
-            RootfsError::sys(
-                "mount_setattr",
-                dest,
-                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            )
-        },
-    )
+    k.mount_setattr(fresh.as_fd(), true, opts.rec_set, opts.rec_clear)
+        .map_err(|e| RootfsError::sys("mount_setattr", dest, e))
 }
 
 /// Remount a bind with exactly `flags`, as runc: first as asked (so the bind does not pick up
 /// the source's nosuid/nodev); if the kernel refuses because the source has locked flags (a
 /// user namespace), again with those kept.
-fn remount_bind(fd: &OwnedFd, dest: &Path, flags: MsFlags) -> Result<(), RootfsError> {
+fn remount_bind(
+    k: &dyn Kernel,
+    fd: &OwnedFd,
+    dest: &Path,
+    flags: MsFlags,
+) -> Result<(), RootfsError> {
     let remount = |flags: MsFlags| {
-        mount(
-            None::<&str>,
+        k.mount(
+            None,
             &safe::fd_path(fd),
-            None::<&str>,
+            None,
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-            None::<&str>,
+            None,
         )
     };
     remount(flags)
@@ -392,16 +397,15 @@ fn remount_bind(fd: &OwnedFd, dest: &Path, flags: MsFlags) -> Result<(), RootfsE
         .map_err(|e| RootfsError::sys("remount", dest, e))
 }
 
-fn propagate(fd: &OwnedFd, dest: &Path, props: &[MsFlags]) -> Result<(), RootfsError> {
+fn propagate(
+    k: &dyn Kernel,
+    fd: &OwnedFd,
+    dest: &Path,
+    props: &[MsFlags],
+) -> Result<(), RootfsError> {
     for p in props {
-        mount(
-            None::<&str>,
-            &safe::fd_path(fd),
-            None::<&str>,
-            *p,
-            None::<&str>,
-        )
-        .map_err(|e| RootfsError::sys("set propagation", dest, e))?;
+        k.mount(None, &safe::fd_path(fd), None, *p, None)
+            .map_err(|e| RootfsError::sys("set propagation", dest, e))?;
     }
     Ok(())
 }
@@ -409,6 +413,7 @@ fn propagate(fd: &OwnedFd, dest: &Path, props: &[MsFlags]) -> Result<(), RootfsE
 /// A `cgroup` mount shows the container's own cgroup: on v2 a bind of its directory, on v1 a
 /// tmpfs with one bind per controller hierarchy (what runc's v1 mount looks like).
 fn mount_cgroup(
+    k: &dyn Kernel,
     root: BorrowedFd<'_>,
     dest: &Path,
     opts: &options::MountOptions,
@@ -420,19 +425,19 @@ fn mount_cgroup(
     if let [(ss, dir)] = cgroups
         && ss.is_empty()
     {
-        mount(
+        k.mount(
             Some(dir),
             &safe::fd_path(&target),
-            None::<&str>,
+            None,
             MsFlags::MS_BIND,
-            None::<&str>,
+            None,
         )
         .map_err(|e| RootfsError::sys("bind cgroup", dest, e))?;
         let fresh = safe::lookup(root, dest)?;
-        return remount_bind(&fresh, dest, base | ro);
+        return remount_bind(k, &fresh, dest, base | ro);
     }
-    mount(
-        Some("tmpfs"),
+    k.mount(
+        Some(Path::new("tmpfs")),
         &safe::fd_path(&target),
         Some("tmpfs"),
         base,
@@ -442,20 +447,14 @@ fn mount_cgroup(
     for (ss, dir) in cgroups {
         let sub = dest.join(ss);
         let t = safe::mkdir_all(root, &sub, 0o755)?;
-        mount(
-            Some(dir),
-            &safe::fd_path(&t),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| RootfsError::sys("bind cgroup", &sub, e))?;
+        k.mount(Some(dir), &safe::fd_path(&t), None, MsFlags::MS_BIND, None)
+            .map_err(|e| RootfsError::sys("bind cgroup", &sub, e))?;
         let fresh = safe::lookup(root, &sub)?;
-        remount_bind(&fresh, &sub, base | ro)?;
+        remount_bind(k, &fresh, &sub, base | ro)?;
     }
     if !ro.is_empty() {
         let fresh = safe::lookup(root, dest)?;
-        remount_bind(&fresh, dest, base | ro)?;
+        remount_bind(k, &fresh, dest, base | ro)?;
     }
     Ok(())
 }
@@ -481,6 +480,16 @@ fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>, RootfsError> {
 /// requested `rootfsPropagation` on the new `/` (after the switch, as runc: applied before,
 /// a shared root would reach the host's mounts).
 pub fn pivot(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+    pivot_with(&Host, spec, rootfs, no_pivot)
+}
+
+/// [`pivot`] through the kernel `k`.
+pub fn pivot_with(
+    k: &dyn Kernel,
+    spec: &Spec,
+    rootfs: &Path,
+    no_pivot: bool,
+) -> Result<(), RootfsError> {
     let prop = root_propagation(spec)?;
     if no_pivot && prop.is_some_and(|p| p.contains(MsFlags::MS_PRIVATE)) {
         return Err(RootfsError::BadMount {
@@ -488,10 +497,10 @@ pub fn pivot(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), RootfsErr
             reason: "rootfsPropagation of [r]private is not safe without pivot_root".into(),
         });
     }
-    switch_root(rootfs, no_pivot)?;
+    switch_root(k, rootfs, no_pivot)?;
     // Private is what make_parent_private already gave the root (runc skips it too).
     if let Some(flags) = prop.filter(|p| !p.contains(MsFlags::MS_PRIVATE)) {
-        mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        k.mount(None, Path::new("/"), None, flags, None)
             .map_err(|e| RootfsError::sys("set rootfs propagation", Path::new("/"), e))?;
     }
     Ok(())
@@ -500,17 +509,33 @@ pub fn pivot(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<(), RootfsErr
 /// Without a mount namespace of its own the container shares the runtime's: enter the rootfs
 /// with `chroot` alone (runc does too), mounting nothing, so the host's mounts stay as they are.
 pub fn chroot_only(rootfs: &Path) -> Result<(), RootfsError> {
-    nix::unistd::chdir(rootfs).map_err(|e| RootfsError::sys("chdir", rootfs, e))?;
-    nix::unistd::chroot(".").map_err(|e| RootfsError::sys("chroot", rootfs, e))?;
-    nix::unistd::chdir("/").map_err(|e| RootfsError::sys("chdir", Path::new("/"), e))
+    chroot_only_with(&Host, rootfs)
 }
 
-fn switch_root(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
-    nix::unistd::chdir(rootfs).map_err(|e| RootfsError::sys("chdir", rootfs, e))?;
+/// [`chroot_only`] through the kernel `k`.
+pub fn chroot_only_with(k: &dyn Kernel, rootfs: &Path) -> Result<(), RootfsError> {
+    k.chdir(rootfs)
+        .map_err(|e| RootfsError::sys("chdir", rootfs, e))?;
+    k.chroot(Path::new("."))
+        .map_err(|e| RootfsError::sys("chroot", rootfs, e))?;
+    k.chdir(Path::new("/"))
+        .map_err(|e| RootfsError::sys("chdir", Path::new("/"), e))
+}
+
+fn switch_root(k: &dyn Kernel, rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+    k.chdir(rootfs)
+        .map_err(|e| RootfsError::sys("chdir", rootfs, e))?;
     if no_pivot {
-        mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .map_err(|e| RootfsError::sys("move rootfs to /", rootfs, e))?;
-        nix::unistd::chroot(".").map_err(|e| RootfsError::sys("chroot", rootfs, e))?;
+        k.mount(
+            Some(Path::new(".")),
+            Path::new("/"),
+            None,
+            MsFlags::MS_MOVE,
+            None,
+        )
+        .map_err(|e| RootfsError::sys("move rootfs to /", rootfs, e))?;
+        k.chroot(Path::new("."))
+            .map_err(|e| RootfsError::sys("chroot", rootfs, e))?;
     } else {
         // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "."
         // then drops the old root without needing a directory for it inside the rootfs.
@@ -521,22 +546,24 @@ fn switch_root(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
                 Errno::from_raw(e.raw_os_error().unwrap_or(0)),
             )
         })?;
-        nix::unistd::pivot_root(".", ".").map_err(|e| RootfsError::sys("pivot_root", rootfs, e))?;
-        nix::unistd::fchdir(&old)
+        k.pivot_root(Path::new("."), Path::new("."))
+            .map_err(|e| RootfsError::sys("pivot_root", rootfs, e))?;
+        k.fchdir(old.as_fd())
             .map_err(|e| RootfsError::sys("fchdir old root", Path::new("/"), e))?;
         // Keep the unmount from propagating to the host's mounts.
-        mount(
-            None::<&str>,
-            ".",
-            None::<&str>,
+        k.mount(
+            None,
+            Path::new("."),
+            None,
             MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None::<&str>,
+            None,
         )
         .map_err(|e| RootfsError::sys("make old root slave", Path::new("/"), e))?;
-        umount2(".", MntFlags::MNT_DETACH)
+        k.umount2(Path::new("."), MntFlags::MNT_DETACH)
             .map_err(|e| RootfsError::sys("unmount old root", Path::new("/"), e))?;
     }
-    nix::unistd::chdir("/").map_err(|e| RootfsError::sys("chdir", Path::new("/"), e))
+    k.chdir(Path::new("/"))
+        .map_err(|e| RootfsError::sys("chdir", Path::new("/"), e))
 }
 
 /// The entries of a path list in order, each once.
@@ -550,8 +577,14 @@ fn unique(list: Option<&Vec<String>>) -> Vec<&String> {
 
 /// After pivot_root: masked and read-only paths, a read-only root, final propagation.
 pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
+    finish_with(&Host, Path::new("/"), spec)
+}
+
+/// [`finish`] through the kernel `k`, with the container's root at `root_dir` (`/` but in
+/// the tests, which also leave `/dev/null` the host's).
+pub fn finish_with(k: &dyn Kernel, root_dir: &Path, spec: &Spec) -> Result<(), RootfsError> {
     let root = nix::fcntl::open(
-        "/",
+        root_dir,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
@@ -566,22 +599,24 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
             Err(Errno::ENOENT) => continue,
             Err(e) => return Err(RootfsError::sys("resolve readonly path", path, e)),
         };
-        mount(
+        k.mount(
             Some(&safe::fd_path(&fd)),
             &safe::fd_path(&fd),
-            None::<&str>,
+            None,
             MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
+            None,
         )
         .map_err(|e| RootfsError::sys("bind readonly path", path, e))?;
         let fresh = safe::lookup(root.as_fd(), path)?;
         remount_bind(
+            k,
             &fresh,
             path,
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         )?;
     }
     mask_paths(
+        k,
         root.as_fd(),
         unique(linux.and_then(|l| l.masked_paths().as_ref())),
     )?;
@@ -590,7 +625,7 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
         if late_readonly(m, &opts) {
             let dest = m.destination();
             let fresh = safe::lookup(root.as_fd(), dest)?;
-            remount_bind(&fresh, dest, opts.flags & MOUNT_ATTR_FLAGS)?;
+            remount_bind(k, &fresh, dest, opts.flags & MOUNT_ATTR_FLAGS)?;
         }
     }
     if spec
@@ -602,12 +637,12 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
         // By path: after pivot_root "/" is the container root itself, and this must work
         // in a container without /proc (no /proc/self/fd to go through).
         let flags = MsFlags::MS_RDONLY | locked_flags(root.as_fd()) & !MsFlags::MS_RDONLY;
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
+        k.mount(
+            None,
+            Path::new("/"),
+            None,
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
-            None::<&str>,
+            None,
         )
         .map_err(|e| RootfsError::sys("remount read-only", Path::new("/"), e))?;
     }
@@ -617,7 +652,11 @@ pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
 /// Mask `paths`: a file with `/dev/null` (verified), every directory with the same empty
 /// read-only tmpfs (one superblock, `size=4k,nr_inodes=1`, bound on the next ones), as runc
 /// 1.5 does. A missing path is skipped.
-fn mask_paths(root: BorrowedFd<'_>, paths: Vec<&String>) -> Result<(), RootfsError> {
+fn mask_paths(
+    k: &dyn Kernel,
+    root: BorrowedFd<'_>,
+    paths: Vec<&String>,
+) -> Result<(), RootfsError> {
     if paths.is_empty() {
         return Ok(());
     }
@@ -635,26 +674,26 @@ fn mask_paths(root: BorrowedFd<'_>, paths: Vec<&String>) -> Result<(), RootfsErr
             .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
             .unwrap_or(false);
         let res = match (&tmpfs, is_dir) {
-            (None, true) => mount(
-                Some("tmpfs"),
+            (None, true) => k.mount(
+                Some(Path::new("tmpfs")),
                 &safe::fd_path(&fd),
                 Some("tmpfs"),
                 MsFlags::MS_RDONLY,
                 Some("size=4k,nr_inodes=1"),
             ),
-            (Some(src), true) => mount(
+            (Some(src), true) => k.mount(
                 Some(&safe::fd_path(src)),
                 &safe::fd_path(&fd),
-                None::<&str>,
+                None,
                 MsFlags::MS_BIND,
-                None::<&str>,
+                None,
             ),
-            (_, false) => mount(
+            (_, false) => k.mount(
                 Some(&safe::fd_path(&null)),
                 &safe::fd_path(&fd),
-                None::<&str>,
+                None,
                 MsFlags::MS_BIND,
-                None::<&str>,
+                None,
             ),
         };
         res.map_err(|e| RootfsError::sys("mask", path, e))?;
@@ -696,3 +735,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod seam_tests;
