@@ -258,6 +258,16 @@ fn two_pods_talk_over_the_pod_network_and_a_host_port() {
     });
     let eth0 = p.ok(&["pod", "exec", "client", "--", "cat", "/tmp/eth0"]);
     assert!(eth0.contains(&format!("inet {client_ip}/")), "{eth0}");
+    // `lo` is up in the namespace peapod made before the pause (IFF_UP | IFF_LOOPBACK).
+    let lo = p.ok(&[
+        "pod",
+        "exec",
+        "client",
+        "--",
+        "cat",
+        "/sys/class/net/lo/flags",
+    ]);
+    assert_eq!(lo.trim(), "0x9");
     let hosts = p.ok(&["pod", "exec", "client", "--", "cat", "/tmp/hosts"]);
     assert!(
         hosts.contains(&format!("\n{client_ip}\tclient\n")),

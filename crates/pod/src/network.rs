@@ -1,15 +1,16 @@
 //! Pod networking through CNI, as kubelet's runtimes do it with libcni: `pod run` picks the
 //! network (the first config of the conf dir, or peapod's default one written there) and
-//! stores what the pod needs in `<pod>/network.json`; the supervisor runs ADD once the pause
-//! process holds the pod's network namespace and before any container starts, and DEL when
+//! stores what the pod needs in `<pod>/network.json`; the supervisor makes and pins the pod's
+//! network namespace first, runs ADD in it while it creates the pause container (which joins
+//! it) and the containers, starts none before ADD succeeded, and runs DEL when
 //! the sandbox goes. `pod rm` runs DEL again when the supervisor could not (killed), so every
 //! end of a pod releases its IP, veth and iptables rules. A marker file,
 //! `<pod>/network.attached`, is written before ADD and removed once DEL succeeded: DEL is
 //! idempotent, and a pod that never attached costs no plugin run on removal.
 //!
-//! The pod's network namespace is pinned, as containerd and CRI-O do: the supervisor
-//! bind-mounts `/proc/<pause>/ns/net` onto `/run/peapod/netns/peapod-<key>` in the host's mount
-//! namespace before ADD, and that file is `CNI_NETNS` for ADD and DEL. The namespace (with the
+//! The pod's network namespace is pinned, as containerd and CRI-O do: a child of the supervisor
+//! unshares a new one and bind-mounts it onto `/run/peapod/netns/peapod-<key>` in the host's
+//! mount namespace before ADD, and that file is `CNI_NETNS` for ADD and DEL. The namespace (with the
 //! pod's `eth0` and its addresses) thus outlives the pause process and the supervisor, so a DEL
 //! run by `pod rm -f` after both were killed still finds what the bridge plugin needs to remove
 //! its masquerade rules; the pin goes once DEL succeeded. `/run/peapod/netns` is made a shared
@@ -474,15 +475,27 @@ fn in_mount_ns(ns: PinNs<'_>, f: impl FnOnce() -> Result<(), String>) -> Result<
     let PinNs::Host(fd) = ns else {
         return f();
     };
+    in_child(Some(fd), f)
+}
+
+/// Run `f` in a forked child, after it joined mount namespace `join` if given; the child's
+/// error comes back through a pipe.
+fn in_child(
+    join: Option<BorrowedFd<'_>>,
+    f: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
     use std::io::Read;
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("pipe for the host mount namespace helper: {e}"))?;
     match peapod_sys::fork().map_err(|e| format!("fork the host mount namespace helper: {e}"))? {
         nix::unistd::ForkResult::Child => {
             drop(r);
-            let res = nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNS)
-                .map_err(|e| format!("join the host's mount namespace: {e}"))
-                .and_then(|()| f());
+            let res = match join {
+                Some(fd) => nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNS)
+                    .map_err(|e| format!("join the host's mount namespace: {e}")),
+                None => Ok(()),
+            }
+            .and_then(|()| f());
             let code = match res {
                 Ok(()) => 0,
                 Err(msg) => {
@@ -593,14 +606,20 @@ pub fn prepare_pin_dir(pin: &Path) -> Result<(), PodError> {
     }
 }
 
-/// Pin the network namespace of process `pid` at `pin`, in mount namespace `ns`, and check
-/// that this process sees the pin (through the shared [`NETNS_DIR`]). A stale mount at `pin`
-/// (of an earlier pod of this name and root whose removal was cut short) is replaced. On any
-/// failure nothing stays mounted.
-pub fn pin(ns: PinNs<'_>, pid: i32, pin: &Path) -> Result<(), String> {
+/// Make a new network namespace and pin it at `pin`, in mount namespace `ns`, before any
+/// process of the pod runs in it (containerd's CRI order): the ADD may then start at once,
+/// with `CNI_NETNS` = `pin`, while the pause container is created joining the namespace by
+/// that path. The namespace is made by a forked child (`unshare`), which pins its own and
+/// exits (after bringing `lo` up); only the pin holds it. A stale mount at `pin` (of an earlier pod of this name and
+/// root whose removal was cut short) is replaced; on any failure nothing stays mounted; the
+/// pin must be visible here (through the shared [`NETNS_DIR`]).
+pub fn pin_new(ns: PinNs<'_>, pin: &Path) -> Result<(), String> {
     use nix::mount::{MntFlags, MsFlags, mount, umount2};
-    let source = PathBuf::from(format!("/proc/{pid}/ns/net"));
-    in_mount_ns(ns, || {
+    let join = match ns {
+        PinNs::Own => None,
+        PinNs::Host(fd) => Some(fd),
+    };
+    in_child(join, || {
         if let Some(dir) = pin.parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -619,27 +638,28 @@ pub fn pin(ns: PinNs<'_>, pid: i32, pin: &Path) -> Result<(), String> {
             Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
             Err(e) => return Err(format!("unmount the stale pin `{}`: {e}", pin.display())),
         }
+        let fail = |what: &str, e: nix::errno::Errno| {
+            let _ = std::fs::remove_file(pin);
+            format!("{what} for the pin `{}`: {e}", pin.display())
+        };
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| fail("make a network namespace", e))?;
+        // What the runtime does for a new namespace (runc's rule), not for a joined one; the
+        // chain has no `loopback` plugin (containerd adds it as a network of its own).
+        peapod_sys::set_loopback_up().map_err(|e| {
+            let _ = std::fs::remove_file(pin);
+            format!("bring up lo in the pod's network namespace: {e}")
+        })?;
         mount(
-            Some(&source),
+            Some("/proc/self/ns/net"),
             pin,
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(|e| {
-            let _ = std::fs::remove_file(pin);
-            format!(
-                "pin the network namespace `{}` at `{}`: {e}",
-                source.display(),
-                pin.display()
-            )
-        })
+        .map_err(|e| fail("bind-mount /proc/self/ns/net", e))
     })?;
-    let same = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    };
-    if !same(pin, &source) {
+    if !is_pinned(pin) {
         let cleanup = unpin(ns, pin)
             .err()
             .map(|e| format!(" ({e})"))

@@ -219,8 +219,15 @@ fn caps(names: &[String]) -> Result<LinuxCapabilities, PodError> {
 
 /// The pause container: the read-only host view (for the C library) with `/pause` bound on
 /// top, new net, ipc and uts namespaces (unless the pod uses the host's), a pid namespace
-/// when the pod shares one.
-pub fn pause_spec(pod: &Pod, paths: &PodPaths, pause_binary: &Path, host: &[HostEntry]) -> Spec {
+/// when the pod shares one. `netns`: the pinned network namespace the pause joins (made
+/// before it for the pod's CNI network) in place of a new one.
+pub fn pause_spec(
+    pod: &Pod,
+    paths: &PodPaths,
+    pause_binary: &Path,
+    host: &[HostEntry],
+    netns: Option<&Path>,
+) -> Spec {
     let spec_ = pod.spec.as_ref();
     let host_net = spec_.and_then(|s| s.host_network).unwrap_or(false);
     let host_ipc = spec_.and_then(|s| s.host_ipc).unwrap_or(false);
@@ -253,7 +260,10 @@ pub fn pause_spec(pod: &Pod, paths: &PodPaths, pause_binary: &Path, host: &[Host
     let mut linux = s.linux().clone().unwrap_or_default();
     let mut nss = vec![ns(LinuxNamespaceType::Mount, None)];
     if !host_net {
-        nss.push(ns(LinuxNamespaceType::Network, None));
+        nss.push(ns(
+            LinuxNamespaceType::Network,
+            netns.map(|p| p.display().to_string()),
+        ));
         nss.push(ns(LinuxNamespaceType::Uts, None));
     }
     if !host_ipc {

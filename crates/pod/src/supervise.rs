@@ -144,7 +144,7 @@ pub struct Supervisor {
     /// The pod's CNI network (`None`: loopback only or `hostNetwork`).
     network: Option<PodNetwork>,
     /// The pin of the pod's network namespace (see [`network`]), made in the host's mount
-    /// namespace once the pause process runs and removed after DEL: `CNI_NETNS` for ADD and
+    /// namespace before the pause container (which joins it) and removed after DEL: `CNI_NETNS` for ADD and
     /// DEL, so the namespace outlives the pause process, and this supervisor too.
     netns: Option<PathBuf>,
     /// The host's mount namespace, where the pin is made and removed (this process's own is
@@ -157,6 +157,9 @@ pub struct Supervisor {
     net_backoff: Duration,
     /// Instances created while the first ADD ran, started once it succeeded.
     precreated: HashMap<(String, u32), Created>,
+    /// The first ADD, started as soon as the namespace was pinned, before the pause container
+    /// was made; waited for before the containers start, or before DEL in a teardown.
+    pending_add: Option<network::PendingAttach>,
 }
 
 /// Total memory of the node in bytes (`MemTotal` of /proc/meminfo).
@@ -250,6 +253,7 @@ impl Supervisor {
             net_retry: None,
             net_backoff,
             precreated: HashMap::new(),
+            pending_add: None,
         };
         if let Err(e) = sup.build_sandbox(pause_binary) {
             sup.teardown();
@@ -261,6 +265,28 @@ impl Supervisor {
     }
 
     fn build_sandbox(&mut self, pause_binary: &Path) -> Result<(), PodError> {
+        // The pod's network namespace first, pinned, and its ADD started in a child at once:
+        // the plugins' work overlaps all the sandbox's creation (containerd's CRI order). The
+        // pause container joins the namespace by the pin. (Pods get no user namespace, so a
+        // network namespace made by the host's root is the right owner.)
+        if let Some(net) = self.network.clone() {
+            let Some(host) = self.host_mntns.as_ref() else {
+                return Err(PodError::Invalid(
+                    "pod network: the supervisor was given no host mount namespace to pin the \
+                     pod's network namespace in"
+                        .into(),
+                ));
+            };
+            let pin = network::pin_path(&self.paths)?;
+            network::pin_new(network::PinNs::Host(host.as_fd()), &pin)
+                .map_err(|e| PodError::Invalid(format!("pod network: {e}")))?;
+            self.netns = Some(pin.clone());
+            match net.attach_in_child(&self.paths, &pin) {
+                Ok(p) => self.pending_add = Some(p),
+                // The ADD runs later, in the supervisor itself.
+                Err(e) => log::warn!("{e}: the ADD runs once the sandbox is made"),
+            }
+        }
         let p = &self.paths;
         let mk = |d: &Path| std::fs::create_dir_all(d).map_err(|e| PodError::io("create", d, e));
         mk(&p.dir.join("etc"))?;
@@ -322,7 +348,13 @@ impl Supervisor {
         let bundle = p.bundle(PAUSE_ID);
         prepare_host_root(&bundle.join("rootfs"), &self.hosts)
             .map_err(|e| PodError::io("create", &bundle.join("rootfs"), e))?;
-        let pspec = sandbox::pause_spec(&self.pod, p, pause_binary, &self.hosts);
+        let pspec = sandbox::pause_spec(
+            &self.pod,
+            p,
+            pause_binary,
+            &self.hosts,
+            self.netns.as_deref(),
+        );
         write_spec(&bundle, &pspec)?;
         let null = || {
             std::fs::File::open("/dev/null")
@@ -347,19 +379,6 @@ impl Supervisor {
         let st = create(&p.oci_root(), PAUSE_ID, opts)?;
         lifecycle::start(&p.oci_root(), PAUSE_ID)?;
         self.pause_pid = st.pid;
-        if self.network.is_some() {
-            let Some(host) = self.host_mntns.as_ref() else {
-                return Err(PodError::Invalid(
-                    "pod network: the supervisor was given no host mount namespace to pin the \
-                     pod's network namespace in"
-                        .into(),
-                ));
-            };
-            let pin = network::pin_path(&self.paths)?;
-            network::pin(network::PinNs::Host(host.as_fd()), st.pid, &pin)
-                .map_err(|e| PodError::Invalid(format!("pod network: {e}")))?;
-            self.netns = Some(pin);
-        }
         Ok(())
     }
 
@@ -381,15 +400,11 @@ impl Supervisor {
     /// process waits for `start`; they are started, as before, only after the ADD succeeded
     /// (or removed if it failed). True when the sandbox is ready.
     fn setup_network_overlapped(&mut self) -> bool {
-        let (Some(net), Some(path)) = (self.network.clone(), self.netns.clone()) else {
+        let (Some(net), Some(_)) = (self.network.clone(), self.netns.as_ref()) else {
             return true;
         };
-        let pending = match net.attach_in_child(&self.paths, &path) {
-            Ok(p) => p,
-            Err(e) => {
-                log::warn!("{e}: the ADD runs before the containers are created");
-                return self.setup_network();
-            }
+        let Some(pending) = self.pending_add.take() else {
+            return self.setup_network();
         };
         // The instances SandboxReady starts, asked of a copy of the machine.
         let starts: Vec<(String, u32)> = self
@@ -1255,6 +1270,10 @@ impl Supervisor {
         // DEL while the namespace is still pinned (kubelet tears the network down before it
         // stops the sandbox), then the pin goes; a failure leaves marker and pin for `pod rm`
         // to retry.
+        if let Some(p) = self.pending_add.take() {
+            // DEL only once the ADD is over (its marker tells DEL it may have run).
+            let _ = p.wait();
+        }
         let had_pin = self.netns.take().is_some();
         let ns = match self.host_mntns.as_ref() {
             Some(fd) => network::PinNs::Host(fd.as_fd()),
