@@ -933,13 +933,7 @@ impl Supervisor {
         instance: u32,
         pulled: bool,
     ) -> Result<Created, Option<Event>> {
-        let failed = |stage, message: String| Event::StartFailed {
-            container: name.to_string(),
-            instance,
-            stage,
-            message,
-            at: now(),
-        };
+        let failed = |stage, message| start_failed(name, instance, stage, message);
         let Some((c, which)) = find_container(&self.pod, name) else {
             return Err(Some(failed(
                 StartStage::Create,
@@ -1039,13 +1033,7 @@ impl Supervisor {
 
     /// `start` of an instance [`Supervisor::create_instance`] made, and its logs.
     fn start_created(&mut self, name: &str, instance: u32, created: Created) -> Option<Event> {
-        let failed = |stage, message: String| Event::StartFailed {
-            container: name.to_string(),
-            instance,
-            stage,
-            message,
-            at: now(),
-        };
+        let failed = |stage, message| start_failed(name, instance, stage, message);
         let Created {
             pid,
             out_r,
@@ -1606,4 +1594,15 @@ pub fn teardown_host(paths: &PodPaths, pod: &Pod) {
         }
     }
     super::cgroup::PodCgroup::of(paths).destroy_children_but_supervisor();
+}
+
+/// The supervisor's event for an instance that could not be created or started.
+fn start_failed(name: &str, instance: u32, stage: StartStage, message: String) -> Event {
+    Event::StartFailed {
+        container: name.to_string(),
+        instance,
+        stage,
+        message,
+        at: now(),
+    }
 }
