@@ -15,7 +15,8 @@ Memory, median of M containers: the peak RSS of the runtime's own process during
 maximum resident set size, as /usr/bin/time -v reports it), the peak RSS of the container's init
 process while it waits for \`start\` (VmHWM), and the container cgroup's peak memory charge then.
 
-RUNTIME is peapod, peapod-runc (the OCI verbs only: \$PEAPOD_RUNC, default target/release/peapod-runc),
+RUNTIME is peapod, peapod-runc (the OCI verbs only, one static executable: \$PEAPOD_RUNC, default
+target/x86_64-unknown-linux-gnu/release/peapod-runc, built with \`cargo build-runc\` when missing),
 peapod-ro (peapod copied onto a read-only bind mount, as an installation on a
 read-only /usr would be: it then skips its protective re-execution), runc, crun or the path of a
 runc-compatible binary (default: peapod runc crun).
@@ -108,11 +109,11 @@ resolve() { # NAME -> path of the binary, or empty
 		if [ -x "$p" ]; then echo "$p"; fi
 		;;
 	peapod-runc)
-		# the lean OCI-only binary that containerd and podman point at
-		local p=${PEAPOD_RUNC:-$repo/target/release/peapod-runc}
+		# the lean OCI-only binary that containerd and podman point at, static (cargo build-runc)
+		local p=${PEAPOD_RUNC:-$repo/target/x86_64-unknown-linux-gnu/release/peapod-runc}
 		if [ ! -x "$p" ] && [ -z "${PEAPOD_RUNC:-}" ]; then
-			echo "building peapod-runc (cargo build --release -p peapod-runc)..." >&2
-			cargo build --release --quiet -p peapod-runc --manifest-path "$repo/Cargo.toml" >&2 || return 0
+			echo "building peapod-runc (cargo build-runc)..." >&2
+			(cd "$repo" && cargo build-runc --quiet) >&2 || return 0
 		fi
 		if [ -x "$p" ]; then echo "$p"; fi
 		;;
