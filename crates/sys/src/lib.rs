@@ -52,13 +52,18 @@ pub fn fork() -> nix::Result<ForkResult> {
 /// Set in the child of [`fork`]: it was born with a single thread.
 static FORKED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Threads of this process, from `/proc/self/status`.
+/// Threads of this process: `num_threads`, the 20th field of `/proc/self/stat` (one line,
+/// cheaper for the kernel to write than `status`), counted after the `)` that ends the command
+/// name, which may itself hold spaces and parentheses.
 pub fn thread_count() -> Option<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    stat_threads(&stat)
+}
+
+fn stat_threads(stat: &str) -> Option<usize> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` starts with field 3 (state): num_threads is 17 fields further.
+    rest.split_ascii_whitespace().nth(17)?.parse().ok()
 }
 
 /// Ask the kernel to SIGKILL this process when its parent exits, and return false when the
@@ -297,6 +302,31 @@ pub fn unlock_pty(master: RawFd) -> io::Result<u32> {
         return Err(io::Error::last_os_error());
     }
     Ok(n)
+}
+
+/// What a binary without Rust's runtime start-up (`#![no_main]`, `peapod-runc`) needs of it:
+/// fds 0, 1 and 2 open (on `/dev/null` when the caller closed one, so that no file opened
+/// later lands there and is written to as stdout), and SIGPIPE ignored, so that a write to a
+/// closed pipe is an `EPIPE` error (`peapod list | head -1`), as in every Rust program.
+pub fn bare_start() {
+    for fd in 0..=2 {
+        // SAFETY: F_GETFD takes no argument and only reads the fd table.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF);
+        if closed {
+            // open(2) takes the lowest free number: this one. Nothing can be done without it.
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                Ok(f) => std::mem::forget(f),
+                Err(_) => std::process::abort(),
+            }
+        }
+    }
+    // SAFETY: installing SIG_IGN runs no code of ours in signal context.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
 /// Where the on-disk peapod binary is, once running from the sealed copy.
@@ -950,5 +980,22 @@ pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
             let _ = nix::sys::wait::waitpid(child, None);
             result
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stat_threads;
+
+    #[test]
+    fn num_threads_is_read_after_the_command_name() {
+        let line =
+            "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 7 0 123 4096 100";
+        assert_eq!(stat_threads(line), Some(7));
+        assert_eq!(stat_threads("1 (x) S 0"), None);
+        assert_eq!(stat_threads("garbage"), None);
+        // This process: the test harness runs tests on threads, so at least one.
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(stat_threads(&own).is_some_and(|n| n >= 1));
     }
 }

@@ -253,9 +253,15 @@ impl Setup {
     }
 }
 
-/// Detects the cgroup setup of this host from [`MOUNTINFO`].
+/// Detects the cgroup setup of this host from [`MOUNTINFO`], read once per process (a `run`
+/// asks at create, start and delete; how cgroups are mounted does not change under a command).
 pub fn detect() -> Result<Setup> {
-    Setup::from_mountinfo_file(Path::new(MOUNTINFO))
+    static SETUP: std::sync::OnceLock<Setup> = std::sync::OnceLock::new();
+    if let Some(setup) = SETUP.get() {
+        return Ok(setup.clone());
+    }
+    let setup = Setup::from_mountinfo_file(Path::new(MOUNTINFO))?;
+    Ok(SETUP.get_or_init(|| setup).clone())
 }
 
 /// Undoes the octal escapes (`\040` for a space, ...) the kernel uses in mountinfo paths.

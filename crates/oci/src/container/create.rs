@@ -36,6 +36,9 @@ pub struct CreateOpts {
     pub stdio: Option<[OwnedFd; 3]>,
     /// `--pidfd-socket`: a unix socket that receives a pidfd of the container process.
     pub pidfd_socket: Option<PathBuf>,
+    /// `<bundle>/config.json`, already read and parsed by the caller (`run` looks at
+    /// `process.terminal` before it creates): not read a second time.
+    pub config: Option<spec::Config>,
 }
 
 /// Everything made so far, undone in reverse on failure.
@@ -273,7 +276,10 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
     let dir = StateDir::new(root, id)?;
     let bundle = std::fs::canonicalize(&opts.bundle)
         .map_err(|e| ContainerError::io("open bundle", &opts.bundle, e))?;
-    let spec = spec::load(&bundle)?;
+    let spec::Config { spec, json } = match opts.config.take() {
+        Some(config) => config,
+        None => spec::load_config(&bundle)?,
+    };
     spec::validate(&spec)?;
     let root_path = spec
         .root()
@@ -395,9 +401,7 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
         let cg = cgroups::manager(Some(cgroup.path()), id)?;
         cg.claim(&token)?;
         undo.cgroup = Some((cg, !preexisting || takes_over));
-        let spec_json =
-            crate::json::to_vec(&spec, false).map_err(|e| ContainerError::Other(e.to_string()))?;
-        dir.write_atomic(CONFIG_FILE, &spec_json)?;
+        dir.write_atomic(CONFIG_FILE, &json)?;
         let fifo_path = dir.file(EXEC_FIFO);
         nix::unistd::mkfifo(&fifo_path, FileMode::from_bits_truncate(0o622))
             .map_err(|e| ContainerError::io("mkfifo", &fifo_path, e.into()))?;

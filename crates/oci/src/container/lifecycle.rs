@@ -17,6 +17,19 @@ use peapod_sys as sys;
 
 /// Release the init blocked on `exec.fifo`, then run poststart hooks.
 pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
+    start_with(root, id, Poststart::FromConfig)
+}
+
+/// Where `start` finds the poststart hooks it runs.
+pub enum Poststart {
+    /// In the copy of config.json that create saved.
+    FromConfig,
+    /// Given by a caller that holds the spec already (`run`, which created the container).
+    Known(Option<Vec<oci_spec::runtime::Hook>>),
+}
+
+/// [`start`], with the poststart hooks taken from `poststart`.
+pub fn start_with(root: &Path, id: &str, poststart: Poststart) -> Result<(), ContainerError> {
     let (c, _lock) = load_locked(root, id)?;
     c.require("start", Status::can_start)?;
     let fifo_path = c.dir.file(EXEC_FIFO);
@@ -61,14 +74,17 @@ pub fn start(root: &Path, id: &str) -> Result<(), ContainerError> {
         }
     }
     let _ = std::fs::remove_file(&fifo_path);
-    let spec = c.spec()?;
+    let hooks = match poststart {
+        Poststart::Known(hooks) => hooks,
+        Poststart::FromConfig => c
+            .spec()?
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().clone()),
+    };
     // runc: a failing poststart hook fails the command and terminates the container (it is
     // left stopped for `delete`).
-    if let Err(e) = hooks::run(
-        "poststart",
-        spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()),
-        &c.hook_state(Status::Running),
-    ) {
+    if let Err(e) = hooks::run("poststart", hooks.as_ref(), &c.hook_state(Status::Running)) {
         let killed = match c.owned_cgroup() {
             Ok(Some(cg)) if !c.state.private_pid_ns => {
                 cg.kill_all(libc::SIGKILL).map_err(Into::into)

@@ -207,7 +207,7 @@ impl Container {
 
     /// The spec saved at create time (the bundle may be gone by now).
     pub fn spec(&self) -> Result<oci_spec::runtime::Spec, ContainerError> {
-        spec::load(&self.dir.path)
+        spec::load_saved(&self.dir.path)
     }
 
     /// The state JSON hooks get on stdin.

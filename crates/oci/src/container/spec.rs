@@ -15,14 +15,43 @@ pub const MAX_CONFIG_BYTES: usize = limits::CONFIG_BYTES as usize;
 
 /// Read and parse `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec, ContainerError> {
+    Ok(load_config(bundle)?.spec)
+}
+
+/// config.json as read: the spec and the bytes it was parsed from, which create saves as the
+/// container's copy (serializing the spec again would only cost time: the copy is read back
+/// with the same [`parse`]).
+#[derive(Debug)]
+pub struct Config {
+    pub spec: Spec,
+    pub json: Vec<u8>,
+}
+
+/// Read and parse `<bundle>/config.json`, keeping its bytes.
+pub fn load_config(bundle: &Path) -> Result<Config, ContainerError> {
     let path = bundle.join("config.json");
+    let json = read_bounded(&path)?;
+    let spec = parse(&json)
+        .map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))?;
+    Ok(Config { spec, json })
+}
+
+/// Read the copy of config.json that create saved in the state directory `dir`: parsed as
+/// the bundle's was, without repeating the warnings create printed.
+pub fn load_saved(dir: &Path) -> Result<Spec, ContainerError> {
+    let path = dir.join("config.json");
     let data = read_bounded(&path)?;
-    parse(&data).map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))
+    parse_with(&data, false)
+        .map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))
 }
 
 /// Parse a config.json text (what [`load`] does after reading it). A capability name the
 /// runtime does not know is dropped with runc's warning, not an error.
 pub fn parse(data: &[u8]) -> Result<Spec, serde_json::Error> {
+    parse_with(data, true)
+}
+
+fn parse_with(data: &[u8], warn: bool) -> Result<Spec, serde_json::Error> {
     let mut v: serde_json::Value = serde_json::from_slice(data)?;
     // serde would take `[]` as a spec with every field defaulted; runc refuses it.
     if !v.is_object() {
@@ -41,7 +70,7 @@ pub fn parse(data: &[u8]) -> Result<Spec, serde_json::Error> {
     if let Some(p) = v.get_mut("process") {
         if let Some(caps) = p.get_mut("capabilities") {
             let unknown = drop_unknown_capabilities(caps);
-            if !unknown.is_empty() {
+            if warn && !unknown.is_empty() {
                 log::warn!(
                     "ignoring unknown or unavailable capabilities: [{}]",
                     unknown.join(" ")

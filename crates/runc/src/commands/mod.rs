@@ -30,5 +30,6 @@ pub fn create_opts(f: &CreateFlags) -> CreateOpts {
         console_fd: None,
         stdio: None,
         pidfd_socket: f.pidfd_socket.clone(),
+        config: None,
     }
 }

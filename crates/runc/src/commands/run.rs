@@ -11,9 +11,12 @@ use peapod_oci::process::channel::recv_fd;
 /// create + start; in the foreground, wait with signal forwarding, then delete unless --keep.
 pub fn run(root: &Path, args: &Run) -> Result<i32> {
     let mut opts = super::create_opts(&args.flags);
-    let terminal = spec::load(&opts.bundle)
-        .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+    // A config.json that fails to load is reported by create, with its path.
+    opts.config = spec::load_config(&opts.bundle).ok();
+    let terminal = opts
+        .config
+        .as_ref()
+        .and_then(|c| c.spec.process().as_ref().and_then(|p| p.terminal()))
         .unwrap_or(false);
     let mut tty_sock: Option<OwnedFd> = None;
     if !args.detach && terminal && opts.console_socket.is_none() {
@@ -27,6 +30,13 @@ pub fn run(root: &Path, args: &Run) -> Result<i32> {
         opts.console_fd = Some(theirs);
         tty_sock = Some(ours);
     }
+    // `start` runs these without reading config.json again (as `peapod start` does).
+    let poststart = match &opts.config {
+        Some(c) => {
+            lifecycle::Poststart::Known(c.spec.hooks().as_ref().and_then(|h| h.poststart().clone()))
+        }
+        None => lifecycle::Poststart::FromConfig,
+    };
     let mask = if args.detach {
         None
     } else {
@@ -37,7 +47,7 @@ pub fn run(root: &Path, args: &Run) -> Result<i32> {
     let st = create::create(root, &args.id, opts)
         .with_context(|| format!("create container `{}`", args.id))?;
     let Some(mask) = mask else {
-        lifecycle::start(root, &args.id)
+        lifecycle::start_with(root, &args.id, poststart)
             .with_context(|| format!("start container `{}`", args.id))?;
         return Ok(0);
     };
@@ -54,7 +64,7 @@ pub fn run(root: &Path, args: &Run) -> Result<i32> {
         None => Ok(None),
     };
     let started = tty.and_then(|tty| {
-        lifecycle::start(root, &args.id)
+        lifecycle::start_with(root, &args.id, poststart)
             .with_context(|| format!("start container `{}`", args.id))?;
         Ok(tty)
     });
