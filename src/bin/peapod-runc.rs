@@ -7,12 +7,14 @@
 //! (reading and parsing `/proc/self/maps` for a stack guard, among others) is a measurable share
 //! of `run`. What of it matters is done by [`peapod_sys::bare_start`]; a stack overflow is then a
 //! plain SIGSEGV instead of a message.
-#![no_main]
+// Not under `cargo test`: the test harness brings its own `main`.
+#![cfg_attr(not(test), no_main)]
 
 /// The C entry point, called once by glibc's start-up (`std::env::args` still works: on glibc
 /// the standard library takes argv from `.init_array`, not from here).
 // SAFETY (of the attribute): no other symbol of the program is named `main`; this crate has no
 // Rust `fn main`, and the signature is the one the C start-up calls.
+#[cfg(not(test))]
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 extern "C" fn main(
