@@ -363,3 +363,42 @@ fn mount_destinations_through_symlinks_stay_in_the_rootfs() {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mountinfo.contains(host.path().to_str().unwrap()));
 }
+
+/// A runtime started with a standard fd closed (a caller's `>&-`) must not let a file it opens
+/// take that number: `state` would print the container's state into its own `--log` file.
+/// `peapod-runc` starts without Rust's runtime start-up, so this is `peapod_sys::bare_start`'s job
+/// (fds 0-2 opened on /dev/null when closed). Seen to fail with `bare_start`'s fd loop removed:
+/// the log held the state JSON.
+#[test]
+fn closed_standard_fds_are_not_reused_for_runtime_files() {
+    if !root_ok() {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "60"], json!({}));
+    let id = unique("closedfd");
+    b.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let log = b.path().join("runtime.log");
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(r#"exec "$@" >&-"#)
+        .arg("sh")
+        .arg(crate::common::oci_bin())
+        .arg("--root")
+        .arg(&b.state_root)
+        .arg("--log")
+        .arg(&log)
+        .args(["state", &id])
+        .output()
+        .unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    b.ok(&["delete", "--force", &id]);
+    assert!(
+        out.status.success(),
+        "state with stdout closed: {}",
+        stderr(&out)
+    );
+    assert!(
+        !logged.contains("ociVersion"),
+        "the state went into the log: {logged}"
+    );
+}
