@@ -91,6 +91,38 @@ pub fn cache_path(cache_dir: &Path, network: &str, container_id: &str, ifname: &
         .join(format!("{network}-{container_id}-{ifname}"))
 }
 
+/// Where an ADD in progress keeps its entry (config, arguments, the result so far), next to
+/// the cache file, until the chain's final result is cached: a runtime killed during ADD
+/// leaves what DEL needs to undo it (see `Cni::del`). Not in libcni's format's namespace of
+/// names (`<network>-<id>-<ifname>` never ends with `.adding`, `valid_name` refuses dots in ids).
+pub fn partial_path(cache: &Path) -> PathBuf {
+    let mut name = cache.file_name().unwrap_or_default().to_os_string();
+    name.push(".adding");
+    cache.with_file_name(name)
+}
+
+/// Processes running an ADD of `container_id` on `ifname` (plugins orphaned by a runtime that
+/// was killed during ADD), by their CNI environment.
+pub fn adding_processes(container_id: &str, ifname: &str) -> Vec<i32> {
+    let want = [
+        "CNI_COMMAND=ADD".to_string(),
+        format!("CNI_CONTAINERID={container_id}"),
+        format!("CNI_IFNAME={ifname}"),
+    ];
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
+                want.iter().all(|w| vars.contains(&w.as_bytes()))
+            })
+        })
+        .collect()
+}
+
 /// Write `entry` to `path` atomically, mode 0600 (the `results` dir 0700); not fsynced, as
 /// libcni does not (the plugins' own state, host-local's allocations, is not synced either).
 pub fn write(path: &Path, entry: &CachedAttachment) -> Result<(), CacheError> {

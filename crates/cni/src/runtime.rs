@@ -249,6 +249,32 @@ impl CniError {
     }
 }
 
+/// Wait until no process runs an ADD of `container_id` on `ifname` any more: a plugin orphaned
+/// by a killed runtime finishes its one step (a plugin killed half-way could leave a state its
+/// own DEL refuses, as the bridge plugin's masquerade rule without its chain). One that is still
+/// running after 20 s gets SIGKILL (with its process group: its iptables children).
+fn stop_adding(container_id: &str, ifname: &str) {
+    use nix::sys::signal::{Signal, kill, killpg};
+    use nix::unistd::Pid;
+    let started = std::time::Instant::now();
+    loop {
+        let pids = cache::adding_processes(container_id, ifname);
+        if pids.is_empty() || started.elapsed() > Duration::from_secs(25) {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            for pid in pids {
+                let pid = Pid::from_raw(pid);
+                if nix::unistd::getpgid(Some(pid)) == Ok(pid) {
+                    let _ = killpg(pid, Signal::SIGKILL);
+                }
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// The CNI runtime: where plugins live, where results are cached, how plugins are run.
 #[derive(Clone)]
 pub struct Cni {
@@ -341,6 +367,31 @@ impl Cni {
         let op = CniCommand::Add;
         rt.validate(op)?;
         let paths = self.find_all(op, net, rt)?;
+        let mut entry = CachedAttachment {
+            kind: CACHE_KIND.into(),
+            container_id: rt.container_id.clone(),
+            config: net.bytes.clone(),
+            if_name: rt.ifname.clone(),
+            network_name: net.name.clone(),
+            netns: rt.netns.to_string_lossy().into_owned(),
+            cni_args: rt
+                .args
+                .iter()
+                .map(|(k, v)| [k.clone(), v.clone()])
+                .collect(),
+            capability_args: rt.capability_args.clone(),
+            result: None,
+        };
+        // Before the first plugin and after each one, what DEL needs to undo this ADD if the
+        // runtime is killed half-way (see `del`).
+        let partial = cache::partial_path(&self.cache_path(&net.name, rt));
+        let cache_err = |source| CniError::Cache {
+            op,
+            network: net.name.clone(),
+            container_id: rt.container_id.clone(),
+            source,
+        };
+        cache::write(&partial, &entry).map_err(cache_err)?;
         let mut prev: Option<RawResult> = None;
         for (plugin, path) in net.plugins.iter().zip(&paths) {
             let prev_value = prev.as_ref().map(|p| p.as_version(&net.cni_version));
@@ -356,7 +407,14 @@ impl Cni {
                 })
                 .map_err(|source| self.plugin_err(op, net, rt, source));
             match step {
-                Ok(r) => prev = Some(r),
+                Ok(r) => {
+                    entry.result = Some(r.raw.clone());
+                    let saved = cache::write(&partial, &entry).map_err(cache_err);
+                    prev = Some(r);
+                    if let Err(e) = saved {
+                        return Err(self.roll_back(net, rt, &paths, prev.as_ref(), e));
+                    }
+                }
                 Err(e) => return Err(self.roll_back(net, rt, &paths, prev.as_ref(), e)),
             }
         }
@@ -373,30 +431,12 @@ impl Cni {
                 },
             ));
         };
-        let entry = CachedAttachment {
-            kind: CACHE_KIND.into(),
-            container_id: rt.container_id.clone(),
-            config: net.bytes.clone(),
-            if_name: rt.ifname.clone(),
-            network_name: net.name.clone(),
-            netns: rt.netns.to_string_lossy().into_owned(),
-            cni_args: rt
-                .args
-                .iter()
-                .map(|(k, v)| [k.clone(), v.clone()])
-                .collect(),
-            capability_args: rt.capability_args.clone(),
-            result: Some(result.raw.clone()),
-        };
         if let Err(source) = cache::write(&self.cache_path(&net.name, rt), &entry) {
-            let e = CniError::Cache {
-                op,
-                network: net.name.clone(),
-                container_id: rt.container_id.clone(),
-                source,
-            };
+            let e = cache_err(source);
             return Err(self.roll_back(net, rt, &paths, Some(&result), e));
         }
+        // The complete entry is in place: a leftover partial one would only be ignored.
+        let _ = cache::remove(&partial);
         Ok(result.typed)
     }
 
@@ -434,7 +474,21 @@ impl Cni {
         rt.validate(op)?;
         let path = self.cache_path(&net.name, rt);
         // A corrupt entry must not block teardown: run with the config alone (as libcni).
-        let cached = cache::read(&path).ok().flatten();
+        // Without a complete entry, an ADD that was interrupted left a partial one: the plugin
+        // it was running, orphaned if the runtime was killed, is waited for first (finishing
+        // after DEL, it would leave its veth, address or rules), and the result so far is
+        // DEL's prevResult (the firewall and portmap plugins find the pod's rules by its
+        // addresses).
+        let cached = match cache::read(&path).ok().flatten() {
+            Some(c) => Some(c),
+            None => {
+                let partial = cache::read(&cache::partial_path(&path)).ok().flatten();
+                if partial.is_some() {
+                    stop_adding(&rt.container_id, &rt.ifname);
+                }
+                partial
+            }
+        };
         let mut use_net = net.clone();
         let mut use_rt = rt.clone();
         let mut prev = None;
@@ -488,12 +542,15 @@ impl Cni {
         net: &NetworkConfigList,
         rt: &RuntimeConf,
     ) -> Result<(), CniError> {
-        cache::remove(&self.cache_path(&net.name, rt)).map_err(|source| CniError::Cache {
-            op,
-            network: net.name.clone(),
-            container_id: rt.container_id.clone(),
-            source,
-        })
+        let path = self.cache_path(&net.name, rt);
+        cache::remove(&cache::partial_path(&path))
+            .and_then(|()| cache::remove(&path))
+            .map_err(|source| CniError::Cache {
+                op,
+                network: net.name.clone(),
+                container_id: rt.container_id.clone(),
+                source,
+            })
     }
 
     /// Verify the attachment: CHECK each plugin in order with the cached ADD result. Does

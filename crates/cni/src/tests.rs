@@ -433,7 +433,8 @@ fn the_cache_is_written_used_by_del_and_removed() {
 
 #[test]
 fn a_cache_that_cannot_be_written_undoes_the_add() {
-    // The result must be cached for DEL after a crash: an ADD that cannot cache is undone.
+    // The result must be cached for DEL after a crash, and so must what ADD is about to do
+    // (the partial entry, written before the first plugin): without a cache nothing runs.
     let s = setup(FakeExec::reference());
     fs::create_dir_all(s.cache_dir.parent().unwrap()).unwrap();
     fs::write(&s.cache_dir, "a file where the cache dir should be").unwrap();
@@ -447,24 +448,29 @@ fn a_cache_that_cannot_be_written_undoes_the_add() {
         "{err}"
     );
     assert!(!err.contains("undoing"), "{err}");
+    assert_eq!(s.fake.trace(), Vec::<String>::new());
+}
+
+#[test]
+fn del_after_an_interrupted_add_uses_its_partial_entry() {
+    // A runtime killed during ADD leaves `<cache>.adding` (config, arguments, the result so
+    // far) and no cache file: DEL gives the plugins that result and removes the entry.
+    let s = setup(FakeExec::reference());
+    let net = network("1.0.0");
+    s.cni.add(&net, &pod()).unwrap();
+    let path = s.cni.cache_path(&net.name, &pod());
+    let partial = crate::cache::partial_path(&path);
+    assert!(!partial.exists(), "a complete ADD leaves no partial entry");
+    fs::rename(&path, &partial).unwrap();
+    s.fake.clear();
+    s.cni.del(&net, &pod()).unwrap();
     assert_eq!(
         s.fake.trace(),
-        [
-            "bridge ADD",
-            "portmap ADD",
-            "bandwidth ADD",
-            "bandwidth DEL",
-            "portmap DEL",
-            "bridge DEL"
-        ]
+        ["bandwidth DEL", "portmap DEL", "bridge DEL"]
     );
-    // The DELs get the full result the chain produced.
     let full = bridge_result("1.0.0", "/run/netns/pod1");
-    assert!(
-        s.fake.calls()[3..]
-            .iter()
-            .all(|c| c.stdin["prevResult"] == full)
-    );
+    assert!(s.fake.calls().iter().all(|c| c.stdin["prevResult"] == full));
+    assert!(!partial.exists() && !path.exists());
 }
 
 #[test]
