@@ -479,11 +479,13 @@ impl Cni {
         // after DEL, it would leave its veth, address or rules), and the result so far is
         // DEL's prevResult (the firewall and portmap plugins find the pod's rules by its
         // addresses).
+        let mut interrupted = false;
         let cached = match cache::read(&path).ok().flatten() {
             Some(c) => Some(c),
             None => {
                 let partial = cache::read(&cache::partial_path(&path)).ok().flatten();
                 if partial.is_some() {
+                    interrupted = true;
                     stop_adding(&rt.container_id, &rt.ifname);
                 }
                 partial
@@ -516,7 +518,15 @@ impl Cni {
             }
         }
         let paths = self.find_all(op, &use_net, &use_rt)?;
-        self.del_chain(&use_net, &use_rt, &paths, prev.as_ref())?;
+        let mut done = self.del_chain(&use_net, &use_rt, &paths, prev.as_ref());
+        if interrupted && done.is_err() {
+            // A plugin cut off half-way (the killed runtime's pipes gone, its iptables child
+            // died of SIGPIPE) can leave a state its own DEL trips over after undoing the rest:
+            // the bridge plugin's address without its masquerade chain. A second DEL finds
+            // nothing of it left and succeeds.
+            done = self.del_chain(&use_net, &use_rt, &paths, prev.as_ref());
+        }
+        done?;
         self.remove_cache(op, net, rt)
     }
 
