@@ -91,19 +91,25 @@ pub fn cache_path(cache_dir: &Path, network: &str, container_id: &str, ifname: &
         .join(format!("{network}-{container_id}-{ifname}"))
 }
 
-/// Where an ADD in progress keeps its entry (config, arguments, the result so far), next to
-/// the cache file, until the chain's final result is cached: a runtime killed during ADD
-/// leaves what DEL needs to undo it (see `Cni::del`). Not in libcni's format's namespace of
-/// names (`<network>-<id>-<ifname>` never ends with `.adding`, `valid_name` refuses dots in ids).
+/// Where an ADD in progress keeps its entry (config, arguments, the result so far) until the
+/// chain's final result is cached: `<dir>/adding/<name>` for the cache file `<dir>/results/<name>`,
+/// a directory of its own, so that no attachment's cache file can be another's partial entry
+/// (names may hold dots). A runtime killed during ADD leaves what DEL needs to undo it (see
+/// `Cni::del`).
 pub fn partial_path(cache: &Path) -> PathBuf {
-    let mut name = cache.file_name().unwrap_or_default().to_os_string();
-    name.push(".adding");
-    cache.with_file_name(name)
+    let dir = cache
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new(""));
+    dir.join("adding")
+        .join(cache.file_name().unwrap_or_default())
 }
 
 /// Processes running an ADD of `container_id` on `ifname` (plugins orphaned by a runtime that
-/// was killed during ADD), by their CNI environment.
-pub fn adding_processes(container_id: &str, ifname: &str) -> Vec<i32> {
+/// was killed during ADD): one of the chain's `plugins` (canonical paths) by its executable, with that CNI
+/// environment. The environment alone would not do: any process, a container's too, can
+/// carry those variables.
+pub fn adding_processes(container_id: &str, ifname: &str, plugins: &[PathBuf]) -> Vec<i32> {
     let want = [
         "CNI_COMMAND=ADD".to_string(),
         format!("CNI_CONTAINERID={container_id}"),
@@ -114,6 +120,9 @@ pub fn adding_processes(container_id: &str, ifname: &str) -> Vec<i32> {
     };
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| plugins.contains(&exe))
+        })
         .filter(|pid| {
             fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
                 let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();

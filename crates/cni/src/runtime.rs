@@ -253,12 +253,17 @@ impl CniError {
 /// by a killed runtime finishes its one step (a plugin killed half-way could leave a state its
 /// own DEL refuses, as the bridge plugin's masquerade rule without its chain). One that is still
 /// running after 20 s gets SIGKILL (with its process group: its iptables children).
-fn stop_adding(container_id: &str, ifname: &str) {
+fn stop_adding(container_id: &str, ifname: &str, plugins: &[PathBuf]) {
     use nix::sys::signal::{Signal, kill, killpg};
     use nix::unistd::Pid;
+    // As `/proc/<pid>/exe` names them: symlinks resolved.
+    let plugins: Vec<PathBuf> = plugins
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect();
     let started = std::time::Instant::now();
     loop {
-        let pids = cache::adding_processes(container_id, ifname);
+        let pids = cache::adding_processes(container_id, ifname, &plugins);
         if pids.is_empty() || started.elapsed() > Duration::from_secs(25) {
             return;
         }
@@ -484,10 +489,7 @@ impl Cni {
             Some(c) => Some(c),
             None => {
                 let partial = cache::read(&cache::partial_path(&path)).ok().flatten();
-                if partial.is_some() {
-                    interrupted = true;
-                    stop_adding(&rt.container_id, &rt.ifname);
-                }
+                interrupted = partial.is_some();
                 partial
             }
         };
@@ -518,6 +520,9 @@ impl Cni {
             }
         }
         let paths = self.find_all(op, &use_net, &use_rt)?;
+        if interrupted {
+            stop_adding(&rt.container_id, &rt.ifname, &paths);
+        }
         let mut done = self.del_chain(&use_net, &use_rt, &paths, prev.as_ref());
         if interrupted && done.is_err() {
             // A plugin cut off half-way (the killed runtime's pipes gone, its iptables child
