@@ -28,6 +28,17 @@ pub enum Poststart {
     Known(Option<Vec<oci_spec::runtime::Hook>>),
 }
 
+impl Poststart {
+    /// The hooks of `spec`.
+    pub fn of(spec: &oci_spec::runtime::Spec) -> Poststart {
+        Poststart::Known(poststart_hooks(spec))
+    }
+}
+
+fn poststart_hooks(spec: &oci_spec::runtime::Spec) -> Option<Vec<oci_spec::runtime::Hook>> {
+    spec.hooks().as_ref().and_then(|h| h.poststart().clone())
+}
+
 /// [`start`], with the poststart hooks taken from `poststart`.
 pub fn start_with(root: &Path, id: &str, poststart: Poststart) -> Result<(), ContainerError> {
     let (c, _lock) = load_locked(root, id)?;
@@ -76,11 +87,7 @@ pub fn start_with(root: &Path, id: &str, poststart: Poststart) -> Result<(), Con
     let _ = std::fs::remove_file(&fifo_path);
     let hooks = match poststart {
         Poststart::Known(hooks) => hooks,
-        Poststart::FromConfig => c
-            .spec()?
-            .hooks()
-            .as_ref()
-            .and_then(|h| h.poststart().clone()),
+        Poststart::FromConfig => poststart_hooks(&c.spec()?),
     };
     // runc: a failing poststart hook fails the command and terminates the container (it is
     // left stopped for `delete`).

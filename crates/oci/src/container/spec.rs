@@ -29,20 +29,21 @@ pub struct Config {
 
 /// Read and parse `<bundle>/config.json`, keeping its bytes.
 pub fn load_config(bundle: &Path) -> Result<Config, ContainerError> {
-    let path = bundle.join("config.json");
-    let json = read_bounded(&path)?;
-    let spec = parse(&json)
-        .map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))?;
-    Ok(Config { spec, json })
+    read_config(bundle, true)
 }
 
 /// Read the copy of config.json that create saved in the state directory `dir`: parsed as
 /// the bundle's was, without repeating the warnings create printed.
 pub fn load_saved(dir: &Path) -> Result<Spec, ContainerError> {
+    Ok(read_config(dir, false)?.spec)
+}
+
+fn read_config(dir: &Path, warn: bool) -> Result<Config, ContainerError> {
     let path = dir.join("config.json");
-    let data = read_bounded(&path)?;
-    parse_with(&data, false)
-        .map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))
+    let json = read_bounded(&path)?;
+    let spec = parse_with(&json, warn)
+        .map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))?;
+    Ok(Config { spec, json })
 }
 
 /// Parse a config.json text (what [`load`] does after reading it). A capability name the

@@ -32,9 +32,7 @@ pub fn run(root: &Path, args: &Run) -> Result<i32> {
     }
     // `start` runs these without reading config.json again (as `peapod start` does).
     let poststart = match &opts.config {
-        Some(c) => {
-            lifecycle::Poststart::Known(c.spec.hooks().as_ref().and_then(|h| h.poststart().clone()))
-        }
+        Some(c) => lifecycle::Poststart::of(&c.spec),
         None => lifecycle::Poststart::FromConfig,
     };
     let mask = if args.detach {
