@@ -443,9 +443,26 @@ pub fn image_user(
         .map(|(pod, _)| pod))
 }
 
-/// Wait until the pod is Ready (every container ready) or `timeout` passes.
+/// Wait until the pod is Ready (every container ready) or `timeout` passes. The supervisor
+/// writes `status.json` by rename at every change, so the wait wakes on that (inotify) rather
+/// than on a polling tick; a slow tick stays as a safety net should the watch be unavailable.
 pub fn wait_ready(root: &Path, name: &str, timeout: Duration) -> Result<(), PodError> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use std::os::fd::AsFd;
+    const SAFETY_TICK: Duration = Duration::from_millis(500);
     let paths = PodPaths::new(root, name)?;
+    // Watch first, then read: a change between the two still wakes the wait.
+    let watch = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+        .and_then(|w| {
+            w.add_watch(
+                &paths.dir,
+                AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE,
+            )?;
+            Ok(w)
+        })
+        .map_err(|e| log::debug!("watch `{}`: {e}; polling", paths.dir.display()))
+        .ok();
     let t = Instant::now();
     loop {
         let rec = Record::load(&paths)?;
@@ -461,13 +478,25 @@ pub fn wait_ready(root: &Path, name: &str, timeout: Duration) -> Result<(), PodE
                 "pod `{name}` finished before it was ready"
             )));
         }
-        if t.elapsed() > timeout {
+        let left = timeout.saturating_sub(t.elapsed());
+        if left.is_zero() {
             return Err(PodError::Invalid(format!(
                 "pod `{name}` not ready after {}",
                 humantime::format_duration(timeout)
             )));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        let tick = left.min(SAFETY_TICK);
+        match &watch {
+            Some(w) => {
+                let mut fds = [PollFd::new(w.as_fd(), PollFlags::POLLIN)];
+                let ms = PollTimeout::try_from(tick).unwrap_or(PollTimeout::MAX);
+                if poll(&mut fds, ms).is_ok_and(|n| n > 0) {
+                    // Only the wake-up matters: drain what is queued (EAGAIN when empty).
+                    while w.read_events().is_ok_and(|evs| !evs.is_empty()) {}
+                }
+            }
+            None => std::thread::sleep(tick.min(Duration::from_millis(50))),
+        }
     }
 }
 
