@@ -53,6 +53,17 @@ pub fn parse(data: &[u8]) -> Result<Spec, serde_json::Error> {
 }
 
 fn parse_with(data: &[u8], warn: bool) -> Result<Spec, serde_json::Error> {
+    // Straight into the Spec, the common case: a document that parses as it is has nothing
+    // for the patches below to change (each patches a value `Spec` refuses). The `Value` tree
+    // is built only when that fails, so `create` and `run` parse once at each start.
+    let direct = if data.trim_ascii_start().starts_with(b"{") {
+        match serde_json::from_slice::<Spec>(data) {
+            Ok(spec) => return Ok(spec),
+            Err(e) => Some(e),
+        }
+    } else {
+        None
+    };
     let mut v: serde_json::Value = serde_json::from_slice(data)?;
     // serde would take `[]` as a spec with every field defaulted; runc refuses it.
     if !v.is_object() {
@@ -60,12 +71,14 @@ fn parse_with(data: &[u8], warn: bool) -> Result<Spec, serde_json::Error> {
             "config.json must hold a JSON object",
         ));
     }
+    let mut patched = false;
     // runc (Go) decodes a `null` ociVersion as the empty string and, as for any other
     // string, runs the container: its version is not validated.
     if let Some(version) = v.get_mut("ociVersion")
         && version.is_null()
     {
         *version = serde_json::Value::String(String::new());
+        patched = true;
     }
     // `get_mut`, not `v["process"]`: indexing a non-object JSON value mutably panics.
     if let Some(p) = v.get_mut("process") {
@@ -77,10 +90,29 @@ fn parse_with(data: &[u8], warn: bool) -> Result<Spec, serde_json::Error> {
                     unknown.join(" ")
                 );
             }
+            patched |= !unknown.is_empty();
         }
-        spec_scheduler_flags(p);
+        patched |= spec_scheduler_flags(p);
     }
-    serde_json::from_value(v)
+    match direct {
+        // Nothing patched: the direct parse's error, with its line and column in the file.
+        Some(e) if !patched => Err(e),
+        _ => from_patched(&v),
+    }
+}
+
+/// Deserialize a patched document. Through its text rather than `serde_json::from_value`, so
+/// that each type has one deserializer in the binary (from bytes) instead of two; an error's
+/// position would be in that text, not the file's, and is left out.
+fn from_patched<T: serde::de::DeserializeOwned>(
+    v: &serde_json::Value,
+) -> Result<T, serde_json::Error> {
+    let text = serde_json::to_vec(v)?;
+    serde_json::from_slice(&text).map_err(|e| {
+        let msg = e.to_string();
+        let at = format!(" at line {} column {}", e.line(), e.column());
+        serde::de::Error::custom(msg.strip_suffix(&at).unwrap_or(&msg))
+    })
 }
 
 /// Remove the names no [`oci_spec::runtime::Capability`] parses from every set of `caps`
@@ -117,12 +149,14 @@ pub fn parse_process(data: &[u8]) -> Result<oci_spec::runtime::Process, serde_js
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
     spec_scheduler_flags(&mut v);
-    serde_json::from_value(v)
+    from_patched(&v)
 }
 
 /// The oci-spec crate spells two `process.scheduler.flags` unlike the runtime-spec
 /// (`SCHED_RESET_ON_FORK`, `SCHED_FLAG_D_L_OVERRUN`): accept the runtime-spec's names.
-fn spec_scheduler_flags(process: &mut serde_json::Value) {
+/// Whether a name was changed.
+fn spec_scheduler_flags(process: &mut serde_json::Value) -> bool {
+    let mut renamed_any = false;
     let flags = process
         .get_mut("scheduler")
         .and_then(|s| s.get_mut("flags"))
@@ -134,7 +168,9 @@ fn spec_scheduler_flags(process: &mut serde_json::Value) {
             _ => continue,
         };
         *f = renamed.into();
+        renamed_any = true;
     }
+    renamed_any
 }
 
 /// Read a JSON file of the bundle or the command line, refusing one over
@@ -794,6 +830,56 @@ mod tests {
         for text in ["5", r#"{"scheduler":5}"#] {
             assert!(parse_process(text.as_bytes()).is_err(), "{text}");
         }
+    }
+
+    /// The direct parse is taken only where it gives what the patched one gives: each patched
+    /// value is one `Spec` refuses, and a document `Spec` takes parses alike both ways.
+    #[test]
+    fn the_direct_parse_agrees_with_the_patched_one() {
+        let patched = [
+            r#"{"ociVersion":null}"#,
+            r#"{"process":{"user":{"uid":0,"gid":0},"cwd":"/","capabilities":{"bounding":["CAP_KILL","CAP_BOGUS"]}}}"#,
+            r#"{"process":{"user":{"uid":0,"gid":0},"cwd":"/","scheduler":{"policy":"SCHED_OTHER","flags":["SCHED_FLAG_RESET_ON_FORK"]}}}"#,
+            r#"{"process":{"user":{"uid":0,"gid":0},"cwd":"/","scheduler":{"policy":"SCHED_OTHER","flags":["SCHED_FLAG_DL_OVERRUN"]}}}"#,
+        ];
+        for text in patched {
+            assert!(
+                serde_json::from_slice::<Spec>(text.as_bytes()).is_err(),
+                "{text}"
+            );
+            parse(text.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+        let spec = parse(patched[2].as_bytes()).unwrap();
+        let flags = spec
+            .process()
+            .as_ref()
+            .unwrap()
+            .scheduler()
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            flags.flags().as_deref(),
+            Some(&[oci_spec::runtime::LinuxSchedulerFlag::SchedResetOnFork][..])
+        );
+        let template = serde_json::to_vec(&crate::spec_template::default_spec(false)).unwrap();
+        let direct = serde_json::from_slice::<Spec>(&template).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&template).unwrap();
+        assert_eq!(direct, from_patched::<Spec>(&value).unwrap());
+        assert_eq!(parse(&template).unwrap(), direct);
+        // serde takes a struct from a JSON array too; runc does not: neither path does.
+        assert!(serde_json::from_slice::<Spec>(b" []").is_ok());
+        assert!(parse(b" []").is_err());
+        // An error in a document with nothing to patch keeps its place in the file; one in a
+        // patched document has none (it would be in the re-serialized text).
+        let e = parse(b"{\n\"process\": 5}").unwrap_err().to_string();
+        assert!(e.ends_with("at line 2 column 12"), "{e}");
+        let e = parse(br#"{"ociVersion":null,"process":5}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("invalid type: integer `5`") && !e.contains(" at line "),
+            "{e}"
+        );
     }
 
     /// runc 1.5.1 runs any string (and `null`) as ociVersion, and refuses a number.
