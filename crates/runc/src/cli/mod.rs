@@ -74,6 +74,39 @@ impl<T: Subcommand> Args for DeferredGroup<T> {
     }
 }
 
+/// runc's globals as `runc` takes them: before the verb only (`runc create --root x` is
+/// "flag provided but not defined: -root"). The same [`GlobalOpts`] are global in `peapod`,
+/// whose own verbs take them anywhere; in `peapod-runc` nothing is copied into each verb's
+/// parser at every start.
+#[derive(Debug)]
+pub struct BeforeVerb<T>(pub T);
+
+impl<T> std::ops::Deref for BeforeVerb<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: FromArgMatches> FromArgMatches for BeforeVerb<T> {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(m).map(BeforeVerb)
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+/// Added first (flattened before any other field), so `mut_args` sees `T`'s arguments only.
+impl<T: Args> Args for BeforeVerb<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        T::augment_args(cmd).mut_args(|a| a.global(false))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        T::augment_args_for_update(cmd).mut_args(|a| a.global(false))
+    }
+}
+
 /// The flags every verb takes (runc's globals).
 #[derive(Debug, clap::Args)]
 pub struct GlobalOpts {
@@ -179,14 +212,14 @@ impl OciCommand {
 )]
 pub struct RuncCli {
     #[command(flatten)]
-    pub global: GlobalOpts,
+    pub global: BeforeVerb<GlobalOpts>,
     #[command(subcommand)]
     pub command: Option<OciCommand>,
 }
 
 impl crate::app::Program for RuncCli {
     fn global(&self) -> &GlobalOpts {
-        &self.global
+        &self.global.0
     }
     fn enters_container(&self) -> bool {
         self.command
@@ -198,7 +231,7 @@ impl crate::app::Program for RuncCli {
     }
     fn dispatch(&self) -> anyhow::Result<i32> {
         match &self.command {
-            Some(c) => c.dispatch(&self.global.root),
+            Some(c) => c.dispatch(&self.global.0.root),
             None => anyhow::bail!("no command given: see `peapod-runc --help`"),
         }
     }
@@ -319,6 +352,14 @@ mod tests {
             RuncCli::try_parse_from(["x", "--root", "/r", "exec", "-t", "id", "sh", "-c", "x"])
                 .unwrap();
         assert_eq!(cli.global.root, PathBuf::from("/r"));
+        // As runc: the globals come before the verb.
+        for argv in [
+            &["x", "exec", "--root", "/r", "id", "true"][..],
+            &["x", "create", "--log-format", "json", "id"],
+            &["x", "delete", "--debug", "id"],
+        ] {
+            assert!(RuncCli::try_parse_from(argv).is_err(), "{argv:?}");
+        }
         let Some(OciCommand::Exec(e)) = cli.command else {
             panic!()
         };
