@@ -11,26 +11,34 @@ use std::path::PathBuf;
 
 use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+/// What a wrapper of parsed arguments `T` shares: it reads as `T` and is parsed as `T`; each
+/// wrapper differs only in how it adds `T`'s arguments to the command (its `Args`).
+macro_rules! wraps_args {
+    ($name:ident) => {
+        impl<T> std::ops::Deref for $name<T> {
+            type Target = T;
+            fn deref(&self) -> &T {
+                &self.0
+            }
+        }
+
+        impl<T: FromArgMatches> FromArgMatches for $name<T> {
+            fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+                T::from_arg_matches(m).map($name)
+            }
+            fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+                self.0.update_from_arg_matches(m)
+            }
+        }
+    };
+}
+
 /// A verb's arguments `T`, added to its `clap::Command` only when that verb is parsed (or a
 /// whole-tree consumer such as help, completions or man pages builds it).
 #[derive(Debug)]
 pub struct Deferred<T>(pub T);
 
-impl<T> std::ops::Deref for Deferred<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T: FromArgMatches> FromArgMatches for Deferred<T> {
-    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
-        T::from_arg_matches(m).map(Deferred)
-    }
-    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
-        self.0.update_from_arg_matches(m)
-    }
-}
+wraps_args!(Deferred);
 
 impl<T: Args> Args for Deferred<T> {
     fn augment_args(cmd: clap::Command) -> clap::Command {
@@ -45,21 +53,7 @@ impl<T: Args> Args for Deferred<T> {
 #[derive(Debug)]
 pub struct DeferredGroup<T>(pub T);
 
-impl<T> std::ops::Deref for DeferredGroup<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T: FromArgMatches> FromArgMatches for DeferredGroup<T> {
-    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
-        T::from_arg_matches(m).map(DeferredGroup)
-    }
-    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
-        self.0.update_from_arg_matches(m)
-    }
-}
+wraps_args!(DeferredGroup);
 
 impl<T: Subcommand> Args for DeferredGroup<T> {
     fn augment_args(cmd: clap::Command) -> clap::Command {
@@ -81,21 +75,7 @@ impl<T: Subcommand> Args for DeferredGroup<T> {
 #[derive(Debug)]
 pub struct BeforeVerb<T>(pub T);
 
-impl<T> std::ops::Deref for BeforeVerb<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T: FromArgMatches> FromArgMatches for BeforeVerb<T> {
-    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
-        T::from_arg_matches(m).map(BeforeVerb)
-    }
-    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
-        self.0.update_from_arg_matches(m)
-    }
-}
+wraps_args!(BeforeVerb);
 
 /// Added first (flattened before any other field), so `mut_args` sees `T`'s arguments only.
 impl<T: Args> Args for BeforeVerb<T> {
