@@ -55,7 +55,8 @@ pub fn parse(data: &[u8]) -> Result<Spec, serde_json::Error> {
 fn parse_with(data: &[u8], warn: bool) -> Result<Spec, serde_json::Error> {
     // Straight into the Spec, the common case: a document that parses as it is has nothing
     // for the patches below to change (each patches a value `Spec` refuses). The `Value` tree
-    // is built only when that fails, so `create` and `run` parse once at each start.
+    // is built only when that fails (a patched value, or a key given twice: the last wins, as
+    // in runc), so `create` and `run` parse once at each start.
     let direct = if data.trim_ascii_start().starts_with(b"{") {
         match serde_json::from_slice::<Spec>(data) {
             Ok(spec) => return Ok(spec),
@@ -71,14 +72,12 @@ fn parse_with(data: &[u8], warn: bool) -> Result<Spec, serde_json::Error> {
             "config.json must hold a JSON object",
         ));
     }
-    let mut patched = false;
     // runc (Go) decodes a `null` ociVersion as the empty string and, as for any other
     // string, runs the container: its version is not validated.
     if let Some(version) = v.get_mut("ociVersion")
         && version.is_null()
     {
         *version = serde_json::Value::String(String::new());
-        patched = true;
     }
     // `get_mut`, not `v["process"]`: indexing a non-object JSON value mutably panics.
     if let Some(p) = v.get_mut("process") {
@@ -90,15 +89,14 @@ fn parse_with(data: &[u8], warn: bool) -> Result<Spec, serde_json::Error> {
                     unknown.join(" ")
                 );
             }
-            patched |= !unknown.is_empty();
         }
-        patched |= spec_scheduler_flags(p);
+        spec_scheduler_flags(p);
     }
-    match direct {
-        // Nothing patched: the direct parse's error, with its line and column in the file.
-        Some(e) if !patched => Err(e),
-        _ => from_patched(&v),
-    }
+    from_patched(&v).map_err(|e| match direct {
+        // The same error as the direct parse's: that one has its line and column in the file.
+        Some(d) if without_position(&d) == e.to_string() => d,
+        _ => e,
+    })
 }
 
 /// Deserialize a patched document. Through its text rather than `serde_json::from_value`, so
@@ -108,11 +106,14 @@ fn from_patched<T: serde::de::DeserializeOwned>(
     v: &serde_json::Value,
 ) -> Result<T, serde_json::Error> {
     let text = serde_json::to_vec(v)?;
-    serde_json::from_slice(&text).map_err(|e| {
-        let msg = e.to_string();
-        let at = format!(" at line {} column {}", e.line(), e.column());
-        serde::de::Error::custom(msg.strip_suffix(&at).unwrap_or(&msg))
-    })
+    serde_json::from_slice(&text).map_err(|e| serde::de::Error::custom(without_position(&e)))
+}
+
+/// An error's message without serde_json's ` at line L column C`.
+fn without_position(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    msg.strip_suffix(&at).unwrap_or(&msg).to_string()
 }
 
 /// Remove the names no [`oci_spec::runtime::Capability`] parses from every set of `caps`
@@ -154,9 +155,7 @@ pub fn parse_process(data: &[u8]) -> Result<oci_spec::runtime::Process, serde_js
 
 /// The oci-spec crate spells two `process.scheduler.flags` unlike the runtime-spec
 /// (`SCHED_RESET_ON_FORK`, `SCHED_FLAG_D_L_OVERRUN`): accept the runtime-spec's names.
-/// Whether a name was changed.
-fn spec_scheduler_flags(process: &mut serde_json::Value) -> bool {
-    let mut renamed_any = false;
+fn spec_scheduler_flags(process: &mut serde_json::Value) {
     let flags = process
         .get_mut("scheduler")
         .and_then(|s| s.get_mut("flags"))
@@ -168,9 +167,7 @@ fn spec_scheduler_flags(process: &mut serde_json::Value) -> bool {
             _ => continue,
         };
         *f = renamed.into();
-        renamed_any = true;
     }
-    renamed_any
 }
 
 /// Read a JSON file of the bundle or the command line, refusing one over
@@ -869,7 +866,10 @@ mod tests {
         // serde takes a struct from a JSON array too; runc does not: neither path does.
         assert!(serde_json::from_slice::<Spec>(b" []").is_ok());
         assert!(parse(b" []").is_err());
-        // An error in a document with nothing to patch keeps its place in the file; one in a
+        // A key given twice: the last wins, as in runc (Go's decoder), not serde's refusal.
+        let spec = parse(br#"{"hostname":"a","hostname":"b"}"#).unwrap();
+        assert_eq!(spec.hostname().as_deref(), Some("b"));
+        // An error the direct parse also meets keeps its place in the file; one met only in a
         // patched document has none (it would be in the re-serialized text).
         let e = parse(b"{\n\"process\": 5}").unwrap_err().to_string();
         assert!(e.ends_with("at line 2 column 12"), "{e}");
