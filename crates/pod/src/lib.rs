@@ -312,6 +312,18 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<(), PodError> {
     peapod_sys::fs::write_atomic(path, data).map_err(|e| PodError::io("write", path, e))
 }
 
+/// Watch `dir` for files written there, as [`write_private`] writes them (by rename, so
+/// `IN_MOVED_TO`; a plain write ends with `IN_CLOSE_WRITE`). Non-blocking, close-on-exec.
+pub fn watch_writes(dir: &Path) -> nix::Result<nix::sys::inotify::Inotify> {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let w = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+    w.add_watch(
+        dir,
+        AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_CREATE,
+    )?;
+    Ok(w)
+}
+
 /// Start time of a live process, to recognise it later.
 pub fn start_time(pid: i32) -> u64 {
     proc_stat(pid).map(|(_, t)| t).unwrap_or(0)

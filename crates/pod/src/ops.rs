@@ -448,19 +448,11 @@ pub fn image_user(
 /// than on a polling tick; a slow tick stays as a safety net should the watch be unavailable.
 pub fn wait_ready(root: &Path, name: &str, timeout: Duration) -> Result<(), PodError> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
     use std::os::fd::AsFd;
     const SAFETY_TICK: Duration = Duration::from_millis(500);
     let paths = PodPaths::new(root, name)?;
     // Watch first, then read: a change between the two still wakes the wait.
-    let watch = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
-        .and_then(|w| {
-            w.add_watch(
-                &paths.dir,
-                AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE,
-            )?;
-            Ok(w)
-        })
+    let watch = crate::watch_writes(&paths.dir)
         .map_err(|e| log::debug!("watch `{}`: {e}; polling", paths.dir.display()))
         .ok();
     let t = Instant::now();

@@ -1444,7 +1444,6 @@ const NODE_FILE: &str = "node.json";
 
 /// Watch `storage` for a new node object (written by rename, so `IN_MOVED_TO`).
 fn watch_node(storage: &Path) -> Option<nix::sys::inotify::Inotify> {
-    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
     if let Err(e) = std::fs::create_dir_all(storage) {
         log::warn!(
             "create `{}`: {e}; NoExecute taints are not watched",
@@ -1452,14 +1451,9 @@ fn watch_node(storage: &Path) -> Option<nix::sys::inotify::Inotify> {
         );
         return None;
     }
-    let w = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
-    w.add_watch(
-        storage,
-        AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_CREATE,
-    )
-    .map_err(|e| log::warn!("watch `{}`: {e}", storage.display()))
-    .ok()?;
-    Some(w)
+    crate::watch_writes(storage)
+        .map_err(|e| log::warn!("watch `{}`: {e}", storage.display()))
+        .ok()
 }
 
 /// How long the supervisor stays quiet before it releases its read-only pages again.
