@@ -96,22 +96,35 @@ mod tests {
         runc.build();
         let mut ours = Cli::command();
         ours.build();
+        // A verb's own arguments, without the globals `peapod` copies into each verb.
+        let own = |c: &clap::Command| {
+            let mut v: Vec<String> = c
+                .get_arguments()
+                .filter(|a| !a.is_global_set())
+                .map(|a| a.get_id().to_string())
+                .collect();
+            v.sort();
+            v
+        };
         for v in runc.get_subcommands() {
             let mine = ours
                 .find_subcommand(v.get_name())
                 .unwrap_or_else(|| panic!("peapod lacks `{}`", v.get_name()));
-            let ids = |c: &clap::Command| {
-                let mut v: Vec<String> =
-                    c.get_arguments().map(|a| a.get_id().to_string()).collect();
-                v.sort();
-                v
-            };
-            let mut want = ids(v);
-            want.retain(|a| a != "storage");
-            let mut got = ids(mine);
-            got.retain(|a| a != "storage");
-            assert_eq!(got, want, "{}", v.get_name());
+            assert_eq!(own(mine), own(v), "{}", v.get_name());
         }
+        // The same globals: before the verb in peapod-runc (as runc), anywhere in peapod.
+        let mut globals: Vec<String> = ours
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .filter(|a| a != "storage")
+            .collect();
+        globals.sort();
+        let mut runc_globals: Vec<String> = runc
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        runc_globals.sort();
+        assert_eq!(globals, runc_globals);
     }
 
     #[test]
