@@ -25,6 +25,14 @@ fn rel(path: &Path) -> PathBuf {
         .collect()
 }
 
+/// Lookups of one path before EAGAIN is reported. With `..` in a path, `openat2` answers
+/// EAGAIN when a rename or a mount anywhere on the system raced with the resolution (it can no
+/// longer prove that `..` stayed inside the root) and asks the caller to retry (openat2(2));
+/// another container starting meanwhile is enough. A retry resolves the whole path again, so
+/// it is as safe as the first try; the bound only keeps a system renaming without pause from
+/// spinning us forever.
+const EAGAIN_RETRIES: u32 = 256;
+
 /// Open `path` inside `root` with `flags`.
 pub fn open(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
     let r = rel(path);
@@ -33,7 +41,13 @@ pub fn open(root: BorrowedFd<'_>, path: &Path, flags: OFlag) -> Result<OwnedFd, 
     } else {
         r
     };
-    openat2(root, &r, how(flags))
+    let mut retries = 0;
+    loop {
+        match openat2(root, &r, how(flags)) {
+            Err(Errno::EAGAIN) if retries < EAGAIN_RETRIES => retries += 1,
+            res => return res,
+        }
+    }
 }
 
 /// An `O_PATH` handle of `path` inside `root`.
@@ -166,5 +180,41 @@ mod tests {
         assert!(root.join("etc/peapod-test-file").is_file());
         assert!(root.join("peapod-rel-file").is_file());
         assert!(!Path::new("/etc/peapod-test-file").exists());
+    }
+
+    /// Renames anywhere on the system make `openat2` fail a `..` lookup with EAGAIN (it could
+    /// not prove the lookup stayed inside the root); `open` retries, so a container's mount
+    /// target resolves however busy the host is (a parallel test run made `create` fail with
+    /// `resolve ...: EAGAIN` before).
+    #[test]
+    fn dot_dot_lookups_survive_concurrent_renames() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+        std::fs::write(root.join("target"), b"").unwrap();
+        let rfd =
+            nix::fcntl::open(&root, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let stop = AtomicBool::new(false);
+        let churn = dir.path().join("churn");
+        std::fs::write(&churn, b"").unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let (a, b) = (churn.clone(), dir.path().join("churn2"));
+                while !stop.load(Ordering::Relaxed) {
+                    std::fs::rename(&a, &b).unwrap();
+                    std::fs::rename(&b, &a).unwrap();
+                }
+            });
+            let path = Path::new("/a/b/c/../../../../../../../a/b/../b/c/../../../target");
+            let failures = (0..20_000)
+                .filter(|_| open(rfd.as_fd(), path, OFlag::O_PATH).is_err())
+                .count();
+            stop.store(true, Ordering::Relaxed);
+            assert_eq!(
+                failures, 0,
+                "lookups with `..` failed under concurrent renames"
+            );
+        });
     }
 }
