@@ -96,16 +96,14 @@ mod tests {
         runc.build();
         let mut ours = Cli::command();
         ours.build();
-        // A verb's own arguments, without the globals `peapod` copies into each verb.
-        let own = |c: &clap::Command| {
-            let mut v: Vec<String> = c
-                .get_arguments()
-                .filter(|a| !a.is_global_set())
-                .map(|a| a.get_id().to_string())
-                .collect();
+        let sorted_ids = |args: &mut dyn Iterator<Item = &clap::Arg>| {
+            let mut v: Vec<String> = args.map(|a| a.get_id().to_string()).collect();
             v.sort();
             v
         };
+        // A verb's own arguments, without the globals `peapod` copies into each verb.
+        let own =
+            |c: &clap::Command| sorted_ids(&mut c.get_arguments().filter(|a| !a.is_global_set()));
         for v in runc.get_subcommands() {
             let mine = ours
                 .find_subcommand(v.get_name())
@@ -113,18 +111,8 @@ mod tests {
             assert_eq!(own(mine), own(v), "{}", v.get_name());
         }
         // The same globals: before the verb in peapod-runc (as runc), anywhere in peapod.
-        let mut globals: Vec<String> = ours
-            .get_arguments()
-            .map(|a| a.get_id().to_string())
-            .filter(|a| a != "storage")
-            .collect();
-        globals.sort();
-        let mut runc_globals: Vec<String> = runc
-            .get_arguments()
-            .map(|a| a.get_id().to_string())
-            .collect();
-        runc_globals.sort();
-        assert_eq!(globals, runc_globals);
+        let globals = sorted_ids(&mut ours.get_arguments().filter(|a| a.get_id() != "storage"));
+        assert_eq!(globals, sorted_ids(&mut runc.get_arguments()));
     }
 
     #[test]
