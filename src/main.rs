@@ -48,7 +48,8 @@ impl peapod_runc::app::Program for Cli {
                 Ok(0)
             }
             Command::Supervise(a) => {
-                peapod_pod::ops::supervise(root, storage, &a.name, a.ready_fd, a.mntns_fd)
+                let add = a.add_child.zip(a.add_fd);
+                peapod_pod::ops::supervise(root, storage, &a.name, a.ready_fd, a.mntns_fd, add)
             }
         }
     }

@@ -56,6 +56,12 @@ pub struct SuperviseArgs {
     pub ready_fd: i32,
     /// The host's mount namespace (pins of pod network namespaces are made there).
     pub mntns_fd: Option<i32>,
+    /// The child running the pod network's ADD, started by `pod run`
+    #[arg(long, value_name = "PID", requires = "add_fd")]
+    pub add_child: Option<i32>,
+    /// The read end of that child's result pipe
+    #[arg(long, value_name = "FD", requires = "add_child")]
+    pub add_fd: Option<i32>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,6 +162,23 @@ mod tests {
         assert!(
             matches!(&cli.command, Some(Command::Supervise(s)) if s.name == "p" && s.ready_fd == 5)
         );
+        let argv = [
+            "peapod",
+            "__supervise",
+            "p",
+            "5",
+            "6",
+            "--add-child",
+            "9",
+            "--add-fd",
+            "7",
+        ];
+        let cli = Cli::try_parse_from(argv).unwrap();
+        assert!(matches!(&cli.command, Some(Command::Supervise(s))
+            if s.mntns_fd == Some(6) && s.add_child.zip(s.add_fd) == Some((9, 7))));
+        // The ADD's child and pipe come together.
+        Cli::try_parse_from(["peapod", "__supervise", "p", "5", "6", "--add-child", "9"])
+            .unwrap_err();
         // A group without a verb prints its help (an error), as before.
         assert!(Cli::try_parse_from(["peapod", "pod"]).is_err());
     }

@@ -52,6 +52,15 @@ struct Net {
 
 impl Net {
     fn new(extra: &[serde_json::Value], extra_bin: Option<&Path>) -> Net {
+        Net::with(&[], extra, extra_bin)
+    }
+
+    /// Bridge, `after_bridge`, portmap, firewall, `extra`.
+    fn with(
+        after_bridge: &[serde_json::Value],
+        extra: &[serde_json::Value],
+        extra_bin: Option<&Path>,
+    ) -> Net {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
         let conf = tempfile::Builder::new().prefix("pp-cni").tempdir().unwrap();
@@ -65,17 +74,17 @@ impl Net {
             .expect("a free /24 in 10.197.0.0/16");
         let prefix = format!("10.197.{third}.");
         let data = conf.path().join("ipam");
-        let mut plugins = vec![
-            serde_json::json!({
-                "type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": true,
-                "hairpinMode": true,
-                "ipam": {"type": "host-local", "dataDir": data,
-                         "ranges": [[{"subnet": format!("{prefix}0/24")}]],
-                         "routes": [{"dst": "0.0.0.0/0"}]}
-            }),
-            serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}}),
-            serde_json::json!({"type": "firewall"}),
-        ];
+        let mut plugins = vec![serde_json::json!({
+            "type": "bridge", "bridge": bridge, "isGateway": true, "ipMasq": true,
+            "hairpinMode": true,
+            "ipam": {"type": "host-local", "dataDir": data,
+                     "ranges": [[{"subnet": format!("{prefix}0/24")}]],
+                     "routes": [{"dst": "0.0.0.0/0"}]}
+        })];
+        plugins.extend(after_bridge.iter().cloned());
+        plugins
+            .push(serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}}));
+        plugins.push(serde_json::json!({"type": "firewall"}));
         plugins.extend(extra.iter().cloned());
         let list = serde_json::json!({"cniVersion": "1.0.0", "name": name, "plugins": plugins});
         std::fs::create_dir(conf.path().join("net.d")).unwrap();
@@ -823,4 +832,80 @@ fn pod_run_killed_during_add_leaves_nothing_after_rm_f() {
             .collect();
         assert_eq!(cached, Vec::<String>::new(), "{what}");
     }
+}
+
+/// `pod rm -f` during ADD of a `pod run` whose CLI was killed (the supervisor and the ADD it
+/// started live on): the ADD ends with the pod's cgroup, so no plugin of the chain runs after
+/// the DEL of `pod rm -f` (the ADD's child starts before the supervisor joins the pod cgroup,
+/// and is moved in first).
+#[test]
+fn pod_rm_f_during_add_ends_the_add_and_leaves_nothing() {
+    if !plugins_ok() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let started = bin.path().join("slow-started");
+    // Between bridge and firewall: passes bridge's result on after a pause (the stdin object
+    // is compact JSON with sorted keys, so `prevResult` comes just before `type`).
+    let slow = bin.path().join("slow");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\nin=$(cat)\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n: >{}\nsleep 5\n\
+             printf '%s' \"$in\" | sed -n 's/.*\"prevResult\":\\(.*\\),\"type\":\"slow\"}}$/\\1/p'\n",
+            started.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = Peapod::new();
+    let net = Net::with(
+        &[serde_json::json!({"type": "slow"})],
+        &[],
+        Some(bin.path()),
+    );
+    let m = p.manifest(
+        "slowadd",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: sa}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {name: c, image: host, command: [sleep, '1000']}\n",
+    );
+    let mut cli = p
+        .command(&[
+            "pod",
+            "run",
+            m.to_str().unwrap(),
+            "--cni-conf-dir",
+            &net.conf_dir(),
+            "--cni-bin-dir",
+            &net.bin,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    p.wait("the slow plugin's ADD", 30, || started.exists());
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(cli.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = cli.wait();
+    p.ok(&["pod", "rm", "-f", "sa"]);
+    // No process of this pod is left to run the rest of the chain.
+    let root = p.root.path().to_str().unwrap().to_string();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            (cmd.contains(&root) || cmd.contains(&slow.display().to_string())).then_some(cmd)
+        })
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "processes left after pod rm -f");
+    net.assert_clean("after pod rm -f during ADD");
+    assert_eq!(
+        rules_naming(std::slice::from_ref(&net.prefix)),
+        Vec::<String>::new()
+    );
 }

@@ -338,8 +338,8 @@ impl PodNetwork {
     }
 }
 
-/// An ADD running in a child of the supervisor ([`PodNetwork::attach_in_child`]): its
-/// outcome comes back through a pipe.
+/// An ADD running in a child of the supervisor ([`PodNetwork::attach_in_child`], forked by
+/// `pod run` just before it becomes the supervisor): its outcome comes back through a pipe.
 #[derive(Debug)]
 pub struct PendingAttach {
     child: nix::unistd::Pid,
@@ -375,6 +375,25 @@ impl PodNetwork {
 }
 
 impl PendingAttach {
+    /// The child's pid and the pipe's read end, without close-on-exec, to hand over to the
+    /// supervisor across its `execve` (the child stays the child of the process that execs).
+    pub fn into_inherited(self) -> Result<(i32, std::os::fd::OwnedFd), String> {
+        peapod_sys::clear_cloexec(std::os::fd::AsRawFd::as_raw_fd(&self.out))
+            .map_err(|e| format!("pass the CNI ADD pipe to the supervisor: {e}"))?;
+        Ok((self.child.as_raw(), self.out))
+    }
+
+    /// The ADD started before this process's `execve` ([`PendingAttach::into_inherited`]):
+    /// `child` must be a child of this process, `fd` the inherited read end of its pipe.
+    pub fn adopt(child: i32, fd: i32) -> Result<PendingAttach, String> {
+        let out = peapod_sys::adopt_inherited_fd(fd)
+            .map_err(|e| format!("the CNI ADD pipe (fd {fd}): {e}"))?;
+        Ok(PendingAttach {
+            child: nix::unistd::Pid::from_raw(child),
+            out,
+        })
+    }
+
     /// The ADD's result, once the child is gone.
     pub fn wait(self) -> Result<CniResult, String> {
         use std::io::Read;

@@ -140,7 +140,8 @@ pub fn private_dir(dir: &Path) -> Result<(), PodError> {
 }
 
 /// Start one pod: its directory (0700) with the manifest, its cgroup, then a detached
-/// supervisor, born in the pod cgroup, that builds the sandbox and starts the containers.
+/// supervisor, in the pod cgroup before it execs, that builds the sandbox and starts the
+/// containers.
 /// Returns once the supervisor reports the first sync, or its error (then nothing of the pod
 /// remains). Killed at any point, it leaves at most a pod that `pod rm -f` removes. The pod
 /// joins `net` (checked with [`network::check`] beforehand) unless it has `hostNetwork`.
@@ -183,7 +184,8 @@ pub fn run_pod(
     pod.metadata.creation_timestamp = None;
     let data = serde_json::to_vec_pretty(&pod).map_err(|e| PodError::Invalid(e.to_string()))?;
     crate::write_private(&paths.dir.join(POD_FILE), &data).map_err(undo)?;
-    if let Some(n) = PodNetwork::plan(&pod, &paths, net, net_opts).map_err(undo)? {
+    let pod_net = PodNetwork::plan(&pod, &paths, net, net_opts).map_err(undo)?;
+    if let Some(n) = &pod_net {
         n.save(&paths).map_err(undo)?;
         // Before the supervisor takes its mount namespace, so the pin reaches it.
         network::prepare_pin_dir(&network::pin_path(&paths).map_err(undo)?).map_err(undo)?;
@@ -198,18 +200,14 @@ pub fn run_pod(
     {
         ForkResult::Child => {
             drop(r);
-            // Into the pod cgroup first: from here on, killing that cgroup ends everything
-            // this child and the supervisor will start.
-            if let Err(e) = leaf.add_task(std::process::id() as i32) {
-                let _ =
-                    nix::unistd::write(&w, format!("error: join the pod cgroup: {e}\n").as_bytes());
-                sys::exit_now(1);
-            }
             // Detach: new session, then a second fork so the supervisor is no session
-            // leader and is reparented away from the CLI.
+            // leader and is reparented away from the CLI. It joins the pod cgroup itself
+            // (see `exec_supervisor`).
             let _ = nix::unistd::setsid();
             match sys::fork() {
-                Ok(ForkResult::Child) => exec_supervisor(root, storage, &name, w),
+                Ok(ForkResult::Child) => {
+                    exec_supervisor(root, storage, &paths, pod_net, leaf.as_ref(), w)
+                }
                 _ => sys::exit_now(0),
             }
         }
@@ -238,11 +236,69 @@ pub fn run_pod(
 /// supervisor and of the stages it forks still cannot be opened for writing (EROFS), which is
 /// what the sealed copy protects against (CVE-2019-5736). Mounts the supervisor makes (the
 /// pod's /dev/shm, memory emptyDirs) live in its namespace and vanish with the pod.
-fn exec_supervisor(root: &Path, storage: &Path, name: &str, ready: std::os::fd::OwnedFd) -> ! {
+///
+/// A pod with a network gets it first, still in the host's mount namespace: its namespace
+/// pinned and its ADD started in a child, which stays the supervisor's child across the
+/// `execve`, so the plugins' work overlaps the pod cgroup join, the supervisor's start-up and
+/// the sandbox's creation (containerd's CRI order: the sandbox's network before its
+/// containers). The join comes after that fork because on cgroup v1 the first move of a
+/// process waits for an RCU grace period (10-15 ms here) that the plugins need not wait for;
+/// the ADD child is moved into the pod cgroup first, then this process, so `pod rm -f` ends
+/// both with the rest (a plugin forked before the move is waited for by DEL as an orphan).
+fn exec_supervisor(
+    root: &Path,
+    storage: &Path,
+    paths: &PodPaths,
+    net: Option<PodNetwork>,
+    leaf: &dyn peapod_oci::cgroups::CgroupManager,
+    ready: std::os::fd::OwnedFd,
+) -> ! {
     let fail = |ready: &std::os::fd::OwnedFd, msg: String| -> ! {
         let _ = nix::unistd::write(ready, format!("error: {msg}\n").as_bytes());
         sys::exit_now(1)
     };
+    // What the ADD child inherits: the supervisor's stdio, not the CLI's (which the plugins
+    // would hold open: `pod run | cat` waiting for them), and no other fd of the CLI (the
+    // admission lock, its log file) but the ready pipe.
+    supervisor_stdio(paths);
+    if peapod_oci::logger::logs_to_file() {
+        peapod_oci::logger::detach();
+    }
+    if let Err(e) = sys::close_fds_in_child(&[std::os::fd::AsRawFd::as_raw_fd(&ready)]) {
+        fail(
+            &ready,
+            format!("close the CLI's fds in the supervisor: {e}"),
+        );
+    }
+    let add = net.map(|n| {
+        let started = network::pin_path(paths)
+            .map_err(|e| e.to_string())
+            .and_then(|pin| {
+                network::pin_new(network::PinNs::Own, &pin)?;
+                n.attach_in_child(paths, &pin)
+            })
+            .and_then(|p| p.into_inherited());
+        started.unwrap_or_else(|e| fail(&ready, format!("pod network: {e}")))
+    });
+    // From here on a failure waits for the ADD, so that `pod run`'s undo runs DEL after it.
+    let fail = |ready: &std::os::fd::OwnedFd, msg: String| -> ! {
+        if let Some((child, _)) = &add {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(*child), None);
+        }
+        fail(ready, msg)
+    };
+    if let Some((child, _)) = &add
+        && let Err(e) = leaf.add_task(*child)
+        && !exited(*child)
+    {
+        fail(
+            &ready,
+            format!("move the CNI ADD child into the pod cgroup: {e}"),
+        );
+    }
+    if let Err(e) = leaf.add_task(std::process::id() as i32) {
+        fail(&ready, format!("join the pod cgroup: {e}"));
+    }
     let exe = std::env::var_os(sys::ORIGINAL_EXE_ENV)
         .map(PathBuf::from)
         .or_else(|| std::fs::read_link("/proc/self/exe").ok())
@@ -276,17 +332,22 @@ fn exec_supervisor(root: &Path, storage: &Path, name: &str, ready: std::os::fd::
         );
     }
     let arg = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
-    let args = [
+    let mut args = vec![
         arg("peapod"),
         arg("--root"),
         std::ffi::CString::new(root.as_os_str().as_encoded_bytes()).unwrap_or_default(),
         arg("--storage"),
         std::ffi::CString::new(storage.as_os_str().as_encoded_bytes()).unwrap_or_default(),
         arg("__supervise"),
-        arg(name),
+        arg(&paths.name),
         arg(&fd.to_string()),
         arg(&mntns_fd.to_string()),
     ];
+    if let Some((child, out)) = &add {
+        let out = std::os::fd::AsRawFd::as_raw_fd(out);
+        args.extend([arg("--add-child"), arg(&child.to_string())]);
+        args.extend([arg("--add-fd"), arg(&out.to_string())]);
+    }
     let (exe_c, env) = match (sys::c_path(&exe), sys::c_env()) {
         (Ok(p), Ok(e)) => (p, e),
         (Err(e), _) | (_, Err(e)) => fail(
@@ -301,14 +362,50 @@ fn exec_supervisor(root: &Path, storage: &Path, name: &str, ready: std::os::fd::
     )
 }
 
-/// The supervisor (`peapod __supervise NAME FD [MNTNS_FD]`, `MNTNS_FD` the host's mount
-/// namespace): never returns.
+/// Before the supervisor gives up during its start-up: the ADD that `pod run` started in its
+/// child ends first, so that `pod run`'s undo runs DEL after it.
+fn wait_add_child(add: Option<(i32, i32)>) {
+    if let Some((child, _)) = add {
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+    }
+}
+
+/// Whether our child `pid` has exited (it is left to be reaped).
+fn exited(pid: i32) -> bool {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    !matches!(
+        waitid(Id::Pid(nix::unistd::Pid::from_raw(pid)), flags),
+        Ok(WaitStatus::StillAlive)
+    )
+}
+
+/// Stdout and stderr to the pod's `supervisor.log`, stdin from /dev/null.
+fn supervisor_stdio(paths: &PodPaths) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(paths.dir.join("supervisor.log"));
+    if let Ok(f) = &log {
+        let _ = sys::dup2(std::os::fd::AsRawFd::as_raw_fd(f), 1);
+        let _ = sys::dup2(std::os::fd::AsRawFd::as_raw_fd(f), 2);
+    }
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        let _ = sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0);
+    }
+}
+
+/// The supervisor (`peapod __supervise NAME FD [MNTNS_FD] [--add-child PID --add-fd FD]`,
+/// `MNTNS_FD` the host's mount namespace, `PID` and `FD` the ADD that `pod run` started in
+/// its child): never returns.
 pub fn supervise(
     root: &Path,
     storage: &Path,
     name: &str,
     ready_fd: i32,
     mntns_fd: Option<i32>,
+    add: Option<(i32, i32)>,
 ) -> ! {
     let _ = nix::sys::prctl::set_name(c"peapod:[POD]");
     let _ = nix::sys::prctl::set_child_subreaper(true);
@@ -325,6 +422,7 @@ pub fn supervise(
         Ok(fd) => std::fs::File::from(fd),
         Err(e) => {
             eprintln!("peapod supervisor: readiness fd {ready_fd}: {e}");
+            wait_add_child(add);
             std::process::exit(1)
         }
     };
@@ -335,6 +433,7 @@ pub fn supervise(
                 &mut ready,
                 format!("error: host mount namespace fd: {e}\n").as_bytes(),
             );
+            wait_add_child(add);
             sys::exit_now(1)
         }
     };
@@ -342,27 +441,34 @@ pub fn supervise(
         Ok(p) => p,
         Err(e) => {
             let _ = std::io::Write::write_all(&mut ready, format!("error: {e}\n").as_bytes());
+            wait_add_child(add);
             sys::exit_now(1)
         }
     };
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(paths.dir.join("supervisor.log"));
-    if let Ok(f) = &log {
-        let _ = sys::dup2(std::os::fd::AsRawFd::as_raw_fd(f), 1);
-        let _ = sys::dup2(std::os::fd::AsRawFd::as_raw_fd(f), 2);
-    }
-    if let Ok(null) = std::fs::File::open("/dev/null") {
-        let _ = sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0);
-    }
+    let pending_add = match add
+        .map(|(child, fd)| network::PendingAttach::adopt(child, fd))
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::io::Write::write_all(&mut ready, format!("error: {e}\n").as_bytes());
+            wait_add_child(add);
+            sys::exit_now(1)
+        }
+    };
+    supervisor_stdio(&paths);
     let _ = sys::cloexec_from(3);
     let _ = std::env::set_current_dir("/");
-    let started = load_pod(&paths).and_then(|pod| {
-        let pause = pause_binary()?;
-        Supervisor::new(paths, storage, pod, &pause, host_mntns)
-    });
+    let started = match load_pod(&paths).and_then(|pod| Ok((pod, pause_binary()?))) {
+        Ok((pod, pause)) => Supervisor::new(paths, storage, pod, &pause, host_mntns, pending_add),
+        Err(e) => {
+            // DEL (by `pod run`'s undo) only once the ADD is over.
+            if let Some(p) = pending_add {
+                let _ = p.wait();
+            }
+            Err(e)
+        }
+    };
     match started {
         Ok(sup) => {
             sup.run(Some(ready));

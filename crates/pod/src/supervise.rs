@@ -207,11 +207,33 @@ impl Supervisor {
         pod: Pod,
         pause_binary: &Path,
         host_mntns: Option<OwnedFd>,
+        pending_add: Option<network::PendingAttach>,
     ) -> Result<Supervisor, PodError> {
-        let (spec, resources) = peapod_kube::manifest::to_supervisor(&pod)?;
-        let machine = PodMachine::new(spec, now()).map_err(|e| PodError::Invalid(e.to_string()))?;
+        let early = || -> Result<_, PodError> {
+            let (spec, resources) = peapod_kube::manifest::to_supervisor(&pod)?;
+            let machine =
+                PodMachine::new(spec, now()).map_err(|e| PodError::Invalid(e.to_string()))?;
+            let network = PodNetwork::load(&paths)?;
+            if network.is_some() && (pending_add.is_none() || host_mntns.is_none()) {
+                return Err(PodError::Invalid(
+                    "pod network: the supervisor was given no ADD or no host mount namespace \
+                     (it is started by `pod run`)"
+                        .into(),
+                ));
+            }
+            Ok((resources, machine, network))
+        };
+        let (resources, machine, network) = match early() {
+            Ok(v) => v,
+            Err(e) => {
+                // DEL (by `pod run`'s undo) only once the ADD is over.
+                if let Some(p) = pending_add {
+                    let _ = p.wait();
+                }
+                return Err(e);
+            }
+        };
         let me = std::process::id() as i32;
-        let network = PodNetwork::load(&paths)?;
         let pod_ips = if network.is_some() {
             Vec::new()
         } else {
@@ -253,7 +275,7 @@ impl Supervisor {
             net_retry: None,
             net_backoff,
             precreated: HashMap::new(),
-            pending_add: None,
+            pending_add,
         };
         if let Err(e) = sup.build_sandbox(pause_binary) {
             sup.teardown();
@@ -265,27 +287,12 @@ impl Supervisor {
     }
 
     fn build_sandbox(&mut self, pause_binary: &Path) -> Result<(), PodError> {
-        // The pod's network namespace first, pinned, and its ADD started in a child at once:
-        // the plugins' work overlaps all the sandbox's creation (containerd's CRI order). The
+        // The pod's network namespace was pinned, and its ADD started, by `pod run` before it
+        // became this supervisor: the plugins' work overlaps all the sandbox's creation. The
         // pause container joins the namespace by the pin. (Pods get no user namespace, so a
         // network namespace made by the host's root is the right owner.)
-        if let Some(net) = self.network.clone() {
-            let Some(host) = self.host_mntns.as_ref() else {
-                return Err(PodError::Invalid(
-                    "pod network: the supervisor was given no host mount namespace to pin the \
-                     pod's network namespace in"
-                        .into(),
-                ));
-            };
-            let pin = network::pin_path(&self.paths)?;
-            network::pin_new(network::PinNs::Host(host.as_fd()), &pin)
-                .map_err(|e| PodError::Invalid(format!("pod network: {e}")))?;
-            self.netns = Some(pin.clone());
-            match net.attach_in_child(&self.paths, &pin) {
-                Ok(p) => self.pending_add = Some(p),
-                // The ADD runs later, in the supervisor itself.
-                Err(e) => log::warn!("{e}: the ADD runs once the sandbox is made"),
-            }
+        if self.network.is_some() {
+            self.netns = Some(network::pin_path(&self.paths)?);
         }
         let p = &self.paths;
         let mk = |d: &Path| std::fs::create_dir_all(d).map_err(|e| PodError::io("create", d, e));
