@@ -547,12 +547,16 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Cgr
     }
 }
 
-/// Reads a knob; `None` when the file does not exist.
+/// Reads a knob; `None` when the file does not exist, or no longer: a cgroup removed between
+/// the open and the read (by systemd, which removes a scope's cgroup once its last process is
+/// gone, while `delete --force` still lists them) answers ENODEV.
 pub(crate) fn read_opt(dir: &Path, knob: &str) -> Result<Option<String>> {
     let path = dir.join(knob);
     match fs::read_to_string(&path) {
         Ok(s) => Ok(Some(s)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV) => {
+            Ok(None)
+        }
         Err(source) => Err(CgroupError::Io {
             op: "read",
             path,
