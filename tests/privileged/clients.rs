@@ -67,21 +67,18 @@ impl Runtime {
 
     /// A logging wrapper around `target` (peapod, or runc for a differential run).
     fn wrapping(dir: &Path, target: &Path) -> Runtime {
-        use std::os::unix::fs::PermissionsExt;
         let bindir = dir.join("bin");
         fs::create_dir_all(&bindir).unwrap();
         let path = bindir.join("peapod");
         let log = dir.join("peapod-argv.log");
-        fs::write(
+        write_executable(
             &path,
-            format!(
+            &format!(
                 "#!/bin/sh\nprintf '%s\\n' \"$*\" >>'{}'\nexec '{}' \"$@\"\n",
                 log.display(),
                 target.display()
             ),
-        )
-        .unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        );
         Runtime { path, log }
     }
 

@@ -10,6 +10,14 @@ pub fn must_work() -> bool {
     std::env::var("PEAPOD_MUST_WORK").is_ok_and(|v| v == "1")
 }
 
+/// Write `text` to `path` as an executable (0755): a shell script standing in for a plugin or
+/// a runtime.
+pub fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Return false (and say why) when the test cannot run here.
 pub fn can_run(requirement: &str, ok: bool) -> bool {
     if ok {

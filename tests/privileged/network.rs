@@ -427,16 +427,12 @@ fn a_broken_plugin_leaves_nothing_and_shows_failed_create_pod_sandbox() {
     if !plugins_ok() {
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let bin = tempfile::tempdir().unwrap();
-    let broken = bin.path().join("broken");
-    std::fs::write(
-        &broken,
+    write_executable(
+        &bin.path().join("broken"),
         "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n\
          echo '{\"cniVersion\":\"1.0.0\",\"code\":100,\"msg\":\"broken on purpose\"}'\nexit 1\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let p = Peapod::new();
     let net = Net::new(&[serde_json::json!({"type": "broken"})], Some(bin.path()));
     net.run_ok(
@@ -843,22 +839,19 @@ fn pod_rm_f_during_add_ends_the_add_and_leaves_nothing() {
     if !plugins_ok() {
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
     let bin = tempfile::tempdir().unwrap();
     let started = bin.path().join("slow-started");
     // Between bridge and firewall: passes bridge's result on after a pause (the stdin object
     // is compact JSON with sorted keys, so `prevResult` comes just before `type`).
     let slow = bin.path().join("slow");
-    std::fs::write(
+    write_executable(
         &slow,
-        format!(
+        &format!(
             "#!/bin/sh\nin=$(cat)\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n: >{}\nsleep 5\n\
              printf '%s' \"$in\" | sed -n 's/.*\"prevResult\":\\(.*\\),\"type\":\"slow\"}}$/\\1/p'\n",
             started.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let p = Peapod::new();
     let net = Net::with(
         &[serde_json::json!({"type": "slow"})],

@@ -668,15 +668,7 @@ fn collect_until_exit(pid: i32, r: &OwnedFd, deadline: Instant, out: &mut Vec<u8
             }
         }
         // Exited? (WNOWAIT: the caller reaps.)
-        let exited = matches!(
-            nix::sys::wait::waitid(
-                nix::sys::wait::Id::Pid(nix::unistd::Pid::from_raw(pid)),
-                nix::sys::wait::WaitPidFlag::WEXITED
-                    | nix::sys::wait::WaitPidFlag::WNOHANG
-                    | nix::sys::wait::WaitPidFlag::WNOWAIT,
-            ),
-            Ok(st) if st.pid().is_some()
-        );
+        let exited = crate::child_exited(pid).unwrap_or(false);
         if exited {
             // What is still buffered belongs to the output.
             while let Ok(n) = nix::unistd::read(r, &mut buf) {

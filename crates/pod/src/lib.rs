@@ -324,6 +324,14 @@ pub fn watch_writes(dir: &Path) -> nix::Result<nix::sys::inotify::Inotify> {
     Ok(w)
 }
 
+/// Whether our child `pid` has exited, left unreaped (`waitid` with `WNOWAIT`: the caller
+/// reaps it); an error (not our child) is the caller's to judge.
+pub(crate) fn child_exited(pid: i32) -> nix::Result<bool> {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    waitid(Id::Pid(nix::unistd::Pid::from_raw(pid)), flags).map(|st| st.pid().is_some())
+}
+
 /// Start time of a live process, to recognise it later.
 pub fn start_time(pid: i32) -> u64 {
     proc_stat(pid).map(|(_, t)| t).unwrap_or(0)

@@ -282,14 +282,12 @@ fn exec_supervisor(
     });
     // From here on a failure waits for the ADD, so that `pod run`'s undo runs DEL after it.
     let fail = |ready: &std::os::fd::OwnedFd, msg: String| -> ! {
-        if let Some((child, _)) = &add {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(*child), None);
-        }
+        wait_add_child(add.as_ref().map(|(child, _)| *child));
         fail(ready, msg)
     };
     if let Some((child, _)) = &add
         && let Err(e) = leaf.add_task(*child)
-        && !exited(*child)
+        && !crate::child_exited(*child).unwrap_or(true)
     {
         fail(
             &ready,
@@ -364,20 +362,10 @@ fn exec_supervisor(
 
 /// Before the supervisor gives up during its start-up: the ADD that `pod run` started in its
 /// child ends first, so that `pod run`'s undo runs DEL after it.
-fn wait_add_child(add: Option<(i32, i32)>) {
-    if let Some((child, _)) = add {
+fn wait_add_child(child: Option<i32>) {
+    if let Some(child) = child {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
     }
-}
-
-/// Whether our child `pid` has exited (it is left to be reaped).
-fn exited(pid: i32) -> bool {
-    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
-    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-    !matches!(
-        waitid(Id::Pid(nix::unistd::Pid::from_raw(pid)), flags),
-        Ok(WaitStatus::StillAlive)
-    )
 }
 
 /// Stdout and stderr to the pod's `supervisor.log`, stdin from /dev/null.
@@ -422,7 +410,7 @@ pub fn supervise(
         Ok(fd) => std::fs::File::from(fd),
         Err(e) => {
             eprintln!("peapod supervisor: readiness fd {ready_fd}: {e}");
-            wait_add_child(add);
+            wait_add_child(add.map(|(child, _)| child));
             std::process::exit(1)
         }
     };
@@ -433,7 +421,7 @@ pub fn supervise(
                 &mut ready,
                 format!("error: host mount namespace fd: {e}\n").as_bytes(),
             );
-            wait_add_child(add);
+            wait_add_child(add.map(|(child, _)| child));
             sys::exit_now(1)
         }
     };
@@ -441,7 +429,7 @@ pub fn supervise(
         Ok(p) => p,
         Err(e) => {
             let _ = std::io::Write::write_all(&mut ready, format!("error: {e}\n").as_bytes());
-            wait_add_child(add);
+            wait_add_child(add.map(|(child, _)| child));
             sys::exit_now(1)
         }
     };
@@ -452,11 +440,11 @@ pub fn supervise(
         Ok(p) => p,
         Err(e) => {
             let _ = std::io::Write::write_all(&mut ready, format!("error: {e}\n").as_bytes());
-            wait_add_child(add);
+            wait_add_child(add.map(|(child, _)| child));
             sys::exit_now(1)
         }
     };
-    supervisor_stdio(&paths);
+    // Stdio is the pod's supervisor.log already (`exec_supervisor`).
     let _ = sys::cloexec_from(3);
     let _ = std::env::set_current_dir("/");
     let started = match load_pod(&paths).and_then(|pod| Ok((pod, pause_binary()?))) {
