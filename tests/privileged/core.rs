@@ -145,6 +145,36 @@ fn container_view_matches_the_spec() {
     assert_eq!(lines[11], "env=bar");
 }
 
+/// The init is cloned straight into its namespaces (no stage 1) but makes its cgroup
+/// namespace only once it is in the container's cgroup: the namespace is rooted there, so the
+/// container sees `/` in every hierarchy, not the path of the runtime's cgroup.
+#[test]
+fn a_cgroup_namespace_is_rooted_at_the_container_cgroup() {
+    if !root_ok() {
+        return;
+    }
+    let b = Bundle::new(&["cat", "/proc/self/cgroup"], json!({}));
+    let mut cfg = b.config();
+    let ns = cfg["linux"]["namespaces"].as_array_mut().unwrap();
+    if !ns.iter().any(|n| n["type"] == "cgroup") {
+        ns.push(json!({"type": "cgroup"}));
+    }
+    std::fs::write(
+        b.path().join("config.json"),
+        serde_json::to_vec(&cfg).unwrap(),
+    )
+    .unwrap();
+    let (code, out, err) = b.run(&unique("cgns"));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.is_empty());
+    for line in out.lines() {
+        assert!(
+            line.ends_with(":/"),
+            "not rooted at the container's cgroup: {out}"
+        );
+    }
+}
+
 #[test]
 fn exec_joins_the_container() {
     if !root_ok() {

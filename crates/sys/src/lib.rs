@@ -32,11 +32,7 @@ pub use trim::release_idle_memory;
 /// this process is itself the child of [`fork`], which starts with one thread, and no thread
 /// was started since (peapod's stages start none; `std::process::Command` starts none).
 pub fn fork() -> nix::Result<ForkResult> {
-    let single = match thread_count() {
-        Some(n) => n == 1,
-        None => FORKED_CHILD.load(std::sync::atomic::Ordering::SeqCst),
-    };
-    if !single {
+    if !single_threaded() {
         return Err(nix::errno::Errno::EDEADLK);
     }
     // SAFETY: the process has exactly one thread (checked just above; only this thread could
@@ -47,6 +43,55 @@ pub fn fork() -> nix::Result<ForkResult> {
         FORKED_CHILD.store(true, std::sync::atomic::Ordering::SeqCst);
     }
     r
+}
+
+/// [`fork`] into new namespaces: `clone(2)` with the namespace `flags` and no new stack, so the
+/// child continues from here on its copy of this stack, as after fork, already inside the new
+/// namespaces (pid 1 of a new PID namespace). One process where fork, `unshare` and a second
+/// fork take two. Refused with `EINVAL` for flags other than `CLONE_NEWNS`, `NEWPID`, `NEWNET`,
+/// `NEWIPC`, `NEWUTS`, `NEWCGROUP` and `NEWUSER`, and with `EDEADLK` as [`fork`] is.
+pub fn fork_into(flags: nix::sched::CloneFlags) -> nix::Result<ForkResult> {
+    use nix::sched::CloneFlags as F;
+    let namespaces = F::CLONE_NEWNS
+        | F::CLONE_NEWPID
+        | F::CLONE_NEWNET
+        | F::CLONE_NEWIPC
+        | F::CLONE_NEWUTS
+        | F::CLONE_NEWCGROUP
+        | F::CLONE_NEWUSER;
+    if !namespaces.contains(flags) {
+        return Err(nix::errno::Errno::EINVAL);
+    }
+    if !single_threaded() {
+        return Err(nix::errno::Errno::EDEADLK);
+    }
+    let flags = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: without CLONE_VM (refused above) clone makes a copy of the address space, as fork
+    // does; a null stack makes the child return here on its copy of this stack. The process has
+    // one thread (checked above), so every lock and the allocator are consistent in the copy.
+    // What glibc's fork does besides: atfork handlers (peapod registers none, nor do its crates)
+    // and the child's tid cached in its thread descriptor, which stays the parent's; the child
+    // starts no thread, and glibc (2.34 and later) asks the kernel for the tid where it signals
+    // itself (raise, abort). crun makes its container processes the same way.
+    let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match r {
+        -1 => Err(nix::errno::Errno::last()),
+        0 => {
+            FORKED_CHILD.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(ForkResult::Child)
+        }
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(pid as libc::pid_t),
+        }),
+    }
+}
+
+/// Whether this process has one thread, as [`fork`] documents.
+fn single_threaded() -> bool {
+    match thread_count() {
+        Some(n) => n == 1,
+        None => FORKED_CHILD.load(std::sync::atomic::Ordering::SeqCst),
+    }
 }
 
 /// Set in the child of [`fork`]: it was born with a single thread.

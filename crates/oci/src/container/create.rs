@@ -451,8 +451,13 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             stdio: opts.stdio.take(),
         };
         let spawned = spawn(launch)?;
-        log::debug!("spawned stage-1 ({})", spawned.stage1);
-        undo.pids.push(spawned.stage1);
+        let what = if spawned.cloned_init {
+            "init"
+        } else {
+            "stage-1"
+        };
+        log::debug!("spawned {what} ({})", spawned.first);
+        undo.pids.push(spawned.first);
         // Limits go on while the cgroup is still empty: a limit too low for stage 1 then kills
         // it at its next allocation, never halfway through a limit write. The pids limit waits
         // until the init exists and stage 1 is reaped (runc sets its limits once its init is
@@ -465,22 +470,22 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
             only
         });
         all.set_pids(None);
-        // The systemd driver's scope exists only once its unit holds stage 1: limits then
+        // The systemd driver's scope exists only once its unit holds the process: limits then
         // follow the join.
         let early = cgroup.exists();
         if early {
             cgroup.apply(&all)?;
         }
         // Processes enter the cgroup before they can run anything of the container.
-        cgroup.add_task(spawned.stage1.as_raw())?;
+        cgroup.add_task(spawned.first.as_raw())?;
         if !early {
             cgroup.apply(&all)?;
         }
-        crate::process::features::reset_affinity(spawned.stage1);
+        crate::process::features::reset_affinity(spawned.first);
         if let Err(e) = spawned.channel.send(&Message::Go) {
             return Err(init_failure(e, cgroup.as_ref()));
         }
-        let mut msgs = crate::process::channel::CreateMessages::default();
+        let mut msgs = spawned.create_messages();
         loop {
             let msg = match msgs.next(|| spawned.channel.recv()) {
                 Ok(m) => m,
@@ -492,15 +497,20 @@ pub fn create(root: &Path, id: &str, mut opts: CreateOpts) -> Result<State, Cont
                     spawned.write_id_maps(&spec).map_err(|e| {
                         ContainerError::io(
                             "write id maps of",
-                            Path::new(&format!("/proc/{}", spawned.stage1)),
+                            Path::new(&format!("/proc/{}", spawned.first)),
                             e,
                         )
                     })?;
                     spawned.channel.send(&Message::IdMapsWritten)?;
                 }
                 Message::Pid(p) => {
-                    undo.pids.push(Pid::from_raw(p));
-                    spawned.reap_stage1();
+                    // A reaped pid may be reused: undo must not kill it.
+                    if let Some(stage1) = spawned.reap_stage1() {
+                        undo.pids.retain(|q| *q != stage1);
+                    }
+                    if !undo.pids.contains(&Pid::from_raw(p)) {
+                        undo.pids.push(Pid::from_raw(p));
+                    }
                     if let Some(r) = &pids_limit {
                         cgroup.apply(r)?;
                     }

@@ -202,20 +202,20 @@ pub fn exec(
         e
     };
     // Before the stage joins the cgroup (runc's order).
-    if let Err(e) = crate::process::features::set_initial_affinity(spawned.stage1, process) {
+    if let Err(e) = crate::process::features::set_initial_affinity(spawned.first, process) {
         return Err(fail(
             ContainerError::BadConfig(e.to_string()),
-            &[spawned.stage1],
+            &[spawned.first],
         ));
     }
     if let Some(cg) = c.cgroup()? {
         let joined = if subs.is_empty() {
-            cg.add_task(spawned.stage1.as_raw()).map_err(Into::into)
+            cg.add_task(spawned.first.as_raw()).map_err(Into::into)
         } else {
-            join_sub_cgroups(cg.as_ref(), &subs, spawned.stage1.as_raw())
+            join_sub_cgroups(cg.as_ref(), &subs, spawned.first.as_raw())
         };
         if let Err(e) = joined {
-            return Err(fail(e, &[spawned.stage1]));
+            return Err(fail(e, &[spawned.first]));
         }
     } else if !subs.is_empty() {
         return Err(ContainerError::BadConfig(
@@ -223,20 +223,20 @@ pub fn exec(
         ));
     }
     if !crate::process::features::has_initial_affinity(process) {
-        crate::process::features::reset_affinity(spawned.stage1);
+        crate::process::features::reset_affinity(spawned.first);
     }
     if let Err(e) = spawned.channel.send(&Message::Go) {
-        return Err(fail(e.into(), &[spawned.stage1]));
+        return Err(fail(e.into(), &[spawned.first]));
     }
     let pid = match spawned.channel.recv() {
         Ok(Message::Pid(p)) => Pid::from_raw(p),
         Ok(other) => {
             return Err(fail(
                 ContainerError::Other(format!("unexpected message from exec: {other:?}")),
-                &[spawned.stage1],
+                &[spawned.first],
             ));
         }
-        Err(e) => return Err(fail(e.into(), &[spawned.stage1])),
+        Err(e) => return Err(fail(e.into(), &[spawned.first])),
     };
     spawned.reap_stage1();
     if let Err(e) = super::create::send_pidfd(pidfd_sock.as_ref(), pid.as_raw()) {

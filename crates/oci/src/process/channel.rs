@@ -197,11 +197,24 @@ pub struct CreateMessages {
 }
 
 impl CreateMessages {
+    /// The messages of an init cloned without stage 1: its pid, known from the clone, first.
+    pub fn with_pid(pid: i32) -> Self {
+        CreateMessages {
+            pid_seen: false,
+            held: Some(Message::Pid(pid)),
+        }
+    }
+
     /// The next message, from `recv` or held back.
     pub fn next(
         &mut self,
         mut recv: impl FnMut() -> Result<Message, ChannelError>,
     ) -> Result<Message, ChannelError> {
+        if let Some(Message::Pid(pid)) = self.held {
+            self.held = None;
+            self.pid_seen = true;
+            return Ok(Message::Pid(pid));
+        }
         if self.pid_seen
             && let Some(m) = self.held.take()
         {
@@ -305,5 +318,23 @@ mod tests {
             CreateMessages::default().next(|| b.recv()),
             Err(ChannelError::Unexpected { .. })
         ));
+    }
+
+    /// An init cloned without stage 1 sends no `Pid`: the one known from the clone comes first,
+    /// once, then the init's messages as they arrive.
+    #[test]
+    fn a_cloned_init_is_its_own_first_pid() {
+        let (a, b) = Channel::pair().unwrap();
+        use Message::*;
+        for m in [RunCreateRuntimeHooks, Ready] {
+            a.send(&m).unwrap();
+        }
+        drop(a);
+        let mut msgs = CreateMessages::with_pid(42);
+        let mut got = Vec::new();
+        while let Ok(m) = msgs.next(|| b.recv()) {
+            got.push(m);
+        }
+        assert_eq!(got, [Pid(42), RunCreateRuntimeHooks, Ready]);
     }
 }

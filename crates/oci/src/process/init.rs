@@ -34,12 +34,7 @@ pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
         return Err("the runtime exited before stage 1 started".into());
     }
     ch.expect(Message::Go, "go").map_err(|e| e.to_string())?;
-    if let Some(adj) = launch.process.oom_score_adj() {
-        ctx(
-            std::fs::write("/proc/self/oom_score_adj", adj.to_string()),
-            || "write /proc/self/oom_score_adj".into(),
-        )?;
-    }
+    write_oom_score_adj(launch.process)?;
     // Opened while stage 1 is still the runtime's root: the kernel checks CAP_SYS_TIME over
     // the time namespace's owner with the opener's credentials, and after the switch to root
     // of a new user namespace the file (owned by the host's root) is no longer writable
@@ -98,21 +93,53 @@ pub fn stage1(launch: Launch<'_>, ch: &Channel, runtime: u32) -> R<()> {
                 .map_err(|e| e.to_string())?;
             Ok(())
         }
-        ForkResult::Child => {
-            let code = match stage2(launch, ch) {
-                Ok(never) => match never {},
-                Err(e) => {
-                    if ch.send(&Message::Error(e.clone())).is_err() {
-                        // The runtime is gone (after `create` returned): say it where the
-                        // container's output goes.
-                        eprintln!("peapod init: {e}");
-                    }
-                    127
-                }
-            };
-            sys::exit_now(code)
-        }
+        ForkResult::Child => run_init(launch, ch, Ok(())),
     }
+}
+
+/// The init cloned by the runtime straight into its new namespaces
+/// ([`init_clone_flags`](super::spawn::init_clone_flags)): what stage 1 does before its fork
+/// that still applies, then stage 2. It needs no death signal: until the runtime's last `Go`
+/// it exits when the channel closes.
+pub fn cloned_init(launch: Launch<'_>, ch: &Channel) -> ! {
+    sys::default_interrupts();
+    let before = (|| {
+        ch.expect(Message::Go, "go").map_err(|e| e.to_string())?;
+        write_oom_score_adj(launch.process)?;
+        // Made now, once the runtime has moved this process into the container's cgroup,
+        // which becomes the namespace's root.
+        if launch.unshare.contains(CloneFlags::CLONE_NEWCGROUP) {
+            ctx(unshare(CloneFlags::CLONE_NEWCGROUP), || {
+                "unshare cgroup namespace".into()
+            })?;
+        }
+        Ok(())
+    })();
+    run_init(launch, ch, before)
+}
+
+/// Run stage 2 unless `before` failed; report an error to the runtime and exit.
+fn run_init(launch: Launch<'_>, ch: &Channel, before: R<()>) -> ! {
+    let e = match before.and_then(|()| stage2(launch, ch)) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    if ch.send(&Message::Error(e.clone())).is_err() {
+        // The runtime is gone (after `create` returned): say it where the container's output
+        // goes.
+        eprintln!("peapod init: {e}");
+    }
+    sys::exit_now(127)
+}
+
+fn write_oom_score_adj(process: &Process) -> R<()> {
+    if let Some(adj) = process.oom_score_adj() {
+        ctx(
+            std::fs::write("/proc/self/oom_score_adj", adj.to_string()),
+            || "write /proc/self/oom_score_adj".into(),
+        )?;
+    }
+    Ok(())
 }
 
 /// One namespace step of stage 1, in [`ns_steps`]' order.

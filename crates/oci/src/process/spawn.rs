@@ -8,7 +8,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid};
 use oci_spec::runtime::{Process, Spec};
 
-use super::channel::{Channel, ChannelError, Message};
+use super::channel::{Channel, ChannelError, CreateMessages, Message};
 use super::init;
 use peapod_sys as sys;
 
@@ -67,23 +67,60 @@ pub struct Launch<'a> {
 /// The runtime's handle on the forked stages.
 pub struct Spawned {
     pub channel: Channel,
-    pub stage1: Pid,
+    /// The process forked: stage 1, or the init itself when [`init_clone_flags`] let it be
+    /// cloned straight into its namespaces.
+    pub first: Pid,
+    /// `first` is the init (no stage 1).
+    pub cloned_init: bool,
 }
 
-/// Fork stage 1; it waits for [`Message::Go`] before doing anything.
+/// The namespaces to clone the init straight into, when stage 1 has nothing else to do: a
+/// new container that joins no namespace and makes neither a user namespace (its id maps are
+/// written between the unshare and the other namespaces) nor a time namespace (its offsets are
+/// written before any process enters it). Without the cgroup namespace, which the init makes
+/// itself once the runtime has moved it into the container's cgroup (a cgroup namespace is
+/// rooted where its maker is when it is made).
+pub fn init_clone_flags(launch: &Launch<'_>) -> Option<CloneFlags> {
+    let clonable = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWCGROUP;
+    let direct = matches!(launch.mode, Mode::Create { .. })
+        && launch.joins.is_empty()
+        && !launch.new_user
+        && launch.time_offsets.is_empty()
+        && clonable.contains(launch.unshare);
+    direct.then(|| launch.unshare - CloneFlags::CLONE_NEWCGROUP)
+}
+
+/// Fork stage 1, or clone the init ([`init_clone_flags`]); it waits for [`Message::Go`] before
+/// doing anything.
 pub fn spawn(launch: Launch<'_>) -> Result<Spawned, ChannelError> {
     let (parent, child) = Channel::pair()?;
     let runtime = std::process::id();
-    match sys::fork().map_err(|errno| ChannelError::Sys { op: "fork", errno })? {
+    let clone_flags = init_clone_flags(&launch);
+    let forked = match clone_flags {
+        Some(flags) => {
+            sys::fork_into(flags).map_err(|errno| ChannelError::Sys { op: "clone", errno })
+        }
+        None => sys::fork().map_err(|errno| ChannelError::Sys { op: "fork", errno }),
+    };
+    match forked? {
         ForkResult::Parent { child: pid } => {
             drop(child);
             Ok(Spawned {
                 channel: parent,
-                stage1: pid,
+                first: pid,
+                cloned_init: clone_flags.is_some(),
             })
         }
         ForkResult::Child => {
             drop(parent);
+            if clone_flags.is_some() {
+                init::cloned_init(launch, &child)
+            }
             let code = match init::stage1(launch, &child, runtime) {
                 Ok(()) => 0,
                 Err(e) => {
@@ -97,9 +134,23 @@ pub fn spawn(launch: Launch<'_>) -> Result<Spawned, ChannelError> {
 }
 
 impl Spawned {
-    /// Reap stage 1 after it reported the init's pid.
-    pub fn reap_stage1(&self) {
-        let _ = waitpid(self.stage1, None);
+    /// The messages of a create, in order; a cloned init is its own first `Pid`.
+    pub fn create_messages(&self) -> CreateMessages {
+        if self.cloned_init {
+            CreateMessages::with_pid(self.first.as_raw())
+        } else {
+            CreateMessages::default()
+        }
+    }
+
+    /// Reap stage 1 after it reported the init's pid; its pid, or `None` when there was no
+    /// stage 1.
+    pub fn reap_stage1(&self) -> Option<Pid> {
+        if self.cloned_init {
+            return None;
+        }
+        let _ = waitpid(self.first, None);
+        Some(self.first)
     }
 
     /// Write the id maps of stage 1's new user namespace.
@@ -111,10 +162,78 @@ impl Spawned {
                 .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
                 .collect()
         };
-        let pid = self.stage1.as_raw();
+        let pid = self.first.as_raw();
         let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
         let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
         std::fs::write(format!("/proc/{pid}/uid_map"), uid)?;
         std::fs::write(format!("/proc/{pid}/gid_map"), gid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch<'a>(spec: &'a Spec, process: &'a Process, mode: Mode) -> Launch<'a> {
+        Launch {
+            spec,
+            process,
+            mode,
+            joins: Vec::new(),
+            unshare: CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWPID
+                | CloneFlags::CLONE_NEWCGROUP,
+            new_user: false,
+            time_offsets: Vec::new(),
+            seccomp: None,
+            preserve_fds: 0,
+            no_new_keyring: false,
+            console: None,
+            proxy_console: false,
+            enter_root: None,
+            extra_env: Vec::new(),
+            stdio: None,
+        }
+    }
+
+    fn create() -> Mode {
+        Mode::Create {
+            rootfs: PathBuf::from("/r"),
+            bundle: PathBuf::from("/b"),
+            no_pivot: false,
+            fifo: std::fs::File::open("/dev/null").unwrap().into(),
+            cgroup_sources: Vec::new(),
+            runtime_hooks: false,
+            state_json: Vec::new(),
+            idmap_trees: Vec::new(),
+        }
+    }
+
+    /// Stage 1 is skipped only where it would do nothing but unshare; the cgroup namespace is
+    /// left to the init, which makes it inside the container's cgroup.
+    #[test]
+    fn the_init_is_cloned_straight_into_its_namespaces_only_when_nothing_else_is_needed() {
+        let spec = Spec::default();
+        let process = Process::default();
+        let plain = launch(&spec, &process, create());
+        assert_eq!(
+            init_clone_flags(&plain),
+            Some(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
+        );
+        let exec = launch(&spec, &process, Mode::Exec);
+        assert_eq!(init_clone_flags(&exec), None);
+        let mut joins = launch(&spec, &process, create());
+        let fd: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        joins.joins.push((CloneFlags::CLONE_NEWNET, fd));
+        assert_eq!(init_clone_flags(&joins), None);
+        let mut user = launch(&spec, &process, create());
+        user.new_user = true;
+        assert_eq!(init_clone_flags(&user), None);
+        let mut time = launch(&spec, &process, create());
+        time.time_offsets.push("monotonic 1 0".into());
+        assert_eq!(init_clone_flags(&time), None);
+        let mut time_ns = launch(&spec, &process, create());
+        time_ns.unshare |= CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+        assert_eq!(init_clone_flags(&time_ns), None);
     }
 }
