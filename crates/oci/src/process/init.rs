@@ -106,14 +106,11 @@ pub fn cloned_init(launch: Launch<'_>, ch: &Channel) -> ! {
     let before = (|| {
         ch.expect(Message::Go, "go").map_err(|e| e.to_string())?;
         write_oom_score_adj(launch.process)?;
-        // Made now, once the runtime has moved this process into the container's cgroup,
-        // which becomes the namespace's root.
-        if launch.unshare.contains(CloneFlags::CLONE_NEWCGROUP) {
-            ctx(unshare(CloneFlags::CLONE_NEWCGROUP), || {
-                "unshare cgroup namespace".into()
-            })?;
-        }
-        Ok(())
+        // The namespaces but PID (see `init_clone_flags`), made once the runtime has moved
+        // this process into the container's cgroup.
+        ctx(unshare(launch.unshare - CloneFlags::CLONE_NEWPID), || {
+            "unshare namespaces".into()
+        })
     })();
     run_init(launch, ch, before)
 }

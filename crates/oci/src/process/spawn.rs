@@ -77,9 +77,11 @@ pub struct Spawned {
 /// The namespaces to clone the init straight into, when stage 1 has nothing else to do: a
 /// new container that joins no namespace and makes neither a user namespace (its id maps are
 /// written between the unshare and the other namespaces) nor a time namespace (its offsets are
-/// written before any process enters it). Without the cgroup namespace, which the init makes
-/// itself once the runtime has moved it into the container's cgroup (a cgroup namespace is
-/// rooted where its maker is when it is made).
+/// written before any process enters it). Only the PID namespace, which a process cannot enter
+/// by `unshare`: the init makes the others itself after the runtime's `Go`, as stage 1 would,
+/// so their creation (a network namespace takes milliseconds) overlaps the runtime's cgroup
+/// set-up instead of holding up its clone, is charged to the container's cgroup, and a cgroup
+/// namespace is rooted at the container's cgroup (where its maker is when it is made).
 pub fn init_clone_flags(launch: &Launch<'_>) -> Option<CloneFlags> {
     let clonable = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
@@ -92,7 +94,7 @@ pub fn init_clone_flags(launch: &Launch<'_>) -> Option<CloneFlags> {
         && !launch.new_user
         && launch.time_offsets.is_empty()
         && clonable.contains(launch.unshare);
-    direct.then(|| launch.unshare - CloneFlags::CLONE_NEWCGROUP)
+    direct.then(|| launch.unshare & CloneFlags::CLONE_NEWPID)
 }
 
 /// Fork stage 1, or clone the init ([`init_clone_flags`]); it waits for [`Message::Go`] before
@@ -209,17 +211,17 @@ mod tests {
         }
     }
 
-    /// Stage 1 is skipped only where it would do nothing but unshare; the cgroup namespace is
-    /// left to the init, which makes it inside the container's cgroup.
+    /// Stage 1 is skipped only where it would do nothing but unshare; the init is cloned into
+    /// its PID namespace only and makes the others itself.
     #[test]
     fn the_init_is_cloned_straight_into_its_namespaces_only_when_nothing_else_is_needed() {
         let spec = Spec::default();
         let process = Process::default();
         let plain = launch(&spec, &process, create());
-        assert_eq!(
-            init_clone_flags(&plain),
-            Some(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
-        );
+        assert_eq!(init_clone_flags(&plain), Some(CloneFlags::CLONE_NEWPID));
+        let mut no_pid = launch(&spec, &process, create());
+        no_pid.unshare = CloneFlags::CLONE_NEWNS;
+        assert_eq!(init_clone_flags(&no_pid), Some(CloneFlags::empty()));
         let exec = launch(&spec, &process, Mode::Exec);
         assert_eq!(init_clone_flags(&exec), None);
         let mut joins = launch(&spec, &process, create());
