@@ -275,26 +275,37 @@ fn spec_edges_no_mount_namespace_never_touches_host_mounts() {
     );
 }
 
-/// `peapod --version | head -1` (and the OCI binary's): a reader that is gone before the
-/// output is written ends the command as SIGPIPE ends runc or coreutils, never with a panic.
+/// `peapod --version | head -1` (and the OCI binary's, and `peapod completion bash | head`): a
+/// reader that is gone before the output is written ends the command as SIGPIPE ends runc or
+/// coreutils, never with a panic.
 #[test]
 fn spec_edges_version_to_a_closed_pipe_does_not_panic() {
-    for bin in [bin(), oci_bin()] {
+    let runs: [(PathBuf, &[&str]); 4] = [
+        (bin(), &["--version"]),
+        (oci_bin(), &["--version"]),
+        (bin(), &["completion", "bash"]),
+        (bin(), &["completion", "zsh"]),
+    ];
+    for (bin, args) in runs {
         let (read, write) = nix::unistd::pipe().unwrap();
         drop(read);
         let o = Command::new(&bin)
-            .arg("--version")
+            .args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::from(write))
             .stderr(std::process::Stdio::piped())
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!err.contains("panicked"), "{}: {err}", bin.display());
+        assert!(
+            !err.contains("panicked"),
+            "{} {args:?}: {err}",
+            bin.display()
+        );
         assert!(
             o.status.success()
                 || std::os::unix::process::ExitStatusExt::signal(&o.status) == Some(13),
-            "{}: {:?} {err}",
+            "{} {args:?}: {:?} {err}",
             bin.display(),
             o.status
         );
