@@ -285,21 +285,7 @@ fn stage2(mut launch: Launch<'_>, ch: &Channel) -> R<Never> {
             if process.terminal().unwrap_or(false) {
                 console_slave = Some(setup_console(&launch, true)?);
             }
-            if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-                ctx(nix::unistd::sethostname(h), || format!("sethostname `{h}`"))?;
-            }
-            if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-                ctx(sys::setdomainname(d), || format!("setdomainname `{d}`"))?;
-            }
-            for (k, v) in spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.sysctl().as_ref())
-                .into_iter()
-                .flatten()
-            {
-                write_sysctl(k, v)?;
-            }
+            rootfs::set_names_and_sysctls(spec).map_err(|e| e.to_string())?;
             // Last: readonlyPaths make /proc/sys read-only, so sysctls go first (runc's order).
             // Without a mount namespace there is nothing to finish (validate refused it all).
             if mount_ns {
@@ -493,34 +479,6 @@ fn open_proc() -> R<OwnedFd> {
         return Err("/proc is not procfs: the start fifo is reopened through /proc/self/fd".into());
     }
     Ok(fd)
-}
-
-/// `key` was checked by `container::spec::validate` (no empty or `..` components, and in a
-/// namespace the container owns).
-fn write_sysctl(key: &str, value: &str) -> R<()> {
-    let path = crate::linux::sysctl_file(key);
-    // The write must reach procfs, not a file an image placed at that path.
-    let fd = ctx(
-        nix::fcntl::open(
-            &path,
-            OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            FileMode::empty(),
-        ),
-        || format!("open `{}` for linux.sysctl `{key}`", path.display()),
-    )?;
-    let st = ctx(nix::sys::statfs::fstatfs(&fd), || {
-        format!("statfs `{}`", path.display())
-    })?;
-    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
-        return Err(format!(
-            "`{}` is not on procfs; refusing linux.sysctl `{key}`",
-            path.display()
-        ));
-    }
-    ctx(nix::unistd::write(&fd, value.as_bytes()), || {
-        format!("write linux.sysctl `{key}`")
-    })?;
-    Ok(())
 }
 
 /// Open the pty from the container's own devpts (CVE-2025-52565), check both ends are real

@@ -2,7 +2,9 @@
 //! [`super::prepare`], [`super::pivot`], [`super::chroot_only`], [`super::finish`] and
 //! [`super::dev::populate`] (mount, remount, propagation, `mount_setattr`, `move_mount`,
 //! `pivot_root`, `chdir`/`fchdir`/`chroot`, `umount2`, `mknod`/`chmod`/`chown` of device
-//! nodes, and the user-namespace probe that picks mknod or bind) goes through [`Kernel`].
+//! nodes, and the user-namespace probe that picks mknod or bind), and of
+//! [`super::set_names_and_sysctls`] (`sethostname`, `setdomainname`, the sysctl writes) goes
+//! through [`Kernel`].
 //!
 //! [`Host`] forwards each call to nix/`peapod_sys` exactly as the code did before the seam.
 //! The tests use `RecordingKernel` (cfg(test)): it records every operation with its
@@ -74,6 +76,11 @@ pub trait Kernel {
     /// Whether the process runs in a user namespace other than the initial one (device
     /// nodes are then bind-mounted from the host, mknod being denied).
     fn in_user_ns(&self) -> bool;
+    fn sethostname(&self, name: &str) -> Result<(), Errno>;
+    fn setdomainname(&self, name: &str) -> Result<(), Errno>;
+    /// Write `value` into the sysctl file `file`, an `O_PATH` fd the caller verified to be on
+    /// procfs, reopened for writing.
+    fn write_sysctl(&self, file: BorrowedFd<'_>, value: &str) -> Result<(), Errno>;
 }
 
 fn errno_of(e: std::io::Error) -> Errno {
@@ -165,6 +172,25 @@ impl Kernel for Host {
         )
     }
 
+    fn sethostname(&self, name: &str) -> Result<(), Errno> {
+        nix::unistd::sethostname(name)
+    }
+
+    fn setdomainname(&self, name: &str) -> Result<(), Errno> {
+        peapod_sys::setdomainname(name).map_err(errno_of)
+    }
+
+    fn write_sysctl(&self, file: BorrowedFd<'_>, value: &str) -> Result<(), Errno> {
+        use std::os::fd::AsRawFd;
+        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        let fd = nix::fcntl::open(
+            path.as_str(),
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        nix::unistd::write(&fd, value.as_bytes()).map(drop)
+    }
+
     fn in_user_ns(&self) -> bool {
         std::fs::read_to_string("/proc/self/uid_map")
             .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
@@ -227,6 +253,12 @@ mod recording {
             path: String,
             uid: Option<u32>,
             gid: Option<u32>,
+        },
+        SetHostname(String),
+        SetDomainname(String),
+        Sysctl {
+            path: String,
+            value: String,
         },
     }
 
@@ -300,6 +332,9 @@ mod recording {
                 }
                 Op::Chmod { path, mode } => format!("chmod {path} {mode:04o}"),
                 Op::Chown { path, uid, gid } => format!("chown {path} {uid:?} {gid:?}"),
+                Op::SetHostname(n) => format!("sethostname {n}"),
+                Op::SetDomainname(n) => format!("setdomainname {n}"),
+                Op::Sysctl { path, value } => format!("sysctl {path} {value}"),
             }
         }
     }
@@ -495,6 +530,21 @@ mod recording {
 
         fn in_user_ns(&self) -> bool {
             self.userns
+        }
+
+        fn sethostname(&self, name: &str) -> Result<(), Errno> {
+            self.record(Op::SetHostname(name.into()))
+        }
+
+        fn setdomainname(&self, name: &str) -> Result<(), Errno> {
+            self.record(Op::SetDomainname(name.into()))
+        }
+
+        fn write_sysctl(&self, file: BorrowedFd<'_>, value: &str) -> Result<(), Errno> {
+            self.record(Op::Sysctl {
+                path: self.fd(file),
+                value: value.into(),
+            })
         }
     }
 }

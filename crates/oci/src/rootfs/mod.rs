@@ -38,6 +38,10 @@ pub enum RootfsError {
         dest.display()
     )]
     NotDirectory { typ: String, dest: PathBuf },
+    /// A sysctl's file that is not procfs' (a file the image placed there, with no /proc
+    /// mounted over it): never written.
+    #[error("`{}` is not on procfs; refusing linux.sysctl `{key}`", path.display())]
+    NotProcfs { key: String, path: PathBuf },
 }
 
 impl RootfsError {
@@ -573,6 +577,60 @@ fn unique(list: Option<&Vec<String>>) -> Vec<&String> {
         .flatten()
         .filter(|p| seen.insert(p.as_str()))
         .collect()
+}
+
+/// After the root switch and before [`finish`], whose read-only paths make `/proc/sys`
+/// read-only (runc's order): the hostname, the domain name, then the sysctls (in key order),
+/// each written through a file verified to be on procfs.
+pub fn set_names_and_sysctls(spec: &Spec) -> Result<(), RootfsError> {
+    set_names_and_sysctls_with(&Host, Path::new("/"), spec)
+}
+
+/// [`set_names_and_sysctls`] through the kernel `k`, with the container's root at
+/// `root_dir`.
+pub fn set_names_and_sysctls_with(
+    k: &dyn Kernel,
+    root_dir: &Path,
+    spec: &Spec,
+) -> Result<(), RootfsError> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        k.sethostname(h)
+            .map_err(|e| RootfsError::sys("sethostname", Path::new(h), e))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        k.setdomainname(d)
+            .map_err(|e| RootfsError::sys("setdomainname", Path::new(d), e))?;
+    }
+    let sysctls: std::collections::BTreeMap<_, _> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+        .collect();
+    for (key, value) in sysctls {
+        // `key` was checked by `container::spec::validate` (no empty or `..` components, and
+        // in a namespace the container owns).
+        let file = crate::linux::sysctl_file(key);
+        let path = root_dir.join(file.strip_prefix("/").unwrap_or(&file));
+        let fd = nix::fcntl::open(
+            &path,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| RootfsError::sys("open for linux.sysctl", &file, e))?;
+        let st =
+            nix::sys::statfs::fstatfs(&fd).map_err(|e| RootfsError::sys("statfs", &file, e))?;
+        if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+            return Err(RootfsError::NotProcfs {
+                key: key.clone(),
+                path: file,
+            });
+        }
+        k.write_sysctl(fd.as_fd(), value)
+            .map_err(|e| RootfsError::sys("write linux.sysctl", &file, e))?;
+    }
+    Ok(())
 }
 
 /// After pivot_root: masked and read-only paths, a read-only root, final propagation.

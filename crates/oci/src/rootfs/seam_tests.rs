@@ -785,3 +785,65 @@ fn sysfs_on_a_file_is_refused_and_a_missing_proc_is_created() {
     assert!(f.root.join("proc").is_dir());
     assert_eq!(mounts_after_root(&k), ["mount proc /proc proc  -"]);
 }
+
+/// The UTS names first, then each sysctl (in key order) through its procfs file, before
+/// `finish` makes /proc/sys read-only; the write goes through the seam, so nothing of this
+/// machine's is changed. The host's /proc stands in for the container's.
+#[test]
+fn names_then_sysctls_are_set_through_procfs() {
+    let f = fx();
+    let s = spec(
+        json!({"hostname": "h", "domainname": "d", "linux": {"sysctl": {
+            "net.ipv4.ip_forward": "1", "kernel.shmmax": "4096"
+        }}}),
+    );
+    let k = f.k();
+    set_names_and_sysctls_with(&k, Path::new("/"), &s).unwrap();
+    assert_eq!(
+        k.lines(),
+        [
+            "sethostname h",
+            "setdomainname d",
+            "sysctl /proc/sys/kernel/shmmax 4096",
+            "sysctl /proc/sys/net/ipv4/ip_forward 1",
+        ]
+    );
+    let k = f.k().fail_if("setdomainname", Errno::EPERM);
+    let e = set_names_and_sysctls_with(&k, Path::new("/"), &s)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, format!("setdomainname `d`: {}", Errno::EPERM));
+    assert_eq!(k.lines().len(), 2, "nothing after the failed step");
+}
+
+/// A sysctl's path that is not procfs (a file the image placed where /proc/sys would be,
+/// with no /proc mounted over it) is never written, and the error names the key.
+#[test]
+fn a_sysctl_file_outside_procfs_is_refused() {
+    let f = fx();
+    f.file("proc/sys/net/ipv4/ip_forward");
+    let s = spec(json!({"linux": {"sysctl": {"net.ipv4.ip_forward": "1"}}}));
+    let k = f.k();
+    let e = set_names_and_sysctls_with(&k, &f.root, &s)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "`/proc/sys/net/ipv4/ip_forward` is not on procfs; refusing linux.sysctl `net.ipv4.ip_forward`"
+    );
+    assert!(k.lines().is_empty());
+    // A symlink planted there is not followed.
+    let f = fx();
+    f.mkdir("proc/sys/net/ipv4");
+    symlink(
+        "/proc/sys/net/ipv4/ip_forward",
+        f.root.join("proc/sys/net/ipv4/ip_forward"),
+    )
+    .unwrap();
+    let k = f.k();
+    let e = set_names_and_sysctls_with(&k, &f.root, &s)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not on procfs"), "{e}");
+    assert!(k.lines().is_empty());
+}
