@@ -4,8 +4,6 @@
 mod cli;
 mod commands;
 
-use clap::CommandFactory;
-
 use cli::{Cli, Command};
 
 impl peapod_runc::app::Program for Cli {
@@ -37,10 +35,8 @@ impl peapod_runc::app::Program for Cli {
             Command::Node(n) => commands::node::run(root, storage, n),
             Command::Schedule(a) => commands::node::schedule(a),
             Command::Completion(a) => {
-                // Into a buffer first: clap_complete panics on a failed write (`| head`), where
-                // a write error here ends the command as SIGPIPE (`app::main`).
-                let mut script = Vec::new();
-                clap_complete::generate(a.shell, &mut Cli::command(), "peapod", &mut script);
+                // A write error (`| head`) ends the command as SIGPIPE (`app::main`).
+                let script = commands::completion::script(a.shell);
                 let mut out = std::io::stdout().lock();
                 std::io::Write::write_all(&mut out, &script)?;
                 std::io::Write::flush(&mut out)?;

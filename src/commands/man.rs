@@ -39,3 +39,29 @@ fn write(dir: &Path, name: &str, cmd: clap::Command, count: &mut usize) -> anyho
     *count += 1;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page for `peapod` and for every visible verb, each naming its command.
+    #[test]
+    fn a_man_page_for_every_verb() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = write_pages(dir.path()).unwrap();
+        let verbs = crate::commands::completion::visible_verbs();
+        assert_eq!(n, verbs.len() + 1);
+        let top = std::fs::read_to_string(dir.path().join("peapod.1")).unwrap();
+        assert!(top.starts_with(".ie"), "{top}");
+        for verb in verbs {
+            let name = format!("peapod-{}", verb.join("-"));
+            let page = std::fs::read_to_string(dir.path().join(format!("{name}.1")))
+                .unwrap_or_else(|e| panic!("{name}.1: {e}"));
+            assert!(page.contains(".TH"), "{name}.1: {page}");
+            assert!(
+                page.contains(&name.replace('-', "\\-")),
+                "{name}.1 does not name its command: {page}"
+            );
+        }
+    }
+}
