@@ -306,6 +306,18 @@ fn two_pods_talk_over_the_pod_network_and_a_host_port() {
                 && l.split_whitespace().nth(col) == Some(ip.as_str())),
         "{wide}"
     );
+    // NODE: the node the pod was bound to (`peapod node show`'s name), as in `pod inspect`.
+    let node = p.inspect("web")["spec"]["nodeName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!node.is_empty(), "spec.nodeName unset");
+    assert!(
+        wide.lines()
+            .any(|l| l.split_whitespace().next() == Some("web")
+                && l.split_whitespace().nth(col + 1) == Some(node.as_str())),
+        "{wide}"
+    );
     // Pod to pod.
     let got = p.ok(&[
         "pod",

@@ -63,14 +63,15 @@ pub fn load_manifest(
     storage: &Path,
 ) -> Result<(Vec<Pod>, Vec<String>), PodError> {
     let text = manifest::read_manifest(path).map_err(|e| PodError::io("read", path, e))?;
-    let pods = manifest::parse_manifests(&text)?;
+    let mut pods = manifest::parse_manifests(&text)?;
     let mut warnings = Vec::new();
     let node = crate::node::load(storage).map_err(|e| PodError::Invalid(e.to_string()))?;
     let mut admitted = crate::node::admitted_pods(root);
     // The whole manifest is admitted before anything is created: a second document of the
     // same name, or a name already taken, fails `pod run` with nothing made.
     check_unique(&pods)?;
-    for p in &pods {
+    let node_name = node.metadata.name.clone().unwrap_or_default();
+    for p in &mut pods {
         warnings.extend(manifest::validate(p)?.into_iter().map(|w| w.to_string()));
         let name = p.metadata.name.as_deref().unwrap_or_default();
         check_free(root, name)?;
@@ -80,6 +81,11 @@ pub fn load_manifest(
         let w = peapod_kube::node::admit(&node, p, &admitted)
             .map_err(|e| PodError::Invalid(format!("pod `{name}`: {e}")))?;
         warnings.extend(w.into_iter().map(|w| format!("pod `{name}`: {w}")));
+        // Bound to this node, as the scheduler's binding sets it (`pod inspect`, the NODE
+        // column of `pod ls -o wide`).
+        if let Some(spec) = p.spec.as_mut() {
+            spec.node_name.get_or_insert_with(|| node_name.clone());
+        }
         admitted.push(p.clone());
         manifest::to_supervisor(p)?;
         for c in p.spec.iter().flat_map(|s| {
