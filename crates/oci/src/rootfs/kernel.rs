@@ -181,10 +181,8 @@ impl Kernel for Host {
     }
 
     fn write_sysctl(&self, file: BorrowedFd<'_>, value: &str) -> Result<(), Errno> {
-        use std::os::fd::AsRawFd;
-        let path = format!("/proc/self/fd/{}", file.as_raw_fd());
         let fd = nix::fcntl::open(
-            path.as_str(),
+            &super::safe::fd_path(&file),
             nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
             Mode::empty(),
         )?;

@@ -145,8 +145,8 @@ fn ensure_file_depth(
     lookup(root, path)
 }
 
-/// The magic-link path that makes `mount(2)` act on an fd.
-pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+/// The magic-link path that makes `mount(2)` act on an fd (or `open(2)` reopen it).
+pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
