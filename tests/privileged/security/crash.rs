@@ -93,8 +93,12 @@ impl Crash {
     /// How long `args` usually takes (the slowest of three runs, after `prepare`).
     fn duration(&self, args: &dyn Fn(&str) -> Vec<String>, prepare: &dyn Fn(&str)) -> u64 {
         let mut worst = Duration::ZERO;
-        for _ in 0..3 {
-            let id = unique(&format!("probe-{}", worst.as_nanos()));
+        // Named after the test's mark: tests running at once in one process (two threads on
+        // the host) made the same `probe-0-PID`, whose default cgroup path the other's
+        // `delete -f` then found owned by another root.
+        let (_, test) = self.mark.split_once('=').unwrap();
+        for i in 0..3 {
+            let id = format!("{test}-probe{i}");
             prepare(&id);
             let a = args(&id);
             let a: Vec<&str> = a.iter().map(String::as_str).collect();
