@@ -534,43 +534,7 @@ fn setup_console(launch: &Launch<'_>, is_init: bool) -> R<OwnedFd> {
         let _ = sys::set_winsize(slave.as_raw_fd(), size.height() as u16, size.width() as u16);
     }
     if is_init {
-        let root = ctx(
-            nix::fcntl::open(
-                "/",
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                FileMode::empty(),
-            ),
-            || "open /".into(),
-        )?;
-        // CVE-2025-52565: a /dev/console the image made a symlink would carry the bind mount to
-        // wherever it points. It is replaced by a plain file (as runc does since 1.2.8), and
-        // the mount source is the verified slave fd, not its path, which could be swapped.
-        let dev = rootfs::safe::open(
-            root.as_fd(),
-            Path::new("/dev"),
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-        )
-        .map_err(|e| format!("open /dev: {e}"))?;
-        if nix::sys::stat::fstatat(&dev, "console", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
-        {
-            ctx(
-                nix::unistd::unlinkat(&dev, "console", nix::unistd::UnlinkatFlags::NoRemoveDir),
-                || "remove the /dev/console symlink".into(),
-            )?;
-        }
-        let target = rootfs::safe::ensure_file(root.as_fd(), Path::new("/dev/console"))
-            .map_err(|e| e.to_string())?;
-        ctx(
-            nix::mount::mount(
-                Some(&rootfs::safe::fd_path(&slave)),
-                &rootfs::safe::fd_path(&target),
-                None::<&str>,
-                nix::mount::MsFlags::MS_BIND,
-                None::<&str>,
-            ),
-            || "bind mount /dev/console".into(),
-        )?;
+        rootfs::bind_console(slave.as_fd()).map_err(|e| e.to_string())?;
     }
     ctx(send_fd(sock, "/dev/ptmx", master.as_raw_fd()), || {
         "send pty master to --console-socket".into()

@@ -633,6 +633,51 @@ pub fn set_names_and_sysctls_with(
     Ok(())
 }
 
+/// The container's terminal at `/dev/console` (an init's, after the root switch): the pty
+/// slave `slave`, already verified, bind-mounted by fd onto a plain file. CVE-2025-52565: a
+/// `/dev/console` the image made a symlink would carry the bind mount to wherever it points,
+/// so it is replaced by a plain file (as runc does since 1.2.8), and neither the source nor
+/// the target is mounted by a path that could be swapped.
+pub fn bind_console(slave: BorrowedFd<'_>) -> Result<(), RootfsError> {
+    bind_console_with(&Host, Path::new("/"), slave)
+}
+
+/// [`bind_console`] through the kernel `k`, with the container's root at `root_dir`.
+pub fn bind_console_with(
+    k: &dyn Kernel,
+    root_dir: &Path,
+    slave: BorrowedFd<'_>,
+) -> Result<(), RootfsError> {
+    let console = Path::new("/dev/console");
+    let root = nix::fcntl::open(
+        root_dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| RootfsError::sys("open", root_dir, e))?;
+    let dev = safe::open(
+        root.as_fd(),
+        Path::new("/dev"),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+    )
+    .map_err(|e| RootfsError::sys("open", Path::new("/dev"), e))?;
+    if nix::sys::stat::fstatat(&dev, "console", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+    {
+        nix::unistd::unlinkat(&dev, "console", nix::unistd::UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| RootfsError::sys("remove the symlink", console, e))?;
+    }
+    let target = safe::ensure_file(root.as_fd(), console)?;
+    k.mount(
+        Some(&safe::fd_path(&slave)),
+        &safe::fd_path(&target),
+        None,
+        MsFlags::MS_BIND,
+        None,
+    )
+    .map_err(|e| RootfsError::sys("bind mount the terminal onto", console, e))
+}
+
 /// After pivot_root: masked and read-only paths, a read-only root, final propagation.
 pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
     finish_with(&Host, Path::new("/"), spec)

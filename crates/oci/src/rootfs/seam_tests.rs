@@ -847,3 +847,50 @@ fn a_sysctl_file_outside_procfs_is_refused() {
     assert!(e.contains("not on procfs"), "{e}");
     assert!(k.lines().is_empty());
 }
+
+// ---- the console ----
+
+/// An init's terminal: the slave's fd bind-mounted onto a plain `/dev/console` in the
+/// container's root. A `/dev/console` the image made a symlink (CVE-2025-52565) is replaced,
+/// and its target is neither mounted on nor changed. Any open fd stands in for the pty slave.
+#[test]
+fn the_console_is_bound_by_fd_onto_a_plain_file_never_through_a_symlink() {
+    let f = fx();
+    let slave = std::fs::File::open("/dev/null").unwrap();
+    f.mkdir("dev");
+    let k = f.k();
+    bind_console_with(&k, &f.root, slave.as_fd()).unwrap();
+    assert_eq!(k.lines(), ["mount /dev/null /dev/console - BIND -"]);
+    assert!(f.root.join("dev/console").is_file());
+
+    let f = fx();
+    f.file("etc/passwd");
+    f.mkdir("dev");
+    symlink("/etc/passwd", f.root.join("dev/console")).unwrap();
+    let k = f.k();
+    bind_console_with(&k, &f.root, slave.as_fd()).unwrap();
+    assert_eq!(k.lines(), ["mount /dev/null /dev/console - BIND -"]);
+    let meta = std::fs::symlink_metadata(f.root.join("dev/console")).unwrap();
+    assert!(meta.is_file(), "{meta:?}");
+    assert_eq!(std::fs::read(f.root.join("etc/passwd")).unwrap(), b"x");
+
+    // A /dev that is a symlink out of the root is resolved inside it.
+    let f = fx();
+    symlink("/", f.root.join("dev")).unwrap();
+    let k = f.k();
+    bind_console_with(&k, &f.root, slave.as_fd()).unwrap();
+    assert_eq!(k.lines(), ["mount /dev/null /console - BIND -"]);
+    assert!(f.root.join("console").is_file());
+
+    let k = f.k().fail_if("mount", Errno::EPERM);
+    let e = bind_console_with(&k, &f.root, slave.as_fd())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!(
+            "bind mount the terminal onto `/dev/console`: {}",
+            Errno::EPERM
+        )
+    );
+}
