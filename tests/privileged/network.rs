@@ -164,10 +164,18 @@ impl Net {
         format!("{}1", self.prefix)
     }
 
+    /// No IP allocation, veth or rule of this network: the rules the plugins name it in
+    /// (bridge's masquerade, portmap's) and the ones naming its addresses (firewall's).
     fn assert_clean(&self, what: &str) {
         assert_eq!(self.allocations(), Vec::<String>::new(), "{what}: IPs left");
         assert_eq!(self.ports(), "", "{what}: veths left");
         assert_eq!(self.rules(), Vec::<String>::new(), "{what}: rules left");
+        assert_eq!(
+            rules_naming(std::slice::from_ref(&self.prefix)),
+            Vec::<String>::new(),
+            "{what}: rules of {}0/24 left",
+            self.prefix
+        );
     }
 }
 
@@ -825,11 +833,6 @@ fn pod_run_killed_during_add_leaves_nothing_after_rm_f() {
             "{what}: pod rm -f: {err}"
         );
         net.assert_clean(&what);
-        assert_eq!(
-            rules_naming(std::slice::from_ref(&net.prefix)),
-            Vec::<String>::new(),
-            "{what}"
-        );
         // Neither the cache entry nor the partial one an interrupted ADD writes.
         let cached: Vec<String> = ["/var/lib/cni/results", "/var/lib/cni/adding"]
             .into_iter()
@@ -909,8 +912,4 @@ fn pod_rm_f_during_add_ends_the_add_and_leaves_nothing() {
         .collect();
     assert_eq!(left, Vec::<String>::new(), "processes left after pod rm -f");
     net.assert_clean("after pod rm -f during ADD");
-    assert_eq!(
-        rules_naming(std::slice::from_ref(&net.prefix)),
-        Vec::<String>::new()
-    );
 }
