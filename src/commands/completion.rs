@@ -8,8 +8,30 @@ use crate::cli::Cli;
 /// caller writes it to stdout itself).
 pub fn script(shell: clap_complete::Shell) -> Vec<u8> {
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "peapod", &mut out);
+    clap_complete::generate(
+        shell,
+        &mut without_hidden_verbs(Cli::command()),
+        "peapod",
+        &mut out,
+    );
     out
+}
+
+/// `cmd` without its hidden top-level verbs (`__supervise`, which `pod run` starts), which
+/// clap_complete would offer beside the others: the same command rebuilt from its arguments
+/// and visible verbs (clap cannot remove a subcommand).
+fn without_hidden_verbs(cmd: clap::Command) -> clap::Command {
+    let mut out = clap::Command::new("peapod");
+    if let Some(about) = cmd.get_about() {
+        out = out.about(about.clone());
+    }
+    for arg in cmd.get_arguments() {
+        out = out.arg(arg.clone());
+    }
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        out = out.subcommand(sub.clone());
+    }
+    out.disable_version_flag(true)
 }
 
 /// Every visible verb, as its path from the top (`["pod", "run"]`), for the tests of the
@@ -55,6 +77,22 @@ mod tests {
             );
         }
         assert!(!verbs.iter().any(|v| v[0] == "__supervise"));
+    }
+
+    /// No script offers the hidden verb (clap_complete's for the whole command does), and the
+    /// rebuilt command kept the global options (the verbs: `completions_cover_every_verb`).
+    #[test]
+    fn completions_leave_out_the_hidden_verb() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let mut full = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "peapod", &mut full);
+            assert!(String::from_utf8(full).unwrap().contains("__supervise"));
+            let text = String::from_utf8(script(shell)).unwrap();
+            assert!(!text.contains("supervise"), "{shell}: offers __supervise");
+            for opt in ["root", "storage", "systemd-cgroup", "log-format"] {
+                assert!(text.contains(opt), "{shell}: no --{opt}");
+            }
+        }
     }
 
     /// Every shell's script completes every verb, nested ones under their group.
