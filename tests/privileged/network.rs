@@ -913,3 +913,99 @@ fn pod_rm_f_during_add_ends_the_add_and_leaves_nothing() {
     assert_eq!(left, Vec::<String>::new(), "processes left after pod rm -f");
     net.assert_clean("after pod rm -f during ADD");
 }
+
+/// The child running a pod's ADD dies with the supervisor that started it (kill -9 of the
+/// supervisor during a slow plugin, its `pod run` killed before): an ADD left alone would go
+/// on with the chain, and could outlive `pod rm -f`'s DEL when it had not been moved into the
+/// pod cgroup yet. `pod rm -f` then leaves nothing.
+#[test]
+fn the_add_child_dies_with_its_supervisor() {
+    if !plugins_ok() {
+        return;
+    }
+    let bin = tempfile::tempdir().unwrap();
+    let started = bin.path().join("slow-started");
+    write_executable(
+        &bin.path().join("slow"),
+        &format!(
+            "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n: >{}\nsleep 30\nexit 1\n",
+            started.display()
+        ),
+    );
+    let p = Peapod::new();
+    let net = Net::with(
+        &[serde_json::json!({"type": "slow"})],
+        &[],
+        Some(bin.path()),
+    );
+    let m = p.manifest(
+        "slowsup",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ss}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {name: c, image: host, command: [sleep, '1000']}\n",
+    );
+    let mut cli = p
+        .command(&[
+            "pod",
+            "run",
+            m.to_str().unwrap(),
+            "--cni-conf-dir",
+            &net.conf_dir(),
+            "--cni-bin-dir",
+            &net.bin,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    p.wait("the slow plugin's ADD", 30, || started.exists());
+    let kill9 = |pid: i32| {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    };
+    kill9(cli.id() as i32);
+    let _ = cli.wait();
+    // (pid, ppid, state, cmdline) of this pod's processes.
+    let root = p.root.path().to_str().unwrap().to_string();
+    let procs = || -> Vec<(i32, i32, char, String)> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let pid = e.file_name().to_str()?.parse::<i32>().ok()?;
+                let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                let rest = &stat[stat.rfind(')')? + 2..];
+                let mut f = rest.split(' ');
+                let state = f.next()?.chars().next()?;
+                let ppid = f.next()?.parse().ok()?;
+                cmd.contains(&root).then_some((pid, ppid, state, cmd))
+            })
+            .collect()
+    };
+    let now = procs();
+    let sup = now
+        .iter()
+        .find(|p| p.3.contains("__supervise"))
+        .unwrap_or_else(|| panic!("no supervisor in {now:?}"))
+        .0;
+    let add = now
+        .iter()
+        .find(|p| p.1 == sup && p.3.contains(" pod run "))
+        .unwrap_or_else(|| panic!("no ADD child of supervisor {sup} in {now:?}"))
+        .0;
+    kill9(sup);
+    p.wait("the ADD child's death with its supervisor", 10, || {
+        !procs().iter().any(|p| p.0 == add && p.2 != 'Z')
+    });
+    p.ok(&["pod", "rm", "-f", "ss"]);
+    let left: Vec<String> = procs()
+        .into_iter()
+        .filter(|p| p.2 != 'Z')
+        .map(|p| p.3)
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "processes left after pod rm -f");
+    net.assert_clean("after pod rm -f");
+}
