@@ -845,37 +845,30 @@ fn pod_run_killed_during_add_leaves_nothing_after_rm_f() {
     }
 }
 
-/// `pod rm -f` during ADD of a `pod run` whose CLI was killed (the supervisor and the ADD it
-/// started live on): the ADD ends with the pod's cgroup, so no plugin of the chain runs after
-/// the DEL of `pod rm -f` (the ADD's child starts before the supervisor joins the pod cgroup,
-/// and is moved in first).
-#[test]
-fn pod_rm_f_during_add_ends_the_add_and_leaves_nothing() {
-    if !plugins_ok() {
-        return;
-    }
+/// A dir with a plugin `slow` (for after bridge): on ADD it creates `slow-started` beside
+/// itself, sleeps `secs`, then runs `then` (its stdin in `$in`); other commands succeed at once.
+/// The dir, and the plugin's path.
+fn slow_plugin(secs: u32, then: &str) -> (tempfile::TempDir, PathBuf) {
     let bin = tempfile::tempdir().unwrap();
-    let started = bin.path().join("slow-started");
-    // Between bridge and firewall: passes bridge's result on after a pause (the stdin object
-    // is compact JSON with sorted keys, so `prevResult` comes just before `type`).
     let slow = bin.path().join("slow");
     write_executable(
         &slow,
         &format!(
-            "#!/bin/sh\nin=$(cat)\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n: >{}\nsleep 5\n\
-             printf '%s' \"$in\" | sed -n 's/.*\"prevResult\":\\(.*\\),\"type\":\"slow\"}}$/\\1/p'\n",
-            started.display()
+            "#!/bin/sh\nin=$(cat)\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n: >{}\nsleep {secs}\n{then}\n",
+            bin.path().join("slow-started").display()
         ),
     );
-    let p = Peapod::new();
-    let net = Net::with(
-        &[serde_json::json!({"type": "slow"})],
-        &[],
-        Some(bin.path()),
-    );
+    (bin, slow)
+}
+
+/// `pod run` of a one-container pod `name` on `net`, its CLI killed (`kill -9`) once the slow
+/// plugin's ADD has begun (`started` exists): the supervisor and the ADD it started live on.
+fn kill_pod_run_during_slow_add(p: &Peapod, net: &Net, name: &str, started: &Path) {
     let m = p.manifest(
-        "slowadd",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: sa}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {name: c, image: host, command: [sleep, '1000']}\n",
+        name,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: c, image: host, command: [sleep, '1000']}}\n"
+        ),
     );
     let mut cli = p
         .command(&[
@@ -898,6 +891,30 @@ fn pod_rm_f_during_add_ends_the_add_and_leaves_nothing() {
         nix::sys::signal::Signal::SIGKILL,
     );
     let _ = cli.wait();
+}
+
+/// `pod rm -f` during ADD of a `pod run` whose CLI was killed (the supervisor and the ADD it
+/// started live on): the ADD ends with the pod's cgroup, so no plugin of the chain runs after
+/// the DEL of `pod rm -f` (the ADD's child starts before the supervisor joins the pod cgroup,
+/// and is moved in first).
+#[test]
+fn pod_rm_f_during_add_ends_the_add_and_leaves_nothing() {
+    if !plugins_ok() {
+        return;
+    }
+    // Passes bridge's result on after a pause (the stdin object is compact JSON with sorted
+    // keys, so `prevResult` comes just before `type`).
+    let (bin, slow) = slow_plugin(
+        5,
+        "printf '%s' \"$in\" | sed -n 's/.*\"prevResult\":\\(.*\\),\"type\":\"slow\"}$/\\1/p'",
+    );
+    let p = Peapod::new();
+    let net = Net::with(
+        &[serde_json::json!({"type": "slow"})],
+        &[],
+        Some(bin.path()),
+    );
+    kill_pod_run_during_slow_add(&p, &net, "sa", &bin.path().join("slow-started"));
     p.ok(&["pod", "rm", "-f", "sa"]);
     // No process of this pod is left to run the rest of the chain.
     let root = p.root.path().to_str().unwrap().to_string();
@@ -923,49 +940,14 @@ fn the_add_child_dies_with_its_supervisor() {
     if !plugins_ok() {
         return;
     }
-    let bin = tempfile::tempdir().unwrap();
-    let started = bin.path().join("slow-started");
-    write_executable(
-        &bin.path().join("slow"),
-        &format!(
-            "#!/bin/sh\ncat >/dev/null\n[ \"$CNI_COMMAND\" = ADD ] || exit 0\n: >{}\nsleep 30\nexit 1\n",
-            started.display()
-        ),
-    );
+    let (bin, _) = slow_plugin(30, "exit 1");
     let p = Peapod::new();
     let net = Net::with(
         &[serde_json::json!({"type": "slow"})],
         &[],
         Some(bin.path()),
     );
-    let m = p.manifest(
-        "slowsup",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: ss}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {name: c, image: host, command: [sleep, '1000']}\n",
-    );
-    let mut cli = p
-        .command(&[
-            "pod",
-            "run",
-            m.to_str().unwrap(),
-            "--cni-conf-dir",
-            &net.conf_dir(),
-            "--cni-bin-dir",
-            &net.bin,
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    p.wait("the slow plugin's ADD", 30, || started.exists());
-    let kill9 = |pid: i32| {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    };
-    kill9(cli.id() as i32);
-    let _ = cli.wait();
+    kill_pod_run_during_slow_add(&p, &net, "ss", &bin.path().join("slow-started"));
     // (pid, ppid, state, cmdline) of this pod's processes.
     let root = p.root.path().to_str().unwrap().to_string();
     let procs = || -> Vec<(i32, i32, char, String)> {
@@ -996,7 +978,10 @@ fn the_add_child_dies_with_its_supervisor() {
         .find(|p| p.1 == sup && p.3.contains(" pod run "))
         .unwrap_or_else(|| panic!("no ADD child of supervisor {sup} in {now:?}"))
         .0;
-    kill9(sup);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sup),
+        nix::sys::signal::Signal::SIGKILL,
+    );
     p.wait("the ADD child's death with its supervisor", 10, || {
         !procs().iter().any(|p| p.0 == add && p.2 != 'Z')
     });
