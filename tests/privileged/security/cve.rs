@@ -214,9 +214,9 @@ fn cve_2025_31133_dev_null_symlink_never_masks() {
 
 /// CVE-2025-52565: /dev/console planted as a symlink (to `/dev/target`, a plain file) must
 /// not carry the console bind mount elsewhere: peapod replaces the symlink with a file and
-/// mounts the verified pty slave by fd. Checked with the unlink of the symlink removed from
-/// `setup_console`: the console was mounted over /dev/target ("LINK" and a character device
-/// were printed) and the test failed.
+/// mounts the verified pty slave by fd. Checked with the unlink of the symlink removed (then in
+/// `setup_console`, now `rootfs::bind_console_with`): the console was mounted over /dev/target
+/// ("LINK" and a character device were printed) and the test failed.
 #[test]
 fn cve_2025_52565_dev_console_symlink_is_replaced() {
     if !root_ok() {
