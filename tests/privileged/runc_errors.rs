@@ -301,3 +301,67 @@ fn pause_of_a_created_container() {
     p.same(&["pause", "ID"], "");
     p.same(&["resume", "ID"], "");
 }
+
+/// A bundle's config.json refused before anything is made: a missing file, a truncated one,
+/// and the process and root fields runc requires, each with runc's words and status. Before,
+/// peapod said "No such file or directory", serde's "EOF while parsing", "process is
+/// required", "root is required".
+#[test]
+fn config_json_refusals() {
+    let Some(p) = Pair::new(true) else { return };
+    let b = p.bundle.path().to_str().unwrap().to_string();
+    let cfg = p.bundle.path().join("config.json");
+    let good = p.bundle.config();
+    type Patch = dyn Fn(&mut serde_json::Value);
+    let cases: [(&Patch, &str); 5] = [
+        (
+            &|v| drop(v.as_object_mut().unwrap().remove("process")),
+            "process property must not be empty",
+        ),
+        (
+            &|v| drop(v["process"].as_object_mut().unwrap().remove("cwd")),
+            "Cwd property must not be empty",
+        ),
+        (
+            &|v| v["process"]["cwd"] = "rel".into(),
+            "Cwd must be an absolute path",
+        ),
+        (
+            &|v| v["process"]["args"] = serde_json::json!([]),
+            "args must not be empty",
+        ),
+        (
+            &|v| drop(v.as_object_mut().unwrap().remove("root")),
+            "root must be specified",
+        ),
+    ];
+    for (patch, want) in cases {
+        let mut v = good.clone();
+        patch(&mut v);
+        std::fs::write(&cfg, serde_json::to_vec(&v).unwrap()).unwrap();
+        p.same(&["create", "--bundle", &b, "ID"], want);
+    }
+    std::fs::write(&cfg, "{\"ociVersion\":\n").unwrap();
+    p.same(&["create", "--bundle", &b, "ID"], "unexpected EOF");
+    std::fs::remove_file(&cfg).unwrap();
+    p.same(
+        &["create", "--bundle", &b, "ID"],
+        "JSON specification file config.json not found",
+    );
+}
+
+/// runc runs a config.json whose process has no `user` as uid 0; peapod refused it before
+/// ("missing field `user`").
+#[test]
+fn a_config_without_user_is_created_as_by_runc() {
+    let Some(p) = Pair::new(true) else { return };
+    let mut v = p.bundle.config();
+    v["process"].as_object_mut().unwrap().remove("user");
+    std::fs::write(
+        p.bundle.path().join("config.json"),
+        serde_json::to_vec(&v).unwrap(),
+    )
+    .unwrap();
+    p.create();
+    p.same(&["start", "ID"], "");
+}

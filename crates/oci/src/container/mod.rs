@@ -65,6 +65,9 @@ pub enum ContainerError {
     },
     #[error("invalid config.json: {0}")]
     BadConfig(String),
+    /// A bundle without config.json, in runc's words (callers match them).
+    #[error("read `{}`: JSON specification file config.json not found", .0.display())]
+    NoConfig(PathBuf),
     /// A verb refused in this state, in runc 1.5's words (see [`wrong_state`]).
     #[error("{}", wrong_state(verb, id, *status))]
     WrongState {

@@ -40,9 +40,27 @@ pub fn load_saved(dir: &Path) -> Result<Spec, ContainerError> {
 
 fn read_config(dir: &Path, warn: bool) -> Result<Config, ContainerError> {
     let path = dir.join("config.json");
-    let json = read_bounded(&path)?;
-    let spec = parse_with(&json, warn)
-        .map_err(|e| ContainerError::BadConfig(format!("parse `{}`: {e}", path.display())))?;
+    let json = match read_bounded(&path) {
+        // runc's words (a bundle without config.json; not the state's copy, a corrupt state).
+        Err(ContainerError::Io { err, .. })
+            if warn && err.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Err(ContainerError::NoConfig(path));
+        }
+        other => other?,
+    };
+    let spec = parse_with(&json, warn).map_err(|e| {
+        ContainerError::BadConfig(match e.classify() {
+            // A truncated file: Go's decoder (runc) says "unexpected EOF".
+            serde_json::error::Category::Eof => format!(
+                "parse `{}` (line {}, column {}): unexpected EOF",
+                path.display(),
+                e.line(),
+                e.column()
+            ),
+            _ => format!("parse `{}`: {e}", path.display()),
+        })
+    })?;
     Ok(Config { spec, json })
 }
 
@@ -89,6 +107,11 @@ fn parse_with(data: &[u8], warn: bool) -> Result<Spec, serde_json::Error> {
                     unknown.join(" ")
                 );
             }
+        }
+        default_user(p);
+        // Missing, as empty: `validate` refuses it in runc's words, not serde's.
+        if let Some(o) = p.as_object_mut() {
+            o.entry("cwd").or_insert_with(|| "".into());
         }
         spec_scheduler_flags(p);
     }
@@ -144,13 +167,18 @@ pub fn drop_unknown_capabilities(caps: &mut serde_json::Value) -> Vec<String> {
 /// Parse an `exec --process` file.
 pub fn parse_process(data: &[u8]) -> Result<oci_spec::runtime::Process, serde_json::Error> {
     let mut v: serde_json::Value = serde_json::from_slice(data)?;
-    // runc runs a process.json without `user` as uid 0, gid 0.
-    if let Some(o) = v.as_object_mut() {
+    default_user(&mut v);
+    spec_scheduler_flags(&mut v);
+    from_patched(&v)
+}
+
+/// runc runs a process (config.json's or a process.json) without `user` as uid 0, gid 0 (Go's
+/// zero values); the oci-spec crate requires the field.
+fn default_user(process: &mut serde_json::Value) {
+    if let Some(o) = process.as_object_mut() {
         o.entry("user")
             .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
     }
-    spec_scheduler_flags(&mut v);
-    from_patched(&v)
 }
 
 /// The oci-spec crate spells two `process.scheduler.flags` unlike the runtime-spec
@@ -203,13 +231,17 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
     let process = spec
         .process()
         .as_ref()
-        .ok_or_else(|| bad("process is required".into()))?;
+        .ok_or_else(|| bad("process property must not be empty".into()))?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(bad("process.args must not be empty".into()));
     }
+    // runc's words after the field's name.
+    if process.cwd().as_os_str().is_empty() {
+        return Err(bad("process.cwd: Cwd property must not be empty".into()));
+    }
     if !process.cwd().is_absolute() {
         return Err(bad(format!(
-            "process.cwd `{}` must be an absolute path",
+            "process.cwd `{}`: Cwd must be an absolute path",
             process.cwd().display()
         )));
     }
@@ -232,7 +264,7 @@ pub fn validate(spec: &Spec) -> Result<(), ContainerError> {
         return Err(unsupported("process.user.username"));
     }
     if spec.root().is_none() {
-        return Err(bad("root is required".into()));
+        return Err(bad("root must be specified".into()));
     }
     if spec.solaris().is_some() || spec.windows().is_some() || spec.vm().is_some() {
         return Err(bad(
@@ -820,7 +852,8 @@ mod tests {
             "[]",
             "5",
             r#"{"process":5}"#,
-            r#"{"process":{"capabilities":[]}}"#,
+            r#"{"process":{"capabilities":5}}"#,
+            r#"{"process":{"capabilities":{"bounding":5}}}"#,
         ] {
             assert!(parse(text.as_bytes()).is_err(), "{text}");
         }
@@ -892,6 +925,46 @@ mod tests {
         assert!(parse(br#"{"ociVersion":5}"#).is_err());
     }
 
+    /// runc runs a config.json whose process has no `user` as uid 0, gid 0 (oci-spec requires
+    /// the field): so does peapod, as it already did for `exec --process`.
+    #[test]
+    fn a_process_without_user_runs_as_root_as_in_runc() {
+        let spec = parse(br#"{"process":{"args":["id"],"cwd":"/"},"root":{"path":"r"}}"#).unwrap();
+        let user = spec.process().as_ref().unwrap().user();
+        assert_eq!((user.uid(), user.gid()), (0, 0));
+        let p = parse_process(br#"{"args":["id"],"cwd":"/"}"#).unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
+    }
+
+    /// A bundle without config.json and a truncated one: runc's words end the message (they
+    /// are Go's: "unexpected EOF"), after the path and position.
+    #[test]
+    fn a_missing_or_truncated_config_ends_with_runcs_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load_config(dir.path()).err().unwrap().to_string();
+        let path = dir.path().join("config.json");
+        assert_eq!(
+            e,
+            format!(
+                "read `{}`: JSON specification file config.json not found",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "{\"ociVersion\":\n").unwrap();
+        let e = load_config(dir.path()).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "invalid config.json: parse `{}` (line 2, column 0): unexpected EOF",
+                path.display()
+            )
+        );
+        // Not the state's copy: a missing one there is a corrupt state, told as such.
+        std::fs::remove_file(&path).unwrap();
+        let e = load_saved(dir.path()).err().unwrap().to_string();
+        assert!(e.starts_with("read `") && e.contains("os error 2"), "{e}");
+    }
+
     /// oci-spec checks execCPUAffinity with a regular expression while deserializing (the
     /// workspace gives it regex-lite, crates/regex-lite-shim): lists and ranges of ASCII
     /// digits pass, anything else is refused with oci-spec's message.
@@ -953,7 +1026,11 @@ mod tests {
             ),
             (
                 serde_json::json!({"process": {"cwd": "rel"}}),
-                "process.cwd `rel` must be an absolute path",
+                "process.cwd `rel`: Cwd must be an absolute path",
+            ),
+            (
+                serde_json::json!({"process": {"cwd": ""}}),
+                "process.cwd: Cwd property must not be empty",
             ),
             (
                 serde_json::json!({"linux": {"intelRdt": {}}}),
