@@ -600,6 +600,13 @@ pub fn stop(root: &Path, name: &str, grace: Option<u64>) -> Result<(), PodError>
     }
 }
 
+/// How long a stop waits for the supervisor's teardown after the grace period (the sandbox's
+/// end: CNI DEL, cgroups, mounts): kubelet's default `--runtime-request-timeout`, which bounds
+/// its StopPodSandbox call and the DEL in it. Many pods torn down at once share the CPU, so a
+/// pod's teardown can take longer than alone: 50 pods stopped together in the emulated VM
+/// (each DEL runs the plugin chain again) took more than the 30 s allowed before.
+pub const TEARDOWN_LIMIT: Duration = Duration::from_secs(120);
+
 /// A stop asked of a pod's supervisor, not yet finished: [`PendingStop::wait`] for it.
 #[derive(Debug)]
 pub struct PendingStop {
@@ -630,8 +637,8 @@ pub fn request_stop(
     )
     .map_err(|e| PodError::io("signal supervisor of", &paths.dir, e.into()))?;
     let limit = Duration::from_secs(
-        grace.unwrap_or_else(|| rec.machine.spec().termination_grace_period.as_secs()) + 30,
-    );
+        grace.unwrap_or_else(|| rec.machine.spec().termination_grace_period.as_secs()),
+    ) + TEARDOWN_LIMIT;
     Ok(Some(PendingStop {
         paths,
         limit,
@@ -641,7 +648,8 @@ pub fn request_stop(
 
 impl PendingStop {
     /// Wait until the supervisor is done: its record says so and the process is gone (it
-    /// exits right after writing). Fails past the grace period + 30 s, counted from the request.
+    /// exits right after writing). Fails past the grace period + [`TEARDOWN_LIMIT`], counted from
+    /// the request.
     pub fn wait(self) -> Result<(), PodError> {
         while Record::load(&self.paths).is_ok_and(|r| r.supervisor_alive()) {
             if self.asked.elapsed() > self.limit {
