@@ -86,13 +86,26 @@ pub fn fork_into(flags: nix::sched::CloneFlags) -> nix::Result<ForkResult> {
     }
 }
 
-/// Whether this process has one thread, as [`fork`] documents.
+/// Whether this process has one thread, as [`fork`] documents. A thread just joined may still
+/// be counted for a moment: `pthread_join` returns when the kernel clears the thread's tid (in
+/// `mm_release`, early in its exit), before the thread leaves the group. Such a thread runs no
+/// more user code, so it is given up to [`EXITING_THREAD_GRACE`] to go; a live one is refused.
 fn single_threaded() -> bool {
-    match thread_count() {
-        Some(n) => n == 1,
-        None => FORKED_CHILD.load(std::sync::atomic::Ordering::SeqCst),
+    let deadline = std::time::Instant::now() + EXITING_THREAD_GRACE;
+    loop {
+        match thread_count() {
+            Some(1) => return true,
+            Some(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_micros(200))
+            }
+            Some(_) => return false,
+            None => return FORKED_CHILD.load(std::sync::atomic::Ordering::SeqCst),
+        }
     }
 }
+
+/// How long [`fork`] waits for threads that are exiting (see [`single_threaded`]).
+const EXITING_THREAD_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Set in the child of [`fork`]: it was born with a single thread.
 static FORKED_CHILD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
