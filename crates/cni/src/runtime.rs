@@ -20,8 +20,13 @@ use crate::version::{CURRENT_VERSION, PluginInfo, SUPPORTED_VERSIONS, SpecVersio
 /// The interface name kubelet's runtimes give the pod's network (`CNI_IFNAME`).
 pub const DEFAULT_IFNAME: &str = "eth0";
 
-/// How long one plugin call may take before it is killed.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one plugin call may take before it is killed: kubelet's default
+/// `--runtime-request-timeout`, the context containerd runs a pod's CNI calls under (libcni
+/// itself has none). Not shorter: a plugin killed half-way can leave what a retry cannot undo
+/// (the bridge plugin's DEL deletes the veth, then its masquerade rules, which a second DEL,
+/// finding no veth and so no address, skips). With 30 s, 50 pods stopped at once in the
+/// emulated VM had their bridge DELs killed and left their masquerade chains behind.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Linux's interface name limit (IFNAMSIZ - 1).
 const MAX_IFNAME: usize = 15;
