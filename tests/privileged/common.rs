@@ -133,6 +133,15 @@ impl Bundle {
         serde_json::from_slice(&std::fs::read(self.path().join("config.json")).unwrap()).unwrap()
     }
 
+    /// Replace the bundle's config.json with `cfg`.
+    pub fn write_config(&self, cfg: &serde_json::Value) {
+        std::fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec(cfg).unwrap(),
+        )
+        .unwrap();
+    }
+
     /// `peapod-runc --root <state> ARGS...`
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(oci_bin());

@@ -28,16 +28,8 @@ fn private_bundle(script: &str) -> Bundle {
     assert!(st.success(), "cp -a rootfs");
     let mut cfg = b.config();
     cfg["root"]["path"] = copy.to_str().unwrap().into();
-    write_config(&b, &cfg);
+    b.write_config(&cfg);
     b
-}
-
-fn write_config(b: &Bundle, cfg: &serde_json::Value) {
-    std::fs::write(
-        b.path().join("config.json"),
-        serde_json::to_vec(cfg).unwrap(),
-    )
-    .unwrap();
 }
 
 /// (exit code, stdout) of peapod and of runc on `b`.
@@ -90,7 +82,7 @@ fn bind_onto_dangling_symlink_matches_runc() {
                 "destination": dest, "type": "bind", "source": source, "options": ["rbind"],
             }));
         }
-        write_config(&b, &cfg);
+        b.write_config(&cfg);
         let (code, out, err) = if runtime == "peapod" {
             b.run(&unique("dangling"))
         } else {
@@ -168,7 +160,7 @@ fn masked_directories_share_one_tmpfs_like_runc() {
     ];
     let mut cfg = b.config();
     cfg["linux"]["maskedPaths"] = json!(masked);
-    write_config(&b, &cfg);
+    b.write_config(&cfg);
     let [ours, theirs] = run_both(&b, "mask");
     assert_eq!(ours.0, theirs.0, "exit codes: {ours:?} {theirs:?}");
     let view = |o: &str| {
@@ -222,7 +214,7 @@ fn read_only_dev_with_devpts_matches_runc() {
             "destination": d, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "ro"],
         }));
     }
-    write_config(&b, &cfg);
+    b.write_config(&cfg);
     let [ours, theirs] = run_both(&b, "rodev");
     assert_eq!(ours, theirs, "peapod (left) and runc (right) differ");
     assert_eq!(ours.0, 3, "{}", ours.1);

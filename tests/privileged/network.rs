@@ -363,20 +363,30 @@ fn two_pods_talk_over_the_pod_network_and_a_host_port() {
     net.assert_clean("after rm");
 }
 
-/// How many pods the many-pods tests run: 50, as the issue asks, on the host and in the VM
-/// (there QEMU TCG makes each ADD take seconds: rootfs-tools/test-all gives these tests a longer
-/// limit); `PEAPOD_CNI_PODS` overrides.
-fn many() -> usize {
+/// How many pods a test runs: `PEAPOD_CNI_PODS` if set, else `host`, or `vm` in the VM.
+fn pod_count(host: usize, vm: usize) -> usize {
     std::env::var("PEAPOD_CNI_PODS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(50)
+        .unwrap_or(if std::env::var_os("PEAPOD_IN_VM").is_some() {
+            vm
+        } else {
+            host
+        })
 }
 
-/// `pod run` of `count` pods on `net`, one manifest: each gets an IP of the network, all distinct,
-/// and host-local holds exactly those. The pods' names.
-fn run_many(p: &Peapod, net: &Net, count: usize) -> Vec<String> {
-    let names: Vec<String> = (0..count).map(|i| format!("n{i}")).collect();
+/// SIGKILL to `pid`.
+fn kill_9(pid: i32) -> nix::Result<()> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+}
+
+/// `pod run` of `count` pods named `<prefix><i>` on `net`, one manifest: each gets an IP of the
+/// network, all distinct, and host-local holds exactly those. The pods' names and IPs.
+fn run_many(p: &Peapod, net: &Net, prefix: &str, count: usize) -> (Vec<String>, Vec<String>) {
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
     let yaml: String = names
         .iter()
         .map(|name| {
@@ -401,22 +411,34 @@ fn run_many(p: &Peapod, net: &Net, count: usize) -> Vec<String> {
     let mut held = net.allocations();
     held.sort();
     assert_eq!(held, distinct);
-    names
+    (names, ips)
 }
 
-/// `peapod ARGS... NAMES...`, which must succeed; how long it took.
-fn on_all(p: &Peapod, args: &[&str], names: &[String]) -> Duration {
+/// `peapod ARGS... NAMES...`, which must succeed.
+fn on_all(p: &Peapod, args: &[&str], names: &[String]) {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(names.iter().map(String::as_str));
-    let t = Instant::now();
     p.ok(&all);
-    t.elapsed()
 }
 
-/// The last pod's teardown releases the pins' shared directory: nothing of peapod stays mounted.
-/// Only where no other test's pod can hold it meanwhile (the VM runs one test per process).
-/// Before the fix `/run/peapod/netns` stayed bind-mounted for good.
-fn assert_pins_released() {
+/// 50 pods (as the issue asks, on the host and in the VM, where QEMU TCG makes each ADD take
+/// seconds: rootfs-tools/test-all gives these tests a longer limit; `PEAPOD_CNI_PODS`
+/// overrides) with 50 distinct IPs, ended by `end` (`what` it does): no IP allocation, veth or
+/// rule left, and the last pod's teardown released the pins' shared directory, so nothing of
+/// peapod stays mounted. That only where no other test's pod can hold it meanwhile (the VM
+/// runs one test per process); before the fix `/run/peapod/netns` stayed bind-mounted for good.
+fn many_pods_then(what: &str, end: impl FnOnce(&Peapod, &[String])) {
+    if !plugins_ok() {
+        return;
+    }
+    let count = pod_count(50, 50);
+    let p = Peapod::new();
+    let net = Net::new(&[], None);
+    let (names, _) = run_many(&p, &net, "n", count);
+    let t = Instant::now();
+    end(&p, &names);
+    eprintln!("{count} pods: {what} in {:?}", t.elapsed());
+    net.assert_clean(&format!("after {what}"));
     if std::env::var_os("PEAPOD_IN_VM").is_none() {
         return;
     }
@@ -431,47 +453,26 @@ fn assert_pins_released() {
     }
 }
 
-/// 50 pods, 50 distinct IPs; `pod stop` and `pod rm` of them all: no IP allocation, veth or rule
-/// left.
+/// 50 pods, 50 distinct IPs; `pod stop` and `pod rm` of them all: nothing left.
 #[test]
 fn many_pods_get_distinct_ips_and_leave_nothing() {
-    if !plugins_ok() {
-        return;
-    }
-    let count = many();
-    let p = Peapod::new();
-    let net = Net::new(&[], None);
-    let names = run_many(&p, &net, count);
-    let stop = on_all(&p, &["pod", "stop"], &names);
-    let rm = on_all(&p, &["pod", "rm"], &names);
-    eprintln!("{count} pods stopped in {stop:?}, removed in {rm:?}");
-    net.assert_clean("after pod stop + pod rm");
-    assert_pins_released();
+    many_pods_then("pod stop + pod rm", |p, names| {
+        on_all(p, &["pod", "stop"], names);
+        on_all(p, &["pod", "rm"], names);
+    });
 }
 
 /// 50 pods, 50 distinct IPs; `kill -9` of every supervisor, then `pod rm -f` of them all: the
 /// same, nothing left (rm's DEL from the cached result, the pins released).
 #[test]
 fn many_pods_leave_nothing_after_kill_9_of_each_supervisor_and_rm_f() {
-    if !plugins_ok() {
-        return;
-    }
-    let count = many();
-    let p = Peapod::new();
-    let net = Net::new(&[], None);
-    let names = run_many(&p, &net, count);
-    for name in &names {
-        let pid = p.inspect(name)["peapod"]["supervisorPid"].as_i64().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-    }
-    let rm = on_all(&p, &["pod", "rm", "-f"], &names);
-    eprintln!("{count} pods removed in {rm:?}");
-    net.assert_clean("after kill -9 of each supervisor + pod rm -f");
-    assert_pins_released();
+    many_pods_then("kill -9 of each supervisor + pod rm -f", |p, names| {
+        for name in names {
+            let pid = p.inspect(name)["peapod"]["supervisorPid"].as_i64().unwrap();
+            kill_9(pid as i32).unwrap();
+        }
+        on_all(p, &["pod", "rm", "-f"], names);
+    });
 }
 
 /// A plugin that fails ADD: the chain is undone (no IP, veth or rule), the pod waits with
@@ -680,31 +681,12 @@ fn killed_supervisor_and_pause_leave_nothing_after_rm_f() {
     if !plugins_ok() {
         return;
     }
-    let count: usize = std::env::var("PEAPOD_CNI_PODS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(if std::env::var_os("PEAPOD_IN_VM").is_some() {
-            3
-        } else {
-            8
-        });
+    let count = pod_count(8, 3);
     let p = Peapod::new();
     let net = Net::new(&[], None);
-    let names: Vec<String> = (0..=count).map(|i| format!("k{i}")).collect();
-    let yaml: String = names
-        .iter()
-        .map(|n| {
-            format!(
-                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {n}}}\nspec:\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: c, image: host, command: [sleep, '1000']}}\n"
-            )
-        })
-        .collect();
-    net.run_ok(&p, &yaml);
-    let mut ips = Vec::new();
+    let (names, ips) = run_many(&p, &net, "k", count + 1);
     let mut ids = Vec::new();
-    for n in &names {
-        p.wait("a pod IP", 120, || !pod_ip(&p, n).is_empty());
-        let ip = pod_ip(&p, n);
+    for (n, ip) in names.iter().zip(&ips) {
         let pin = pin_of(&p, n);
         let id = pin.file_name().unwrap().to_str().unwrap().to_string();
         assert!(mounted(&pin), "{} is not a mount", pin.display());
@@ -719,26 +701,15 @@ fn killed_supervisor_and_pause_leave_nothing_after_rm_f() {
             !rules_naming(&[format!("{ip}/32")]).is_empty(),
             "no rule for {ip}"
         );
-        ips.push(ip);
         ids.push(id);
     }
-    let mut distinct = ips.clone();
-    distinct.sort();
-    distinct.dedup();
-    assert_eq!(distinct.len(), names.len(), "{ips:?}");
     let needles: Vec<String> = ids
         .iter()
         .cloned()
         .chain(ips.iter().map(|ip| format!("{ip}/")))
         .collect();
     let pid = |n: &str, what: &str| p.inspect(n)["peapod"][what].as_i64().unwrap() as i32;
-    let kill = |pid: i32| {
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap()
-    };
+    let kill = |pid: i32| kill_9(pid).unwrap();
     // The last pod: only its pause process dies; the supervisor tears the network down.
     let last = &names[count];
     let pause = pid(last, "pausePid");
@@ -853,10 +824,7 @@ fn pod_run_killed_during_add_leaves_nothing_after_rm_f() {
             .unwrap();
         std::thread::sleep(at);
         for pid in ours() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ = kill_9(pid);
         }
         let _ = child.wait();
         let o = p.cmd(&["pod", "rm", "-f", "kadd"]);
@@ -920,10 +888,7 @@ fn kill_pod_run_during_slow_add(p: &Peapod, net: &Net, name: &str, started: &Pat
         .spawn()
         .unwrap();
     p.wait("the slow plugin's ADD", 30, || started.exists());
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(cli.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    let _ = kill_9(cli.id() as i32);
     let _ = cli.wait();
 }
 
@@ -1012,10 +977,7 @@ fn the_add_child_dies_with_its_supervisor() {
         .find(|p| p.1 == sup && p.3.contains(" pod run "))
         .unwrap_or_else(|| panic!("no ADD child of supervisor {sup} in {now:?}"))
         .0;
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sup),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    let _ = kill_9(sup);
     p.wait("the ADD child's death with its supervisor", 10, || {
         !procs().iter().any(|p| p.0 == add && p.2 != 'Z')
     });

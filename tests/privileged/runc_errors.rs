@@ -72,7 +72,6 @@ impl Pair {
         }
         let bundle = Bundle::new(&["sleep", "1000"], json!({}));
         if !pid_ns {
-            let cfg = bundle.path().join("config.json");
             let mut v = bundle.config();
             let ns: Vec<serde_json::Value> = v["linux"]["namespaces"]
                 .as_array()
@@ -82,7 +81,7 @@ impl Pair {
                 .cloned()
                 .collect();
             v["linux"]["namespaces"] = ns.into();
-            std::fs::write(cfg, serde_json::to_vec(&v).unwrap()).unwrap();
+            bundle.write_config(&v);
         }
         // One id per pair: tests run in parallel threads of one process, and a container's
         // default cgroup is `/ID`, so an id shared by two tests shares (and fills) one cgroup.
@@ -310,7 +309,6 @@ fn pause_of_a_created_container() {
 fn config_json_refusals() {
     let Some(p) = Pair::new(true) else { return };
     let b = p.bundle.path().to_str().unwrap().to_string();
-    let cfg = p.bundle.path().join("config.json");
     let good = p.bundle.config();
     type Patch = dyn Fn(&mut serde_json::Value);
     let cases: [(&Patch, &str); 5] = [
@@ -338,9 +336,10 @@ fn config_json_refusals() {
     for (patch, want) in cases {
         let mut v = good.clone();
         patch(&mut v);
-        std::fs::write(&cfg, serde_json::to_vec(&v).unwrap()).unwrap();
+        p.bundle.write_config(&v);
         p.same(&["create", "--bundle", &b, "ID"], want);
     }
+    let cfg = p.bundle.path().join("config.json");
     std::fs::write(&cfg, "{\"ociVersion\":\n").unwrap();
     p.same(&["create", "--bundle", &b, "ID"], "unexpected EOF");
     std::fs::remove_file(&cfg).unwrap();
@@ -357,11 +356,7 @@ fn a_config_without_user_is_created_as_by_runc() {
     let Some(p) = Pair::new(true) else { return };
     let mut v = p.bundle.config();
     v["process"].as_object_mut().unwrap().remove("user");
-    std::fs::write(
-        p.bundle.path().join("config.json"),
-        serde_json::to_vec(&v).unwrap(),
-    )
-    .unwrap();
+    p.bundle.write_config(&v);
     p.create();
     p.same(&["start", "ID"], "");
 }
