@@ -356,7 +356,7 @@ impl PodNetwork {
     pub fn attach_in_child(&self, paths: &PodPaths, netns: &Path) -> Result<PendingAttach, String> {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| format!("pipe for the CNI ADD child: {e}"))?;
-        let parent = nix::unistd::getpid();
+        let parent = std::process::id();
         match peapod_sys::fork().map_err(|e| format!("fork the CNI ADD child: {e}"))? {
             nix::unistd::ForkResult::Child => {
                 drop(r);
@@ -364,9 +364,7 @@ impl PodNetwork {
                 // `execve`): left alone (that process killed before it moved this one into the
                 // pod cgroup, out of reach of `pod rm -f`'s kill), it would go on with the chain
                 // after `pod rm -f`'s DEL. The plugin running then is an orphan DEL waits for.
-                if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_err()
-                    || nix::unistd::getppid() != parent
-                {
+                if !peapod_sys::die_with_parent(parent) {
                     peapod_sys::exit_now(1);
                 }
                 let res = self.attach(paths, netns);

@@ -124,11 +124,12 @@ fn stat_threads(stat: &str) -> Option<usize> {
     rest.split_ascii_whitespace().nth(17)?.parse().ok()
 }
 
-/// Ask the kernel to SIGKILL this process when its parent exits, and return false when the
-/// parent `expected_parent` is already gone (the signal would never come).
+/// Ask the kernel to SIGKILL this process when its parent exits, and return false when that
+/// could not be asked or the parent `expected_parent` is already gone (the signal would never
+/// come).
 pub fn die_with_parent(expected_parent: u32) -> bool {
-    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
-    nix::unistd::getppid().as_raw() as u32 == expected_parent
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_ok()
+        && nix::unistd::getppid().as_raw() as u32 == expected_parent
 }
 
 /// Set by [`interrupt_handler`] to the signal that asked a slow command to stop.
